@@ -1,0 +1,431 @@
+//! The command-line definition: the one source of `--help`, the man pages in
+//! `man/` and the shell completions. This is the only module that knows clap.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cbr",
+    version,
+    about = "Offline toolkit for OpenStack Cinder backups on NFS/posix shares",
+    long_about = "cbr works offline on Cinder backup export records (the backup_url of \
+`cinder backup-export`) and on the files of a mounted backup share: decode and re-encode \
+records byte-exactly, rewrite them for another tenant, list and check the share, verify \
+every chunk, restore images and recover records without the source cloud.",
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Silence everything but results and errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// When to use colour on the terminal
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find every export record in a paste and print it decoded
+    Decode(DecodeArgs),
+    /// Encode a record (or any paste decode accepts) back into a backup_url
+    Encode(EncodeArgs),
+    /// Change fields of records (tenant ids, any field) and re-encode them
+    Rewrite(RewriteArgs),
+    /// Report problems of records alone, without a share
+    Lint(LintArgs),
+    /// List every backup on a share
+    Ls(LsArgs),
+    /// Show everything known about one backup on a share
+    Show(ShowArgs),
+    /// Check a record against the share before importing it
+    Check(CheckArgs),
+    /// Verify the integrity of a share or of some backups on it
+    Verify(VerifyArgs),
+    /// Write the volume image of a backup (full plus incrementals) to a file
+    Restore(RestoreArgs),
+    /// Build an importable export record from the share alone
+    Recover(RecoverArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+/// Where the share is: `--share`, `CBR_SHARE`, or `--cinder-conf`.
+#[derive(Debug, Clone, Args)]
+pub struct ShareArgs {
+    /// The share root (the directory the backup driver mounts or writes to)
+    #[arg(long, env = "CBR_SHARE", value_name = "DIR")]
+    pub share: Option<PathBuf>,
+
+    /// Find the share from cinder.conf (NFS mount point rule, or backup_posix_path)
+    #[arg(long, value_name = "FILE", conflicts_with = "share")]
+    pub cinder_conf: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmitKind {
+    /// The backup_url alone
+    Url,
+    /// A `cinder backup-import SERVICE URL` line
+    Cinder,
+    /// An `openstack volume backup record import SERVICE URL` line
+    Openstack,
+    /// `{"backup_service": ..., "backup_url": ...}`
+    ExportJson,
+    /// The decoded record, pretty-printed
+    Record,
+}
+
+/// How encoded records are printed.
+#[derive(Debug, Clone, Args)]
+pub struct EmitArgs {
+    /// What to print for each record
+    #[arg(long, value_enum, default_value_t = EmitKind::Url, value_name = "KIND")]
+    pub emit: EmitKind,
+
+    /// Wrap the base64 at this many columns, as Kilo/Liberty did (76); 0 for one line.
+    /// Default: as the input was, one line for new records
+    #[arg(long, value_name = "COLS")]
+    pub wrap: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Files to read ('-' for standard input; none: standard input)
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Print one field's value only (strings without quotes)
+    #[arg(long, value_name = "NAME")]
+    pub field: Option<String>,
+
+    /// Print {"records": [...]} with the source format, wrapping and era
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// File to read ('-' or none: standard input)
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    /// Backup service to print with --emit cinder|openstack|export-json
+    /// (default: the one in the input, else from the record's era)
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    #[command(flatten)]
+    pub emit: EmitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RewriteArgs {
+    /// File to read ('-' or none: standard input)
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    /// Set project_id (a keystone id: 32 hex digits or a UUID)
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
+
+    /// Set user_id (a keystone id: 32 hex digits or a UUID)
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+
+    /// Set a field: VALUE as JSON when it parses, else a string; dotted keys
+    /// reach into metadata and driver_info
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Remove a field (dotted keys reach into metadata and driver_info)
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
+
+    /// File of `old new` id pairs (project and user ids) applied to every record
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+
+    /// Also replace the source tenant ids wherever else they appear in the record
+    #[arg(long)]
+    pub scrub_source: bool,
+
+    /// Backup service to print with --emit cinder|openstack|export-json
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    #[command(flatten)]
+    pub emit: EmitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Files to read ('-' for standard input; none: standard input)
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Print {"findings": [...]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Show incremental chains as a tree
+    #[arg(long)]
+    pub tree: bool,
+
+    /// Print {"backups": [...], "findings": [...]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Backup id, or a unique prefix of one
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Print one JSON document
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Record(s) to check: any paste decode accepts ('-' or none: standard input)
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Also read and verify every chunk of the backup and its parents
+    #[arg(long)]
+    pub deep: bool,
+
+    /// The backup service of the target cloud
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "cinder.backup.drivers.nfs.NFSBackupDriver"
+    )]
+    pub target_service: String,
+
+    /// Parallel chunk readers for --deep (default: number of cores)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Print {"backup_id", "ok", "findings"} (an array of those for several records)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressKind {
+    /// A progress bar when stderr is a terminal
+    Auto,
+    /// JSON lines on stderr, for scripts and monitoring
+    Json,
+    /// No progress
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Backups to verify (ids or unique prefixes), with their chains; none: all
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Read every chunk: decompress, check length, md5 and every block's sha256
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Parallel chunk readers (default: number of cores)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Verify only shard K of N (a deterministic split by backup), e.g. 2/7
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// Verify a random sample of this percentage of chunks
+    #[arg(long, value_name = "PCT")]
+    pub sample: Option<f64>,
+
+    /// Seed for --sample (same seed, same chunks)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Only backups created on or after this date (YYYY-MM-DD or RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Progress reporting on stderr
+    #[arg(long, value_enum, default_value_t = ProgressKind::Auto, value_name = "KIND")]
+    pub progress: ProgressKind,
+
+    /// Print {"ok", "backups_checked", "chunks_checked", "bytes_read", "findings"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Backup id (or a unique prefix) whose volume image to write
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// The image file or block device to write
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Write into an existing file or device (zeros are then written too)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the plan (which chunks of which backup land where) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Parallel decompressors (default: number of cores)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Progress reporting on stderr
+    #[arg(long, value_enum, default_value_t = ProgressKind::Auto, value_name = "KIND")]
+    pub progress: ProgressKind,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Backup id (or a unique prefix) to build a record for
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// project_id to put in the record
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
+
+    /// user_id to put in the record
+    #[arg(long, value_name = "ID")]
+    pub user_id: Option<String>,
+
+    /// The backup service (driver) the record names
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "cinder.backup.drivers.nfs.NFSBackupDriver"
+    )]
+    pub service: String,
+
+    /// Emit the records of the whole chain, parents first
+    #[arg(long)]
+    pub chain: bool,
+
+    #[command(flatten)]
+    pub emit: EmitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print a completion script for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg_attr(not(test), allow(dead_code))]
+/// Render the man pages: `cbr.1` and one `cbr-SUB.1` per subcommand.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = command();
+    let mut pages = Vec::new();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    pages.push(("cbr.1".to_string(), buf));
+    for sub in cmd.get_subcommands() {
+        let name = format!("cbr-{}", sub.get_name());
+        let sub = sub.clone().name(name.clone());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut buf)?;
+        pages.push((format!("{name}.1"), buf));
+    }
+    Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    /// Fails when `man/` is not what the clap definition renders.
+    /// Regenerate with `CBR_UPDATE_MAN=1 cargo test --bin cbr man_pages_are_current`.
+    #[test]
+    fn man_pages_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+        let pages = man_pages().expect("render man pages");
+        if std::env::var_os("CBR_UPDATE_MAN").is_some() {
+            std::fs::create_dir_all(&dir).expect("create man/");
+            for entry in std::fs::read_dir(&dir).expect("read man/") {
+                let p = entry.expect("entry").path();
+                if p.extension().is_some_and(|e| e == "1") {
+                    std::fs::remove_file(p).expect("remove old page");
+                }
+            }
+            for (name, body) in &pages {
+                std::fs::write(dir.join(name), body).expect("write page");
+            }
+        }
+        let mut stale = Vec::new();
+        for (name, body) in &pages {
+            match std::fs::read(dir.join(name)) {
+                Ok(on_disk) if &on_disk == body => {}
+                _ => stale.push(name.clone()),
+            }
+        }
+        let on_disk = std::fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).count())
+            .unwrap_or(0);
+        assert!(
+            stale.is_empty() && on_disk == pages.len(),
+            "man/ is stale ({stale:?}, {on_disk} files for {} pages): run \
+             CBR_UPDATE_MAN=1 cargo test --bin cbr man_pages_are_current",
+            pages.len()
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The command layer: turns parsed arguments into calls of the domain, and
+//! renders results. `anyhow` lives here and in `main.rs` only.
+
+// Until every command is wired, some helpers here are not used yet.
+#![allow(dead_code)]
+
+mod check;
+mod decode;
+mod encode;
+mod lint;
+mod ls;
+mod recover;
+mod restore;
+mod rewrite;
+mod show;
+mod verify;
+
+use crate::cli::{Cli, Command, CompletionsArgs, ShareArgs};
+use anyhow::{Context, Result};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// How a command ended (the process exit status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Outcome {
+    /// Everything is fine.
+    Ok = 0,
+    /// The command ran and found problems.
+    Problems = 1,
+    /// It could not do its job (used by commands that report and go on).
+    #[allow(dead_code)]
+    Failed = 2,
+}
+
+/// Global settings every command may need.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub quiet: bool,
+    pub color: bool,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    use std::io::IsTerminal;
+    let color = match cli.color {
+        crate::cli::ColorChoice::Always => true,
+        crate::cli::ColorChoice::Never => false,
+        crate::cli::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+        }
+    };
+    let g = Global {
+        quiet: cli.quiet,
+        color,
+    };
+    match cli.command {
+        Command::Decode(a) => decode::run(&g, a),
+        Command::Encode(a) => encode::run(&g, a),
+        Command::Rewrite(a) => rewrite::run(&g, a),
+        Command::Lint(a) => lint::run(&g, a),
+        Command::Ls(a) => ls::run(&g, a),
+        Command::Show(a) => show::run(&g, a),
+        Command::Check(a) => check::run(&g, a),
+        Command::Verify(a) => verify::run(&g, a),
+        Command::Restore(a) => restore::run(&g, a),
+        Command::Recover(a) => recover::run(&g, a),
+        Command::Completions(a) => completions(a),
+    }
+}
+
+fn completions(a: CompletionsArgs) -> Result<Outcome> {
+    let mut cmd = crate::cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(a.shell, &mut cmd, "cbr", &mut out);
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
+
+/// Whether an error is a closed stdout pipe (`cbr ... | head`): not an error.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// One input text and where it came from (for messages).
+pub struct Input {
+    pub name: String,
+    pub text: String,
+}
+
+/// Read INPUT arguments: paths, `-` for stdin; none means stdin.
+pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
+    if paths.is_empty() {
+        return Ok(vec![read_input(None)?]);
+    }
+    paths.iter().map(|p| read_input(Some(p))).collect()
+}
+
+/// Read one INPUT (None or `-` is stdin). Invalid UTF-8 is an error naming the offset.
+pub fn read_input(path: Option<&Path>) -> Result<Input> {
+    let (name, bytes) = match path {
+        None => ("<stdin>".to_string(), read_stdin()?),
+        Some(p) if p.as_os_str() == "-" => ("<stdin>".to_string(), read_stdin()?),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{name}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(Input { name, text })
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .context("cannot read standard input")?;
+    Ok(buf)
+}
+
+/// Resolve the share root from the arguments, saying which rule found it.
+pub fn resolve_share(args: &ShareArgs) -> Result<cbr::share::Share> {
+    if let Some(dir) = &args.share {
+        return Ok(cbr::share::Share::new(dir.clone()));
+    }
+    if let Some(conf) = &args.cinder_conf {
+        anyhow::bail!(
+            "--cinder-conf {} is not supported yet: give --share DIR",
+            conf.display()
+        );
+    }
+    anyhow::bail!("no share given: use --share DIR, set CBR_SHARE, or give --cinder-conf FILE")
+}
+
+/// Write a JSON document to stdout, pretty-printed, with a final newline.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}

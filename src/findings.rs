@@ -1,0 +1,206 @@
+//! Findings: problems found by checks, as data.
+//!
+//! Every check in `cbr` (lint, check, verify, the share walk) pushes
+//! [`Finding`]s into a [`Findings`] collector and carries on; the command
+//! layer renders them (human or JSON) and decides the exit code at the end.
+
+use serde::Serialize;
+use std::fmt;
+
+/// How bad a finding is. Ordered: `Info < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem (or remark) about a record or a share.
+///
+/// `code` is a stable kebab-case identifier (see `docs/cli.md`), `message`
+/// one sentence a person understands, with the fix where known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: String,
+    pub backup_id: Option<String>,
+    /// Share-relative path the finding is about, if any.
+    pub path: Option<String>,
+}
+
+impl Finding {
+    pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Self {
+        Finding {
+            severity,
+            code,
+            message: message.into(),
+            backup_id: None,
+            path: None,
+        }
+    }
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, code, message)
+    }
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, code, message)
+    }
+    pub fn info(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Severity::Info, code, message)
+    }
+    pub fn backup(mut self, id: impl Into<String>) -> Self {
+        self.backup_id = Some(id.into());
+        self
+    }
+    pub fn maybe_backup(mut self, id: Option<&str>) -> Self {
+        self.backup_id = id.map(str::to_owned);
+        self
+    }
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]: {}", self.severity, self.code, self.message)?;
+        if let Some(id) = &self.backup_id {
+            write!(f, " (backup {id})")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, " at {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A collector of findings.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Findings(pub Vec<Finding>);
+
+impl Findings {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn push(&mut self, f: Finding) {
+        self.0.push(f);
+    }
+    pub fn extend(&mut self, other: impl IntoIterator<Item = Finding>) {
+        self.0.extend(other);
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Finding> {
+        self.0.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|f| f.severity == Severity::Error)
+    }
+    pub fn count(&self, severity: Severity) -> usize {
+        self.0.iter().filter(|f| f.severity == severity).count()
+    }
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.0.iter().filter(|f| f.severity == Severity::Error)
+    }
+    /// Findings sorted by severity, most severe first, stable otherwise.
+    pub fn by_severity(&self) -> Vec<&Finding> {
+        let mut v: Vec<&Finding> = self.0.iter().collect();
+        v.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        v
+    }
+}
+
+impl IntoIterator for Findings {
+    type Item = Finding;
+    type IntoIter = std::vec::IntoIter<Finding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Findings {
+    type Item = &'a Finding;
+    type IntoIter = std::slice::Iter<'a, Finding>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Render findings for a person: grouped by severity, most severe first.
+pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let title = match sev {
+            Severity::Error => "errors",
+            Severity::Warning => "warnings",
+            Severity::Info => "notes",
+        };
+        writeln!(w, "{title} ({}):", group.len())?;
+        for f in group {
+            write!(w, "  {:<24} {}", f.code, f.message)?;
+            if let Some(p) = &f.path {
+                write!(w, "\n  {:<24} path: {p}", "")?;
+            }
+            writeln!(w)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_serializes_with_contract_keys() {
+        let f = Finding::error("object-missing", "chunk gone")
+            .backup("abc")
+            .path("a/b");
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["severity"], "error");
+        assert_eq!(v["code"], "object-missing");
+        assert_eq!(v["backup_id"], "abc");
+        assert_eq!(v["path"], "a/b");
+        let f = Finding::info("x", "y");
+        let v = serde_json::to_value(&f).unwrap();
+        assert!(v["backup_id"].is_null());
+        assert!(v["path"].is_null());
+    }
+
+    #[test]
+    fn has_errors_only_counts_errors() {
+        let mut fs = Findings::new();
+        fs.push(Finding::warning("w", "w"));
+        fs.push(Finding::info("i", "i"));
+        assert!(!fs.has_errors());
+        fs.push(Finding::error("e", "e"));
+        assert!(fs.has_errors());
+        assert_eq!(fs.by_severity()[0].code, "e");
+    }
+}

@@ -1,0 +1,24 @@
+//! `cbr`: offline toolkit for OpenStack Cinder backups kept on an NFS (or
+//! posix, GlusterFS) share.
+//!
+//! The domain lives here, free of any command-line concern:
+//! - [`record`]: export records — paste parsing, the byte-exact codec,
+//!   edits, lints.
+//! - [`share`]: the share model — layout, `_metadata`, `_sha256file`, chains.
+//! - [`check`]: a record against the share, before import.
+//! - [`verify`]: chunk integrity — decompression, md5, per-block sha256.
+//! - [`restore`]: a full+incremental chain to a raw image.
+//! - [`recover`]: an importable record from the share alone.
+//! - [`findings`]: problems found, as data.
+//! - [`progress`]: the trait through which long jobs report progress.
+//! - [`synth`]: a writer of Cinder's layout, for tests and benchmarks.
+
+pub mod check;
+pub mod findings;
+pub mod progress;
+pub mod record;
+pub mod recover;
+pub mod restore;
+pub mod share;
+pub mod synth;
+pub mod verify;

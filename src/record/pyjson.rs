@@ -1,0 +1,79 @@
+//! A JSON serializer that writes exactly what Python's `json.dumps(obj)`
+//! writes with default settings: separators `", "` and `": "`, no indent,
+//! keys in insertion order, `ensure_ascii=True` (non-ASCII as `\uXXXX`,
+//! astral characters as surrogate pairs), Python's escapes.
+
+use serde_json::Value;
+
+/// `json.dumps` of a JSON object.
+pub fn dumps_object(map: &super::Record) -> String {
+    let mut out = String::new();
+    write_object(map, &mut out);
+    out
+}
+
+/// `json.dumps` of any JSON value.
+pub fn dumps(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+fn write_object(map: &super::Record, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_str(k, out);
+        out.push_str(": ");
+        write_value(v, out);
+    }
+    out.push('}');
+}
+
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        // arbitrary_precision keeps the number's text as it was parsed.
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_str(s, out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_value(v, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => write_object(m, out),
+    }
+}
+
+fn write_str(s: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}

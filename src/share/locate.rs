@@ -1,0 +1,1 @@
+//! Finding the share root: `--share DIR`, `CBR_SHARE`, or `cinder.conf`.

@@ -1,0 +1,195 @@
+//! `<prefix>_metadata`: which chunk object holds which bytes of the volume.
+
+use serde::Deserialize;
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("object #{index} in \"objects\" is not a one-key object {{name: {{...}}}}")]
+    BadObjectEntry { index: usize },
+}
+
+/// How one chunk is stored (`compression` in the metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Compression {
+    None,
+    /// `zlib` or `gzip` (Cinder writes a zlib stream for both).
+    Zlib,
+    /// `bz2` or `bzip2`.
+    Bz2,
+    Zstd,
+    /// A name no release writes; reading such a chunk fails with a finding.
+    Other(String),
+}
+
+impl Compression {
+    pub fn parse(s: Option<&str>) -> Compression {
+        match s.map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("none") | Some("") => Compression::None,
+            Some("zlib") | Some("gzip") => Compression::Zlib,
+            Some("bz2") | Some("bzip2") => Compression::Bz2,
+            Some("zstd") => Compression::Zstd,
+            Some(_) => Compression::Other(s.unwrap_or_default().to_string()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            Compression::None => "none",
+            Compression::Zlib => "zlib",
+            Compression::Bz2 => "bz2",
+            Compression::Zstd => "zstd",
+            Compression::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One chunk object listed in the metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkObject {
+    /// The object (file) name, e.g. `volume_…_backup_…-00001` or `backup-00001`.
+    pub name: String,
+    /// Where the chunk's uncompressed bytes go in the volume.
+    pub offset: u64,
+    /// Uncompressed length.
+    pub length: u64,
+    /// Hex md5 of the uncompressed bytes.
+    pub md5: String,
+    pub compression: Compression,
+    /// The compression name exactly as written.
+    pub compression_raw: Option<String>,
+}
+
+/// A parsed `<prefix>_metadata` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupMetadata {
+    pub backup_id: String,
+    pub volume_id: Option<String>,
+    pub backup_name: Option<String>,
+    pub backup_description: Option<String>,
+    pub created_at: Option<String>,
+    pub parent_id: Option<String>,
+    pub version: Option<String>,
+    /// JSON text (a string inside the JSON), as written.
+    pub volume_meta: Option<String>,
+    pub extra_metadata: Option<serde_json::Value>,
+    pub objects: Vec<ChunkObject>,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata {
+    backup_id: String,
+    #[serde(default)]
+    volume_id: Option<String>,
+    #[serde(default)]
+    backup_name: Option<String>,
+    #[serde(default)]
+    backup_description: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    parent_id: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    volume_meta: Option<String>,
+    #[serde(default)]
+    extra_metadata: Option<serde_json::Value>,
+    objects: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct RawObject {
+    offset: u64,
+    length: u64,
+    md5: String,
+    #[serde(default)]
+    compression: Option<String>,
+}
+
+impl BackupMetadata {
+    pub fn parse(bytes: &[u8]) -> Result<Self, MetadataError> {
+        let raw: RawMetadata = serde_json::from_slice(bytes)?;
+        let mut objects = Vec::with_capacity(raw.objects.len());
+        for (index, entry) in raw.objects.into_iter().enumerate() {
+            if entry.len() != 1 {
+                return Err(MetadataError::BadObjectEntry { index });
+            }
+            let Some((name, value)) = entry.into_iter().next() else {
+                return Err(MetadataError::BadObjectEntry { index });
+            };
+            let o: RawObject = serde_json::from_value(value)?;
+            objects.push(ChunkObject {
+                name,
+                offset: o.offset,
+                length: o.length,
+                md5: o.md5,
+                compression: Compression::parse(o.compression.as_deref()),
+                compression_raw: o.compression,
+            });
+        }
+        Ok(BackupMetadata {
+            backup_id: raw.backup_id,
+            volume_id: raw.volume_id,
+            backup_name: raw.backup_name,
+            backup_description: raw.backup_description,
+            created_at: raw.created_at,
+            parent_id: raw.parent_id,
+            version: raw.version,
+            volume_meta: raw.volume_meta,
+            extra_metadata: raw.extra_metadata,
+            objects,
+        })
+    }
+
+    /// Sum of the chunks' uncompressed lengths.
+    pub fn data_bytes(&self) -> u64 {
+        self.objects.iter().map(|o| o.length).sum()
+    }
+
+    /// The distinct compressions used, sorted.
+    pub fn compressions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .objects
+            .iter()
+            .map(|o| o.compression.as_str().to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fixture_metadata() {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/cinder-29/share/96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d/backup_metadata"
+        );
+        let m = BackupMetadata::parse(&std::fs::read(p).unwrap()).unwrap();
+        assert_eq!(m.backup_id, "96128a75-e143-4d8a-9b93-e246af8e6a7d");
+        assert!(!m.objects.is_empty());
+        assert_eq!(m.objects[0].offset, 0);
+    }
+
+    #[test]
+    fn rejects_multi_key_object_entries() {
+        let j = br#"{"backup_id": "x", "objects": [{"a": {"offset": 0, "length": 1, "md5": ""}, "b": {}}]}"#;
+        assert!(matches!(
+            BackupMetadata::parse(j),
+            Err(MetadataError::BadObjectEntry { index: 0 })
+        ));
+    }
+}
