@@ -1,9 +1,53 @@
-//! `cbr decode`.
+//! `cbr decode`: every record in the input, decoded.
 
-use super::{Global, Outcome};
+use super::{Global, Outcome, decode_inputs, read_inputs};
 use crate::cli::DecodeArgs;
-use anyhow::Result;
+use anyhow::{Result, bail};
+use std::io::Write;
 
-pub fn run(_g: &Global, _args: DecodeArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr decode` is not implemented yet")
+pub fn run(_g: &Global, args: DecodeArgs) -> Result<Outcome> {
+    let inputs = read_inputs(&args.inputs)?;
+    let records = decode_inputs(&inputs)?;
+    let mut out = std::io::stdout().lock();
+    if let Some(field) = &args.field {
+        // Check every record first: print nothing unless all have it.
+        let mut values = Vec::new();
+        for (n, d) in records.iter().enumerate() {
+            let Some(v) = d.record.get(field) else {
+                bail!(
+                    "record {} (line {}) has no field {field:?}; its fields are: {}",
+                    n + 1,
+                    d.line,
+                    d.record.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            values.push(v);
+        }
+        for v in values {
+            match v {
+                serde_json::Value::String(s) => writeln!(out, "{s}")?,
+                other => writeln!(out, "{other}")?,
+            }
+        }
+    } else if args.json {
+        let list: Vec<serde_json::Value> = records
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "backup_service": d.backup_service,
+                    "record": d.record,
+                    "source": d.source,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "records": list }))?;
+        writeln!(out)?;
+    } else {
+        for d in &records {
+            serde_json::to_writer_pretty(&mut out, &d.record)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Ok)
 }

@@ -148,3 +148,45 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// Decode every record of every input, in order; an undecodable input is
+/// an error naming the input, line and column.
+pub fn decode_inputs(inputs: &[Input]) -> Result<Vec<cbr::record::Decoded>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let found = cbr::record::paste::decode_all(&input.text)
+            .with_context(|| format!("{}: cannot decode", input.name))?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// The lib's emit options from the command line's.
+pub fn emit_kind(kind: crate::cli::EmitKind) -> cbr::record::emit::EmitKind {
+    use crate::cli::EmitKind as C;
+    use cbr::record::emit::EmitKind as E;
+    match kind {
+        C::Url => E::Url,
+        C::Cinder => E::Cinder,
+        C::Openstack => E::Openstack,
+        C::ExportJson => E::ExportJson,
+        C::Record => E::Record,
+    }
+}
+
+/// The wrap to use: `--wrap N` (0 = one line), else as the input was.
+pub fn wrap_for(arg: Option<usize>, decoded: Option<&cbr::record::Decoded>) -> Option<usize> {
+    match arg {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => decoded.and_then(|d| d.wrap),
+    }
+}
+
+/// The backup_service to print for a record: the flag, else the one found
+/// with it, else what its era's Cinder exported.
+pub fn service_for(arg: Option<&str>, decoded: &cbr::record::Decoded) -> String {
+    arg.map(str::to_owned)
+        .or_else(|| decoded.backup_service.clone())
+        .unwrap_or_else(|| cbr::record::default_service(decoded.source.era).to_string())
+}

@@ -5,7 +5,7 @@ use super::Record;
 use base64::Engine;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq)]
 pub enum CodecError {
     #[error("the base64 has a stray character {ch:?} at offset {offset}")]
     StrayChar { ch: char, offset: usize },
@@ -61,5 +61,60 @@ pub fn encode_url(record: &Record, wrap: Option<usize>) -> String {
             out
         }
         _ => b64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::Number(n.into())),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_object() -> impl Strategy<Value = Record> {
+        prop::collection::vec((any::<String>(), json_value()), 0..8)
+            .prop_map(|kv| kv.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn decode_of_encode_is_identity(rec in json_object(), wrap in prop_oneof![Just(None), Just(Some(76usize))]) {
+            let url = encode_url(&rec, wrap);
+            prop_assert_eq!(decode_url(&url).unwrap(), rec);
+        }
+
+        #[test]
+        fn encode_of_decode_gives_back_the_url(rec in json_object()) {
+            let url = encode_url(&rec, None);
+            let again = encode_url(&decode_url(&url).unwrap(), None);
+            prop_assert_eq!(again, url);
+            let wrapped = encode_url(&rec, Some(76));
+            prop_assert_eq!(encode_url(&decode_url(&wrapped).unwrap(), Some(76)), wrapped);
+        }
+    }
+
+    #[test]
+    fn kilo_wrapping_is_76_columns_with_trailing_newline() {
+        let mut rec = Record::new();
+        rec.insert("k".into(), Value::String("x".repeat(200)));
+        let url = encode_url(&rec, Some(76));
+        assert!(url.ends_with('\n'));
+        let lines: Vec<&str> = url.lines().collect();
+        assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 76));
     }
 }

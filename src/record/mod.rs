@@ -130,3 +130,11 @@ pub fn era_of(record: &Record, backup_service: Option<&str>) -> Era {
         Era::Current
     }
 }
+
+/// The backup_service name an era's Cinder exported for the NFS driver.
+pub fn default_service(era: Era) -> &'static str {
+    match era {
+        Era::Current => NFS_SERVICE,
+        Era::Kilo | Era::Liberty => NFS_SERVICE_MODULE,
+    }
+}

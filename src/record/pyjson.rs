@@ -77,3 +77,31 @@ fn write_str(s: &str, out: &mut String) {
     }
     out.push('"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings Python 3.11's `json.dumps` produced; parsing then dumping
+    /// them must give back the same bytes.
+    const PYTHON: &[&str] = &[
+        r#"{"display_name": "caf\u00e9 \u65e5\u672c", "d": "quote \" back \\ slash"}"#,
+        r#"{"ctl": "\u0000\u0001\u001f\u007f \t\n\r\b\f", "astral": "\ud83d\ude00 \ud800\udf48"}"#,
+        r#"{"nested": {"a": [1, 2.5, null, true, false, -3, 1e+100, 12345678901234567890]}, "empty": {}, "list": []}"#,
+        r#"{"driver_info": {}, "id": "a0f6583f-d913-426d-a8e2-d262262a433b", "size": 1, "deleted": false}"#,
+    ];
+
+    #[test]
+    fn dumps_matches_python_byte_for_byte() {
+        for s in PYTHON {
+            let v: serde_json::Value = serde_json::from_str(s).unwrap();
+            assert_eq!(&dumps(&v), s);
+        }
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_like_ensure_ascii() {
+        let v = serde_json::json!({"n": "é😀\u{7f}~"});
+        assert_eq!(dumps(&v), r#"{"n": "\u00e9\ud83d\ude00\u007f~"}"#);
+    }
+}
