@@ -127,17 +127,30 @@ fn read_stdin() -> Result<Vec<u8>> {
 }
 
 /// Resolve the share root from the arguments, saying which rule found it.
-pub fn resolve_share(args: &ShareArgs) -> Result<cbr::share::Share> {
-    if let Some(dir) = &args.share {
-        return Ok(cbr::share::Share::new(dir.clone()));
-    }
-    if let Some(conf) = &args.cinder_conf {
+pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> {
+    let root = if let Some(dir) = &args.share {
+        dir.clone()
+    } else if let Some(conf) = &args.cinder_conf {
+        let found = cbr::share::locate::from_cinder_conf(conf)?;
+        if !g.quiet {
+            eprintln!(
+                "cbr: share {} (from {}: {})",
+                found.root.display(),
+                conf.display(),
+                found.rule
+            );
+        }
+        found.root
+    } else {
+        anyhow::bail!("no share given: use --share DIR, set CBR_SHARE, or give --cinder-conf FILE")
+    };
+    if !root.is_dir() {
         anyhow::bail!(
-            "--cinder-conf {} is not supported yet: give --share DIR",
-            conf.display()
+            "the share {} is not a directory (is the backup share mounted?)",
+            root.display()
         );
     }
-    anyhow::bail!("no share given: use --share DIR, set CBR_SHARE, or give --cinder-conf FILE")
+    Ok(cbr::share::Share::new(root))
 }
 
 /// Write a JSON document to stdout, pretty-printed, with a final newline.
@@ -189,4 +202,25 @@ pub fn service_for(arg: Option<&str>, decoded: &cbr::record::Decoded) -> String 
     arg.map(str::to_owned)
         .or_else(|| decoded.backup_service.clone())
         .unwrap_or_else(|| cbr::record::default_service(decoded.source.era).to_string())
+}
+
+/// Bytes for a person: `1.0 GiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// Print findings for a person on stderr-or-stdout `w`.
+pub fn print_findings(w: &mut dyn Write, findings: &cbr::findings::Findings) -> Result<()> {
+    cbr::findings::render_human(findings, w)?;
+    Ok(())
 }

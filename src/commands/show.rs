@@ -1,9 +1,193 @@
-//! `cbr show`.
+//! `cbr show`: everything the share tells about one backup.
 
-use super::{Global, Outcome};
+use super::{Global, Outcome, human_bytes, resolve_share};
 use crate::cli::ShowArgs;
 use anyhow::Result;
+use cbr::share::Sha256File;
+use cbr::share::scan::scan;
+use std::io::Write;
 
-pub fn run(_g: &Global, _args: ShowArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr show` is not implemented yet")
+pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
+    let share = resolve_share(g, &args.share)?;
+    let found = scan(&share)?;
+    let b = found.find(&args.id)?;
+    let chain = found.chain(b);
+    let sha = b.sha256_path.as_deref().map(Sha256File::open).transpose();
+    let (sha, sha_err) = match sha {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let size_gib = sha.as_ref().map(|s| s.covered_bytes().div_ceil(1 << 30));
+    let file_size = |p: &std::path::Path| std::fs::symlink_metadata(p).map(|m| m.len()).ok();
+    let chunks: Vec<serde_json::Value> = b
+        .metadata
+        .objects
+        .iter()
+        .map(|o| {
+            let on_disk = b.chunk_files.iter().find(|c| c.name == o.name);
+            serde_json::json!({
+                "name": o.name,
+                "offset": o.offset,
+                "length": o.length,
+                "stored_bytes": on_disk.filter(|c| c.is_file).map(|c| c.size),
+                "compression": o.compression.as_str(),
+                "md5": o.md5,
+            })
+        })
+        .collect();
+    let record = serde_json::json!({
+        "id": b.id,
+        "volume_id": b.metadata.volume_id,
+        "container": b.container,
+        "service_metadata": b.prefix,
+        "object_count": b.metadata.objects.len(),
+        "size": size_gib,
+        "parent_id": b.parent_id(),
+        "display_name": b.metadata.backup_name,
+        "display_description": b.metadata.backup_description,
+        "created_at": b.metadata.created_at,
+    });
+    let chain_ids: Vec<&str> = chain.iter().map(|c| c.id.as_str()).collect();
+    let dependants: Vec<&str> = b.dependants(&found).iter().map(|c| c.id.as_str()).collect();
+    let chain_complete = chain.first().is_some_and(|c| c.parent_id().is_none());
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "id": b.id,
+            "container": b.container,
+            "prefix": b.prefix,
+            "files": {
+                "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": file_size(&b.metadata_path) },
+                "sha256file": b.sha256_path.as_deref().map(|p| serde_json::json!({
+                    "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": file_size(p),
+                    "entries": sha.as_ref().map(|s| s.len()),
+                    "block_size": sha.as_ref().map(|s| s.block_size()),
+                })),
+            },
+            "chunks": chunks,
+            "chain": chain_ids,
+            "chain_complete": chain_complete,
+            "dependants": dependants,
+            "record": record,
+            "complete": b.complete(),
+        }))?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "backup      {}", b.id)?;
+    writeln!(
+        out,
+        "volume      {}",
+        b.metadata.volume_id.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "name        {}",
+        b.metadata.backup_name.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "description {}",
+        b.metadata.backup_description.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "created     {}",
+        b.metadata.created_at.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "container   {}", b.container)?;
+    writeln!(out, "prefix      {}", b.prefix)?;
+    match (&sha, &sha_err) {
+        (Some(s), _) => writeln!(
+            out,
+            "volume size {} ({} hash blocks of {} bytes)",
+            human_bytes(s.covered_bytes()),
+            s.len(),
+            s.block_size()
+        )?,
+        (None, Some(e)) => writeln!(out, "volume size unknown: {e}")?,
+        (None, None) => writeln!(out, "volume size unknown: no sha256file")?,
+    }
+    writeln!(out, "\nfiles")?;
+    writeln!(
+        out,
+        "  {:<10} {}",
+        file_size(&b.metadata_path).map_or("-".into(), human_bytes),
+        b.rel(&format!("{}_metadata", b.prefix))
+    )?;
+    match &b.sha256_path {
+        Some(p) => writeln!(
+            out,
+            "  {:<10} {}",
+            file_size(p).map_or("-".into(), human_bytes),
+            b.rel(&format!("{}_sha256file", b.prefix))
+        )?,
+        None => writeln!(out, "  {:<10} {}_sha256file (MISSING)", "-", b.prefix)?,
+    }
+    writeln!(
+        out,
+        "\nchunks ({}, {} of data)",
+        b.metadata.objects.len(),
+        human_bytes(b.metadata.data_bytes())
+    )?;
+    writeln!(
+        out,
+        "  {:<8} {:>14} {:>12} {:>10} {:<6} {:<32}",
+        "OBJECT", "OFFSET", "LENGTH", "STORED", "COMP", "MD5"
+    )?;
+    for o in &b.metadata.objects {
+        let stored =
+            b.chunk_files
+                .iter()
+                .find(|c| c.name == o.name)
+                .map_or("MISSING".to_string(), |c| {
+                    if c.is_file {
+                        human_bytes(c.size)
+                    } else {
+                        c.kind.describe().to_string()
+                    }
+                });
+        let short = o.name.rsplit('-').next().unwrap_or(&o.name);
+        writeln!(
+            out,
+            "  {:<8} {:>14} {:>12} {:>10} {:<6} {}",
+            short,
+            o.offset,
+            o.length,
+            stored,
+            o.compression.as_str(),
+            o.md5
+        )?;
+    }
+    writeln!(out, "\nchain (full first)")?;
+    if !chain_complete {
+        writeln!(
+            out,
+            "  parent {} is NOT on the share: the chain cannot be restored",
+            chain.first().and_then(|c| c.parent_id()).unwrap_or("?")
+        )?;
+    }
+    for c in &chain {
+        writeln!(
+            out,
+            "  {}  {}  {}",
+            c.id,
+            c.metadata.created_at.as_deref().unwrap_or("-"),
+            if c.parent_id().is_none() {
+                "full"
+            } else {
+                "incremental"
+            }
+        )?;
+    }
+    if !dependants.is_empty() {
+        writeln!(out, "\ndependants: {}", dependants.join(", "))?;
+    }
+    writeln!(out, "\nwhat a record for it must contain")?;
+    if let serde_json::Value::Object(m) = &record {
+        for (k, v) in m {
+            writeln!(out, "  {k:<20} {v}")?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Ok)
 }

@@ -19,6 +19,37 @@ pub enum ScanError {
     Ambiguous { id: String, matches: String },
 }
 
+/// What a directory entry is, without following links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl EntryKind {
+    fn of(ft: std::fs::FileType) -> Self {
+        if ft.is_symlink() {
+            EntryKind::Symlink
+        } else if ft.is_file() {
+            EntryKind::File
+        } else if ft.is_dir() {
+            EntryKind::Dir
+        } else {
+            EntryKind::Other
+        }
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Other => "a special file",
+        }
+    }
+}
+
 /// A chunk file found on disk beside a backup's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkFile {
@@ -27,6 +58,7 @@ pub struct ChunkFile {
     pub size: u64,
     /// Whether it is a regular file (not a directory, link, socket…).
     pub is_file: bool,
+    pub kind: EntryKind,
 }
 
 /// One backup found on the share.
@@ -41,9 +73,9 @@ pub struct BackupEntry {
     pub metadata: BackupMetadata,
     /// Absolute path of the `_metadata` file.
     pub metadata_path: PathBuf,
-    /// Absolute path of the `_sha256file`, when it exists.
+    /// Absolute path of the `_sha256file`, when it exists as a file.
     pub sha256_path: Option<PathBuf>,
-    /// Files in the container named `<prefix>-NNNNN`, sorted by name.
+    /// Entries in the container named `<prefix>-NNNNN`, sorted by name.
     pub chunk_files: Vec<ChunkFile>,
 }
 
@@ -60,6 +92,13 @@ impl BackupEntry {
             format!("{}/{}", self.container, name)
         }
     }
+    /// The children of this backup on the share (backups whose parent it is).
+    pub fn dependants<'a>(&self, scan: &'a ShareScan) -> Vec<&'a BackupEntry> {
+        scan.backups
+            .iter()
+            .filter(|b| b.parent_id() == Some(self.id.as_str()))
+            .collect()
+    }
     /// Bytes on disk of the chunk files the metadata lists.
     pub fn stored_bytes(&self) -> u64 {
         self.metadata
@@ -71,6 +110,15 @@ impl BackupEntry {
     }
     pub fn parent_id(&self) -> Option<&str> {
         self.metadata.parent_id.as_deref()
+    }
+    /// Whether metadata, sha256file and every listed chunk file are present.
+    pub fn complete(&self) -> bool {
+        self.sha256_path.is_some()
+            && self.metadata.objects.iter().all(|o| {
+                self.chunk_files
+                    .iter()
+                    .any(|c| c.name == o.name && c.is_file)
+            })
     }
 }
 
@@ -95,88 +143,221 @@ fn rel_path(root: &Path, p: &Path) -> String {
         .replace(std::path::MAIN_SEPARATOR, "/")
 }
 
-/// Walk the share and build the model.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    kind: EntryKind,
+}
+
+/// Walk the share and build the model. Never follows symbolic links and
+/// never writes; what cannot be read becomes a finding.
 pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
+    use rayon::prelude::*;
     if !share.root.is_dir() {
         return Err(ScanError::NotADirectory(share.root.clone()));
     }
-    let mut out = ShareScan::default();
-    // directory -> (file name -> (size, is_file))
-    let mut dirs: BTreeMap<PathBuf, BTreeMap<String, (u64, bool)>> = BTreeMap::new();
+    let mut findings = Findings::new();
+    // directory -> (entry name -> entry)
+    let mut dirs: BTreeMap<PathBuf, BTreeMap<String, Entry>> = BTreeMap::new();
     for entry in WalkDir::new(&share.root).follow_links(false) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let path = e.path().map(|p| rel_path(&share.root, p));
                 let mut f = Finding::error("read-failed", format!("cannot read: {e}"));
-                f.path = path;
-                out.findings.push(f);
+                f.path = e.path().map(|p| rel_path(&share.root, p));
+                findings.push(f);
                 continue;
             }
         };
-        if entry.depth() == 0 || entry.file_type().is_dir() {
+        if entry.depth() == 0 {
             continue;
+        }
+        let kind = EntryKind::of(entry.file_type());
+        if kind == EntryKind::Symlink {
+            let target = std::fs::read_link(entry.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            findings.push(
+                Finding::warning(
+                    "symlink-refused",
+                    format!(
+                        "a symbolic link (to {target}) is not followed: Cinder never writes links, \
+                         and cbr does not leave the share"
+                    ),
+                )
+                .path(rel_path(&share.root, entry.path())),
+            );
         }
         let Some(parent) = entry.path().parent() else {
             continue;
         };
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().is_file();
-        let size = if is_file {
-            entry.metadata().map(|m| m.len()).unwrap_or(0)
+        let size = if kind == EntryKind::File {
+            match entry.metadata() {
+                Ok(m) => m.len(),
+                Err(e) => {
+                    findings.push(
+                        Finding::error("read-failed", format!("cannot stat: {e}"))
+                            .path(rel_path(&share.root, entry.path())),
+                    );
+                    0
+                }
+            }
         } else {
             0
         };
         dirs.entry(parent.to_path_buf())
             .or_default()
-            .insert(name, (size, is_file));
+            .insert(name, Entry { size, kind });
     }
-    for (dir, files) in &dirs {
-        for name in files.keys() {
-            let Some(prefix) = name.strip_suffix("_metadata") else {
-                continue;
-            };
-            let path = dir.join(name);
-            let rel = rel_path(&share.root, &path);
-            let metadata = match std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| BackupMetadata::parse(&b).map_err(|e| e.to_string()))
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    out.findings.push(
-                        Finding::error("metadata-invalid", format!("cannot parse metadata: {e}"))
-                            .path(rel),
-                    );
-                    continue;
-                }
-            };
-            let sha_name = format!("{prefix}_sha256file");
-            let sha256_path = files.contains_key(&sha_name).then(|| dir.join(&sha_name));
-            let chunk_files = files
+
+    // Backups: every `<prefix>_metadata` file (parsed in parallel).
+    let metas: Vec<(&PathBuf, &String)> = dirs
+        .iter()
+        .flat_map(|(dir, files)| {
+            files
                 .iter()
-                .filter(|(n, _)| is_chunk_of(n, prefix))
-                .map(|(n, (size, is_file))| ChunkFile {
-                    name: n.clone(),
-                    size: *size,
-                    is_file: *is_file,
-                })
-                .collect();
-            out.backups.push(BackupEntry {
-                id: metadata.backup_id.clone(),
-                container: rel_path(&share.root, dir),
-                prefix: prefix.to_string(),
-                metadata,
-                metadata_path: path,
-                sha256_path,
-                chunk_files,
-            });
+                .filter(|(n, e)| n.ends_with("_metadata") && e.kind == EntryKind::File)
+                .map(move |(n, _)| (dir, n))
+        })
+        .collect();
+    let parsed: Vec<(&PathBuf, &String, Result<BackupMetadata, String>)> = metas
+        .par_iter()
+        .map(|(dir, name)| {
+            let r = std::fs::read(dir.join(name))
+                .map_err(|e| format!("cannot read: {e}"))
+                .and_then(|b| {
+                    BackupMetadata::parse(&b).map_err(|e| format!("not valid metadata: {e}"))
+                });
+            (*dir, *name, r)
+        })
+        .collect();
+
+    let mut backups = Vec::new();
+    let mut claimed: std::collections::HashSet<(PathBuf, String)> = Default::default();
+    for (dir, name, result) in parsed {
+        let prefix = name.strip_suffix("_metadata").unwrap_or(name);
+        let rel = rel_path(&share.root, &dir.join(name));
+        let files = &dirs[dir];
+        claimed.insert((dir.clone(), name.clone()));
+        let sha_name = format!("{prefix}_sha256file");
+        let chunk_files: Vec<ChunkFile> = files
+            .iter()
+            .filter(|(n, _)| is_chunk_of(n, prefix))
+            .map(|(n, e)| ChunkFile {
+                name: n.clone(),
+                size: e.size,
+                is_file: e.kind == EntryKind::File,
+                kind: e.kind,
+            })
+            .collect();
+        for c in &chunk_files {
+            claimed.insert((dir.clone(), c.name.clone()));
+        }
+        if files.contains_key(&sha_name) {
+            claimed.insert((dir.clone(), sha_name.clone()));
+        }
+        let metadata = match result {
+            Ok(m) => m,
+            Err(e) => {
+                findings.push(Finding::error("metadata-invalid", format!("{name}: {e}")).path(rel));
+                continue;
+            }
+        };
+        let sha_entry = files.get(&sha_name);
+        if sha_entry.is_none() {
+            findings.push(
+                Finding::error(
+                    "sha256file-missing",
+                    format!("{prefix}_sha256file is missing: restore needs it for incrementals and cbr for verification"),
+                )
+                .backup(metadata.backup_id.clone())
+                .path(rel_path(&share.root, &dir.join(&sha_name))),
+            );
+        }
+        for c in chunk_files.iter().filter(|c| !c.is_file) {
+            findings.push(
+                Finding::error(
+                    "read-failed",
+                    format!(
+                        "chunk {} is {}, not a file: it cannot be read",
+                        c.name,
+                        c.kind.describe()
+                    ),
+                )
+                .backup(metadata.backup_id.clone())
+                .path(rel_path(&share.root, &dir.join(&c.name))),
+            );
+        }
+        backups.push(BackupEntry {
+            id: metadata.backup_id.clone(),
+            container: rel_path(&share.root, dir),
+            prefix: prefix.to_string(),
+            sha256_path: sha_entry
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|_| dir.join(&sha_name)),
+            metadata,
+            metadata_path: dir.join(name),
+            chunk_files,
+        });
+    }
+
+    // What no backup claims: orphan chunks and sha256files, stray files.
+    for (dir, files) in &dirs {
+        let mut orphans: BTreeMap<String, usize> = BTreeMap::new();
+        for (name, e) in files {
+            if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink {
+                continue;
+            }
+            if claimed.contains(&(dir.clone(), name.clone())) {
+                continue;
+            }
+            let rel = rel_path(&share.root, &dir.join(name));
+            if let Some(prefix) = chunk_prefix(name) {
+                *orphans.entry(prefix.to_string()).or_default() += 1;
+            } else if let Some(prefix) = name.strip_suffix("_sha256file") {
+                findings.push(
+                    Finding::warning(
+                        "metadata-missing",
+                        format!("{name} has no {prefix}_metadata beside it: the backup cannot be restored"),
+                    )
+                    .path(rel),
+                );
+            } else {
+                findings.push(
+                    Finding::info(
+                        "stray-file",
+                        format!("{name} is not a file Cinder's backup driver writes"),
+                    )
+                    .path(rel),
+                );
+            }
+        }
+        for (prefix, n) in orphans {
+            findings.push(
+                Finding::warning(
+                    "orphan-chunks",
+                    format!(
+                        "{n} chunk file(s) {prefix}-NNNNN have no {prefix}_metadata: left over from a \
+                         deleted or failed backup, they belong to no backup"
+                    ),
+                )
+                .path(rel_path(&share.root, &dir.join(format!("{prefix}-*")))),
+            );
         }
     }
-    out.backups.sort_by(|a, b| {
+
+    backups.sort_by(|a, b| {
         (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
     });
-    Ok(out)
+    Ok(ShareScan { backups, findings })
+}
+
+/// The prefix of a chunk object name `<prefix>-NNNNN`.
+pub fn chunk_prefix(name: &str) -> Option<&str> {
+    let (prefix, num) = name.rsplit_once('-')?;
+    (num.len() >= 5 && num.bytes().all(|b| b.is_ascii_digit()) && !prefix.is_empty())
+        .then_some(prefix)
 }
 
 impl ShareScan {

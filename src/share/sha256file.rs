@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use std::fs::File;
+
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -52,45 +53,229 @@ pub struct Sha256File {
 
 #[derive(Debug)]
 enum Store {
-    /// Entries held decoded (small files; to be replaced by an on-disk index).
-    Memory(Vec<[u8; 32]>),
-    #[allow(dead_code)]
-    /// Canonical indent-2 layout: entry i is at `first + i * 72`.
+    /// Canonical indent-2 layout: entry i is the 64 hex digits at
+    /// `first + i * 72 + 5`.
     Canonical { file: File, first: u64 },
+    /// Any other layout: a binary index of 32 bytes an entry, built once
+    /// by streaming the JSON, in an anonymous temporary file.
+    Index { file: File },
 }
 
-#[derive(Deserialize)]
-struct Whole {
-    #[serde(flatten)]
-    header: Sha256Header,
-    sha256s: Vec<String>,
-}
+/// One canonical entry line: `    "<64 hex>",\n`.
+const LINE: u64 = 72;
+const HEAD: &[u8] = b"\"sha256s\": [\n";
 
 impl Sha256File {
+    /// Open a sha256file; memory use is bounded whatever its size.
     pub fn open(path: &Path) -> Result<Self, Sha256Error> {
-        let bytes = std::fs::read(path).map_err(|source| Sha256Error::Io {
+        let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
-        })?;
-        let invalid = |reason: String| Sha256Error::Invalid {
-            path: path.to_owned(),
-            reason,
         };
-        let whole: Whole = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
-        if whole.header.chunk_size == 0 {
-            return Err(invalid("chunk_size is 0".into()));
+        let file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if let Some(found) = Self::open_canonical(path, &file, size)? {
+            return Ok(found);
         }
-        let mut entries = Vec::with_capacity(whole.sha256s.len());
-        for (i, h) in whole.sha256s.iter().enumerate() {
-            entries.push(
-                parse_hex32(h).ok_or_else(|| invalid(format!("entry {i} is not 64 hex digits")))?,
-            );
+        Self::open_streaming(path, file)
+    }
+
+    fn invalid(path: &Path, reason: impl Into<String>) -> Sha256Error {
+        Sha256Error::Invalid {
+            path: path.to_owned(),
+            reason: reason.into(),
         }
+    }
+
+    /// The fast path: header and trailer parsed, entry i at a fixed offset.
+    /// `None` when the layout is not the canonical one.
+    fn open_canonical(path: &Path, file: &File, size: u64) -> Result<Option<Self>, Sha256Error> {
+        use std::os::unix::fs::FileExt;
+        let io = |source| Sha256Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let head_len = size.min(4096) as usize;
+        let mut head = vec![0u8; head_len];
+        file.read_exact_at(&mut head, 0).map_err(io)?;
+        let Some(key) = find(&head, HEAD) else {
+            return Ok(None);
+        };
+        let first = (key + HEAD.len()) as u64;
+        let tail_len = size.saturating_sub(first).min(4096);
+        let mut tail = vec![0u8; tail_len as usize];
+        file.read_exact_at(&mut tail, size - tail_len).map_err(io)?;
+        let Some(close) = rfind(&tail, b"\n  ]") else {
+            return Ok(None);
+        };
+        // Offset of the `\n` that ends the last entry line.
+        let close_abs = size - tail_len + close as u64;
+        let region = close_abs + 1 - first;
+        let len = if region == 0 {
+            0
+        } else if (region + 1) % LINE == 0 {
+            (region + 1) / LINE
+        } else {
+            return Ok(None);
+        };
+        // Spot-check the first and last lines' shape.
+        for i in [0, len.saturating_sub(1)] {
+            if len == 0 {
+                break;
+            }
+            let mut line = [0u8; 71];
+            file.read_exact_at(&mut line, first + i * LINE)
+                .map_err(io)?;
+            let ok = &line[..5] == b"    \""
+                && line[5..69].iter().all(u8::is_ascii_hexdigit)
+                && line[69] == b'"'
+                && line[70] == if i + 1 == len { b'\n' } else { b',' };
+            if !ok {
+                return Ok(None);
+            }
+        }
+        // The header: everything but the list, parsed as JSON.
+        let mut text = head[..key].to_vec();
+        text.extend_from_slice(b"\"sha256s\": []");
+        text.extend_from_slice(&tail[close + 4..]);
+        let whole: Header = match serde_json::from_slice(&text) {
+            Ok(h) => h,
+            Err(_) => return Ok(None),
+        };
+        Self::check_header(path, &whole.header)?;
+        Ok(Some(Sha256File {
+            path: path.to_owned(),
+            header: whole.header,
+            len,
+            store: Store::Canonical {
+                file: file.try_clone().map_err(io)?,
+                first,
+            },
+        }))
+    }
+
+    fn check_header(path: &Path, h: &Sha256Header) -> Result<(), Sha256Error> {
+        if h.chunk_size == 0 {
+            return Err(Self::invalid(path, "chunk_size is 0"));
+        }
+        Ok(())
+    }
+
+    /// The slow path for any other layout: stream the JSON once, writing
+    /// entries to a binary index and keeping the rest as the header.
+    fn open_streaming(path: &Path, file: File) -> Result<Self, Sha256Error> {
+        use std::io::{BufReader, BufWriter, Read, Write};
+        let io = |source| Sha256Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let index = tempfile::tempfile().map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, index.try_clone().map_err(io)?);
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut header = Vec::new();
+        let mut len = 0u64;
+        // States of a small scanner of the top-level object.
+        let mut depth = 0i32;
+        let mut in_str = false;
+        let mut esc = false;
+        let mut cur = Vec::new(); // current string at depth 1 (key) or 2 (entry)
+        let mut last_key = Vec::new();
+        let mut in_list = false;
+        let mut list_seen = false;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = r.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                if in_list {
+                    if in_str {
+                        if b == b'"' {
+                            in_str = false;
+                            let h = std::str::from_utf8(&cur)
+                                .ok()
+                                .and_then(parse_hex32)
+                                .ok_or_else(|| {
+                                    Self::invalid(path, format!("entry {len} is not 64 hex digits"))
+                                })?;
+                            w.write_all(&h).map_err(io)?;
+                            len += 1;
+                            cur.clear();
+                        } else if cur.len() < 64 {
+                            cur.push(b);
+                        } else {
+                            return Err(Self::invalid(path, format!("entry {len} is too long")));
+                        }
+                    } else if b == b'"' {
+                        in_str = true;
+                    } else if b == b']' {
+                        in_list = false;
+                        header.extend_from_slice(b"[]");
+                    } else if !(b.is_ascii_whitespace() || b == b',') {
+                        return Err(Self::invalid(
+                            path,
+                            format!("unexpected {:?} in sha256s after entry {len}", b as char),
+                        ));
+                    }
+                    continue;
+                }
+                header.push(b);
+                if in_str {
+                    if esc {
+                        esc = false;
+                    } else if b == b'\\' {
+                        esc = true;
+                    } else if b == b'"' {
+                        in_str = false;
+                        if depth == 1 {
+                            last_key = std::mem::take(&mut cur);
+                        }
+                    } else if depth == 1 && cur.len() < 64 {
+                        cur.push(b);
+                    }
+                    continue;
+                }
+                match b {
+                    b'"' => {
+                        in_str = true;
+                        cur.clear();
+                    }
+                    b'{' | b'[' => {
+                        if b == b'[' && depth == 1 && last_key == b"sha256s" && !list_seen {
+                            header.pop();
+                            in_list = true;
+                            list_seen = true;
+                        } else {
+                            depth += 1;
+                        }
+                    }
+                    b'}' | b']' => depth -= 1,
+                    b':' => {}
+                    b',' if depth == 1 => last_key.clear(),
+                    _ => {}
+                }
+                if header.len() > 1 << 20 {
+                    return Err(Self::invalid(
+                        path,
+                        "more than 1 MiB besides the sha256s list",
+                    ));
+                }
+            }
+        }
+        w.flush().map_err(io)?;
+        drop(w);
+        if !list_seen {
+            return Err(Self::invalid(path, "no \"sha256s\" list"));
+        }
+        let whole: Header =
+            serde_json::from_slice(&header).map_err(|e| Self::invalid(path, e.to_string()))?;
+        Self::check_header(path, &whole.header)?;
         Ok(Sha256File {
             path: path.to_owned(),
             header: whole.header,
-            len: entries.len() as u64,
-            store: Store::Memory(entries),
+            len,
+            store: Store::Index { file: index },
         })
     }
 
@@ -111,6 +296,10 @@ impl Sha256File {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Whether the file is in Cinder's canonical layout (the fast path).
+    pub fn is_canonical(&self) -> bool {
+        matches!(self.store, Store::Canonical { .. })
+    }
     /// The volume size the entries cover: entries × block size.
     pub fn covered_bytes(&self) -> u64 {
         self.len.saturating_mul(self.header.chunk_size)
@@ -118,32 +307,84 @@ impl Sha256File {
 
     /// The sha256 of hash block `i`.
     pub fn get(&self, index: u64) -> Result<[u8; 32], Sha256Error> {
-        if index >= self.len {
+        let mut v = Vec::with_capacity(1);
+        self.read_range(index, 1, &mut v)?;
+        v.pop().ok_or(Sha256Error::OutOfRange {
+            index,
+            len: self.len,
+        })
+    }
+
+    /// Entries `start .. start + count`, appended to `out` (for sequential
+    /// consumers: one read for the whole range).
+    pub fn read_range(
+        &self,
+        start: u64,
+        count: u64,
+        out: &mut Vec<[u8; 32]>,
+    ) -> Result<(), Sha256Error> {
+        use std::os::unix::fs::FileExt;
+        if count == 0 {
+            return Ok(());
+        }
+        let end = start.checked_add(count).unwrap_or(u64::MAX);
+        if end > self.len {
             return Err(Sha256Error::OutOfRange {
-                index,
+                index: end - 1,
                 len: self.len,
             });
         }
+        let io = |source| Sha256Error::Io {
+            path: self.path.clone(),
+            source,
+        };
         match &self.store {
-            Store::Memory(v) => Ok(v[index as usize]),
             Store::Canonical { file, first } => {
-                use std::os::unix::fs::FileExt;
-                let mut line = [0u8; 66];
-                file.read_exact_at(&mut line, first + index * 72)
-                    .map_err(|source| Sha256Error::Io {
-                        path: self.path.clone(),
-                        source,
-                    })?;
-                std::str::from_utf8(&line[1..65])
-                    .ok()
-                    .and_then(parse_hex32)
-                    .ok_or_else(|| Sha256Error::Invalid {
-                        path: self.path.clone(),
-                        reason: format!("entry {index} is not 64 hex digits"),
-                    })
+                // The last line has no comma: read one byte less.
+                let bytes = (count * LINE - 1) as usize;
+                let mut buf = vec![0u8; bytes];
+                file.read_exact_at(&mut buf, first + start * LINE)
+                    .map_err(io)?;
+                for k in 0..count as usize {
+                    let at = k * LINE as usize + 5;
+                    let hex = buf
+                        .get(at..at + 64)
+                        .and_then(|h| std::str::from_utf8(h).ok());
+                    let h = hex
+                        .and_then(parse_hex32)
+                        .ok_or_else(|| Sha256Error::Invalid {
+                            path: self.path.clone(),
+                            reason: format!("entry {} is not 64 hex digits", start + k as u64),
+                        })?;
+                    out.push(h);
+                }
+            }
+            Store::Index { file } => {
+                let mut buf = vec![0u8; (count * 32) as usize];
+                file.read_exact_at(&mut buf, start * 32).map_err(io)?;
+                for c in buf.chunks_exact(32) {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(c);
+                    out.push(h);
+                }
             }
         }
+        Ok(())
     }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(flatten)]
+    header: Sha256Header,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// Parse 64 hex digits into 32 bytes.
@@ -170,4 +411,104 @@ pub fn to_hex(bytes: &[u8]) -> String {
         s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn hex_of(i: u64) -> String {
+        use sha2::Digest;
+        to_hex(&sha2::Sha256::digest(i.to_le_bytes()))
+    }
+
+    /// A sha256file as Cinder writes it (`json.dumps(sort_keys, indent=2)`).
+    fn canonical(n: u64) -> String {
+        let mut s = String::from(
+            "{\n  \"backup_description\": null,\n  \"backup_id\": \"b\",\n  \"backup_name\": \"n\",\n  \"chunk_size\": 32768,\n  \"created_at\": \"2026-11-24 06:10:32.169388+00:00\",\n  \"sha256s\": [",
+        );
+        if n == 0 {
+            s.push_str("],\n");
+        } else {
+            s.push('\n');
+            for i in 0..n {
+                s.push_str(&format!(
+                    "    \"{}\"{}\n",
+                    hex_of(i),
+                    if i + 1 < n { "," } else { "" }
+                ));
+            }
+            s.push_str("  ],\n");
+        }
+        s.push_str("  \"version\": \"1.0.0\",\n  \"volume_id\": \"v\"\n}");
+        s
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn canonical_layout_first_last_and_random_entries() {
+        let n = 1000;
+        let f = write(&canonical(n));
+        let s = Sha256File::open(f.path()).unwrap();
+        assert!(s.is_canonical());
+        assert_eq!(s.len(), n);
+        assert_eq!(s.block_size(), 32768);
+        assert_eq!(s.header().volume_id.as_deref(), Some("v"));
+        for i in [0, 1, 499, 777, n - 1] {
+            assert_eq!(to_hex(&s.get(i).unwrap()), hex_of(i), "entry {i}");
+        }
+        assert!(matches!(s.get(n), Err(Sha256Error::OutOfRange { .. })));
+        let mut v = Vec::new();
+        s.read_range(990, 10, &mut v).unwrap();
+        assert_eq!(to_hex(&v[9]), hex_of(999));
+    }
+
+    #[test]
+    fn compact_layout_goes_through_the_index() {
+        let n = 300;
+        let text = canonical(n).replace("\n", "").replace("  ", "");
+        let f = write(&text);
+        let s = Sha256File::open(f.path()).unwrap();
+        assert!(!s.is_canonical());
+        assert_eq!(s.len(), n);
+        for i in [0, 150, n - 1] {
+            assert_eq!(to_hex(&s.get(i).unwrap()), hex_of(i));
+        }
+        assert_eq!(s.header().backup_name.as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn fixture_sha256file_is_canonical() {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/cinder-29/share/96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d/backup_sha256file"
+        );
+        let s = Sha256File::open(Path::new(p)).unwrap();
+        assert!(s.is_canonical());
+        assert_eq!(s.covered_bytes(), 1 << 30);
+    }
+
+    #[test]
+    fn empty_list_and_garbage() {
+        let f = write(&canonical(0));
+        assert_eq!(Sha256File::open(f.path()).unwrap().len(), 0);
+        let f = write("{\"chunk_size\": 32768, \"sha256s\": [\"zz\"]}");
+        assert!(matches!(
+            Sha256File::open(f.path()),
+            Err(Sha256Error::Invalid { .. })
+        ));
+        let f = write("{\"chunk_size\": 32768}");
+        assert!(matches!(
+            Sha256File::open(f.path()),
+            Err(Sha256Error::Invalid { .. })
+        ));
+        let f = write("not json");
+        assert!(Sha256File::open(f.path()).is_err());
+    }
 }
