@@ -113,7 +113,7 @@ impl Sha256File {
         let region = close_abs + 1 - first;
         let len = if region == 0 {
             0
-        } else if (region + 1) % LINE == 0 {
+        } else if (region + 1).is_multiple_of(LINE) {
             (region + 1) / LINE
         } else {
             return Ok(None);
@@ -327,7 +327,7 @@ impl Sha256File {
         if count == 0 {
             return Ok(());
         }
-        let end = start.checked_add(count).unwrap_or(u64::MAX);
+        let end = start.saturating_add(count);
         if end > self.len {
             return Err(Sha256Error::OutOfRange {
                 index: end - 1,
