@@ -9,6 +9,7 @@ mod decode;
 mod encode;
 mod lint;
 mod ls;
+mod progress;
 mod recover;
 mod restore;
 mod rewrite;

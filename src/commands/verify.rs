@@ -1,9 +1,170 @@
-//! `cbr verify`.
+//! `cbr verify`: is every byte on the share still what Cinder wrote?
 
-use super::{Global, Outcome};
+use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::VerifyArgs;
-use anyhow::Result;
+use anyhow::{Result, bail};
+use cbr::share::scan::{BackupEntry, scan};
+use cbr::verify::{VerifyOptions, in_shard, verify};
+use std::io::Write;
+use std::time::Instant;
 
-pub fn run(_g: &Global, _args: VerifyArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr verify` is not implemented yet")
+/// Parse `K/N` (1 ≤ K ≤ N).
+fn parse_shard(s: &str) -> Result<(u64, u64)> {
+    let parsed = s
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => bail!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/7"),
+    }
+}
+
+/// A date for `--since`: `YYYY-MM-DD` or an RFC 3339 / Cinder timestamp;
+/// compared as text, normalised to `YYYY-MM-DD HH:MM:SS`.
+fn normalise_date(s: &str) -> Option<String> {
+    let t = s.trim().replace('T', " ");
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    if b.len() < 10
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+    {
+        return None;
+    }
+    let time = t.get(11..19).filter(|x| x.len() == 8).unwrap_or("00:00:00");
+    Some(format!("{} {time}", &t[..10]))
+}
+
+pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
+    let share = resolve_share(g, &args.share)?;
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let since = match &args.since {
+        Some(s) => Some(normalise_date(s).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z"
+            )
+        })?),
+        None => None,
+    };
+    if let Some(p) = args.sample {
+        if !(p > 0.0 && p <= 100.0) {
+            bail!("--sample {p}: expected a percentage above 0 and at most 100");
+        }
+    }
+    let found = scan(&share)?;
+    // The backups asked for (with their chains), or all of them.
+    let mut selected: Vec<&BackupEntry> = Vec::new();
+    if args.ids.is_empty() {
+        selected.extend(found.backups.iter());
+    } else {
+        for id in &args.ids {
+            let b = found.find(id)?;
+            for c in found.chain(b) {
+                if !selected.iter().any(|s| s.id == c.id) {
+                    selected.push(c);
+                }
+            }
+        }
+    }
+    selected.retain(|b| shard.is_none_or(|(k, n)| in_shard(&b.id, k, n)));
+    if let Some(since) = &since {
+        selected.retain(|b| {
+            b.metadata
+                .created_at
+                .as_deref()
+                .and_then(normalise_date)
+                .is_some_and(|c| &c >= since)
+        });
+    }
+    let opts = VerifyOptions {
+        deep: args.deep,
+        jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
+        sample: args.sample.map(|p| (p, args.seed)),
+    };
+    let progress = super::progress::make(args.progress, g.quiet);
+    let started = Instant::now();
+    let mut report = verify(&share, &found, &selected, &opts, progress.as_ref());
+    // Share-wide findings belong to a whole-share verification.
+    if args.ids.is_empty() && shard.is_none() && since.is_none() {
+        let mut all = found.findings.clone();
+        all.extend(report.findings.0.drain(..));
+        report.findings = all;
+        report.ok = !report.findings.has_errors();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let outcome = if report.ok {
+        Outcome::Ok
+    } else {
+        Outcome::Problems
+    };
+    if args.json {
+        super::print_json(&report)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        print_findings(&mut out, &report.findings)?;
+        let verdict = if report.ok {
+            "OK: no errors found"
+        } else {
+            "FAILED: errors found"
+        };
+        writeln!(
+            out,
+            "{verdict} ({} backup(s){})",
+            report.backups_checked,
+            if opts.deep {
+                format!(", {} chunk(s) read", report.chunks_checked)
+            } else {
+                ", metadata only: add --deep to read every chunk".into()
+            }
+        )?;
+        out.flush()?;
+    }
+    if !g.quiet && opts.deep {
+        let rate = if secs > 0.0 {
+            report.data_bytes as f64 / secs
+        } else {
+            0.0
+        };
+        eprintln!(
+            "cbr: verified {} backup(s), {} chunk(s), {} read ({} of data) in {secs:.1}s, {}/s, {} finding(s)",
+            report.backups_checked,
+            report.chunks_checked,
+            human_bytes(report.bytes_read),
+            human_bytes(report.data_bytes),
+            human_bytes(rate as u64),
+            report.findings.len()
+        );
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_syntax() {
+        assert_eq!(parse_shard("2/7").unwrap(), (2, 7));
+        assert!(parse_shard("0/7").is_err());
+        assert!(parse_shard("8/7").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn since_dates() {
+        assert_eq!(normalise_date("2026-11-24").unwrap(), "2026-11-24 00:00:00");
+        assert_eq!(
+            normalise_date("2026-11-24 06:09:19.309481+00:00").unwrap(),
+            "2026-11-24 06:09:19"
+        );
+        assert_eq!(
+            normalise_date("2026-11-24T06:09:19Z").unwrap(),
+            "2026-11-24 06:09:19"
+        );
+        assert!(normalise_date("yesterday").is_none());
+    }
 }
