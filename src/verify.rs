@@ -104,6 +104,10 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+/// Receives decompressed data with its offset inside the chunk; an `Err`
+/// stops the stream.
+pub type ChunkSink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+
 /// Stream one chunk file through its decoder, md5 and `sink`, which gets
 /// each piece of decompressed data with its offset inside the chunk. Pieces
 /// are whole hash blocks (`block` bytes) except possibly the last one.
@@ -111,7 +115,7 @@ pub fn stream_chunk(
     path: &Path,
     obj: &ChunkObject,
     block: usize,
-    sink: &mut dyn FnMut(u64, &[u8]) -> Result<(), String>,
+    sink: &mut ChunkSink<'_>,
 ) -> Result<Streamed, StreamError> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -259,20 +263,20 @@ pub fn verify_chunk(
     let nblocks = obj.length.div_ceil(block as u64);
     let mut expected = Vec::new();
     let mut sha_problem = None;
-    if let Some(s) = sha {
-        if let Err(e) = s.read_range(first_block, nblocks, &mut expected) {
-            sha_problem = Some(e.to_string());
-            expected.clear();
-        }
+    if let Some(s) = sha
+        && let Err(e) = s.read_range(first_block, nblocks, &mut expected)
+    {
+        sha_problem = Some(e.to_string());
+        expected.clear();
     }
     let mut bad: Vec<u64> = Vec::new();
     let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
         for (k, piece) in data.chunks(block).enumerate() {
             let idx = (off / block as u64) + k as u64;
-            if let Some(want) = expected.get(idx as usize) {
-                if &block_sha(piece, &zero, block) != want {
-                    bad.push(first_block + idx);
-                }
+            if let Some(want) = expected.get(idx as usize)
+                && &block_sha(piece, &zero, block) != want
+            {
+                bad.push(first_block + idx);
             }
         }
         progress.advance(data.len() as u64, &backup.id);
@@ -427,10 +431,10 @@ pub fn verify(
         let mut items: Vec<(usize, &ChunkObject)> = Vec::new();
         for (i, b) in backups.iter().enumerate() {
             for o in &b.metadata.objects {
-                if let Some((pct, seed)) = opts.sample {
-                    if !in_sample(&b.id, &o.name, pct, seed) {
-                        continue;
-                    }
+                if let Some((pct, seed)) = opts.sample
+                    && !in_sample(&b.id, &o.name, pct, seed)
+                {
+                    continue;
                 }
                 items.push((i, o));
             }

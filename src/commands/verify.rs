@@ -50,10 +50,10 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         })?),
         None => None,
     };
-    if let Some(p) = args.sample {
-        if !(p > 0.0 && p <= 100.0) {
-            bail!("--sample {p}: expected a percentage above 0 and at most 100");
-        }
+    if let Some(p) = args.sample
+        && !(p > 0.0 && p <= 100.0)
+    {
+        bail!("--sample {p}: expected a percentage above 0 and at most 100");
     }
     let found = scan(&share)?;
     // The backups asked for (with their chains), or all of them.
