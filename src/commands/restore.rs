@@ -1,9 +1,180 @@
-//! `cbr restore`.
+//! `cbr restore`: a backup's volume image, verified, sparse, atomic.
 
-use super::{Global, Outcome};
+use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::RestoreArgs;
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use cbr::restore::{RestoreOptions, TempOutput, plan, restore};
+use cbr::share::scan::scan;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
-pub fn run(_g: &Global, _args: RestoreArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr restore` is not implemented yet")
+/// The temporary file to remove if the user interrupts.
+static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn set_partial(p: Option<PathBuf>) {
+    match PARTIAL.lock() {
+        Ok(mut g) => *g = p,
+        Err(poisoned) => *poisoned.into_inner() = p,
+    }
+}
+
+pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
+    if args.output.as_os_str() == "-" {
+        bail!(
+            "--output -: images are written to a seekable file or device, not to standard output"
+        );
+    }
+    let share = resolve_share(g, &args.share)?;
+    let found = scan(&share)?;
+    let top = found.find(&args.id)?;
+    let plan = plan(&found, top)?;
+    if args.dry_run {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "restore of {} ({} in {} backup(s), full first) to {}:",
+            top.id,
+            human_bytes(plan.size),
+            plan.chain.len(),
+            args.output.display()
+        )?;
+        for b in &plan.chain {
+            writeln!(
+                out,
+                "backup {}{}",
+                b.id,
+                if b.parent_id().is_none() {
+                    " (full)"
+                } else {
+                    ""
+                }
+            )?;
+            for c in plan.chunks.iter().filter(|c| c.backup.id == b.id) {
+                let live: u64 = c.live.iter().map(|p| p.end - p.start).sum();
+                writeln!(
+                    out,
+                    "  {:<8} {:>14}..{:<14} {}",
+                    c.object.name.rsplit('-').next().unwrap_or(&c.object.name),
+                    c.object.offset,
+                    c.object.offset + c.object.length,
+                    if live == 0 {
+                        "overwritten by later backups: not read".to_string()
+                    } else if live == c.object.length {
+                        "written whole".to_string()
+                    } else {
+                        format!(
+                            "{} of it written (the rest is overwritten later)",
+                            human_bytes(live)
+                        )
+                    }
+                )?;
+            }
+        }
+        for u in &plan.uncovered {
+            writeln!(
+                out,
+                "  zeros    {:>14}..{:<14} no chunk covers it",
+                u.start, u.end
+            )?;
+        }
+        out.flush()?;
+        return Ok(Outcome::Ok);
+    }
+    let meta = std::fs::metadata(&args.output).ok();
+    if meta.is_some() && !args.force {
+        bail!(
+            "{} exists: give --force to write the image into it (its content is then replaced)",
+            args.output.display()
+        );
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = super::progress::make(args.progress, g.quiet);
+    let in_place = meta.as_ref().is_some_and(|m| !m.is_file());
+    let started = std::time::Instant::now();
+    let report = if in_place {
+        // A block device (or other non-regular file): write in place, zeros too.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&args.output)
+            .with_context(|| format!("cannot open {}", args.output.display()))?;
+        let r = restore(
+            &share,
+            &plan,
+            &f,
+            &RestoreOptions { fresh: false, jobs },
+            progress.as_ref(),
+        )?;
+        f.sync_all()?;
+        r
+    } else {
+        let tmp = TempOutput::create(&args.output).with_context(|| {
+            format!(
+                "cannot create a temporary file beside {}",
+                args.output.display()
+            )
+        })?;
+        set_partial(Some(tmp.path.clone()));
+        let _ = ctrlc::set_handler(|| {
+            if let Ok(g) = PARTIAL.lock()
+                && let Some(p) = g.as_ref()
+            {
+                let _ = std::fs::remove_file(p);
+            }
+            eprintln!("cbr: interrupted; the partial image was removed");
+            std::process::exit(130);
+        });
+        tmp.file
+            .set_len(plan.size)
+            .context("cannot size the image")?;
+        let r = restore(
+            &share,
+            &plan,
+            &tmp.file,
+            &RestoreOptions { fresh: true, jobs },
+            progress.as_ref(),
+        )?;
+        if r.findings.has_errors() {
+            drop(tmp);
+            set_partial(None);
+            let mut out = std::io::stdout().lock();
+            print_findings(&mut out, &r.findings)?;
+            writeln!(
+                out,
+                "FAILED: the image of {} is not what the backup holds; nothing was written to {}",
+                top.id,
+                args.output.display()
+            )?;
+            return Ok(Outcome::Problems);
+        }
+        tmp.persist(&args.output)
+            .with_context(|| format!("cannot rename the image to {}", args.output.display()))?;
+        set_partial(None);
+        r
+    };
+    if report.findings.has_errors() {
+        let mut out = std::io::stdout().lock();
+        print_findings(&mut out, &report.findings)?;
+        writeln!(
+            out,
+            "FAILED: {} was written in place and is not what the backup holds",
+            args.output.display()
+        )?;
+        return Ok(Outcome::Problems);
+    }
+    if !g.quiet {
+        eprintln!(
+            "cbr: restored {} ({} from {} chunk(s) of {} backup(s), {} written) to {} in {:.1}s; every block verified",
+            top.id,
+            human_bytes(plan.size),
+            report.chunks_read,
+            plan.chain.len(),
+            human_bytes(report.bytes_written),
+            args.output.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Outcome::Ok)
 }
