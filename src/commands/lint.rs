@@ -1,9 +1,44 @@
-//! `cbr lint`.
+//! `cbr lint`: problems of records alone.
 
-use super::{Global, Outcome};
+use super::{Global, Outcome, decode_inputs, print_findings, read_inputs};
 use crate::cli::LintArgs;
 use anyhow::Result;
+use cbr::findings::Findings;
+use cbr::record::Record;
+use cbr::record::lint::lint;
+use std::io::Write;
 
-pub fn run(_g: &Global, _args: LintArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr lint` is not implemented yet")
+pub fn run(_g: &Global, args: LintArgs) -> Result<Outcome> {
+    let inputs = read_inputs(&args.inputs)?;
+    let records = decode_inputs(&inputs)?;
+    let mut all = Findings::new();
+    for (i, d) in records.iter().enumerate() {
+        let batch: Vec<&Record> = records
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| &o.record)
+            .collect();
+        all.extend(lint(&d.record, d.backup_service.as_deref(), &batch));
+    }
+    if args.json {
+        super::print_json(&serde_json::json!({ "findings": all }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        print_findings(&mut out, &all)?;
+        writeln!(
+            out,
+            "{} record(s): {} error(s), {} warning(s), {} note(s)",
+            records.len(),
+            all.count(cbr::findings::Severity::Error),
+            all.count(cbr::findings::Severity::Warning),
+            all.count(cbr::findings::Severity::Info)
+        )?;
+        out.flush()?;
+    }
+    Ok(if all.has_errors() {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    })
 }

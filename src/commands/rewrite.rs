@@ -1,9 +1,97 @@
-//! `cbr rewrite`.
+//! `cbr rewrite`: change fields of records and re-encode them.
 
-use super::{Global, Outcome};
-use crate::cli::RewriteArgs;
-use anyhow::Result;
+use super::{Global, Outcome, decode_inputs, emit_kind, read_input, service_for, wrap_for};
+use crate::cli::{EmitKind, RewriteArgs};
+use anyhow::{Context, Result};
+use cbr::record::edit::{Edit, apply, parse_map, parse_set, validate};
+use cbr::record::emit::{EmitOptions, emit};
+use std::io::Write;
 
-pub fn run(_g: &Global, _args: RewriteArgs) -> Result<Outcome> {
-    anyhow::bail!("`cbr rewrite` is not implemented yet")
+pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
+    let input = read_input(args.input.as_deref())?;
+    // Every argument is checked before anything is read or printed.
+    let mut edit = Edit {
+        project_id: args.project_id.clone(),
+        user_id: args.user_id.clone(),
+        scrub_source: args.scrub_source,
+        ..Default::default()
+    };
+    if let Some(p) = &edit.project_id {
+        validate("project_id", &serde_json::Value::String(p.clone()))?;
+    }
+    if let Some(u) = &edit.user_id {
+        validate("user_id", &serde_json::Value::String(u.clone()))?;
+    }
+    for s in &args.set {
+        edit.set.push(parse_set(s)?);
+    }
+    edit.unset = args.unset.clone();
+    if let Some(m) = &args.map {
+        let text = std::fs::read_to_string(m)
+            .with_context(|| format!("cannot read map {}", m.display()))?;
+        edit.map = parse_map(&text).with_context(|| format!("in {}", m.display()))?;
+    }
+    let mut records = decode_inputs(std::slice::from_ref(&input))?;
+    let mut text = String::new();
+    let mut diff = String::new();
+    for d in records.iter_mut() {
+        let id = d
+            .record
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("<no id>")
+            .to_string();
+        let changes = apply(&mut d.record, &edit)
+            .with_context(|| format!("record {id} (line {})", d.line))?;
+        diff.push_str(&format!("record {id}: {} change(s)\n", changes.len()));
+        for c in &changes {
+            let show = |v: &Option<serde_json::Value>| {
+                v.as_ref().map_or("(absent)".to_string(), |v| v.to_string())
+            };
+            diff.push_str(&format!(
+                "  {}: {} -> {}\n",
+                c.field,
+                show(&c.old),
+                show(&c.new)
+            ));
+        }
+        let service = service_for(args.service.as_deref(), d);
+        let project = d
+            .record
+            .get("project_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let scoped = if edit.project_id.is_some() || !edit.map.is_empty() {
+            project.as_deref()
+        } else {
+            None
+        };
+        let opts = EmitOptions {
+            kind: emit_kind(args.emit.emit),
+            wrap: wrap_for(args.emit.wrap, Some(d)),
+            service: &service,
+            project_id: scoped,
+        };
+        text.push_str(&emit(&d.record, &opts));
+    }
+    if !g.quiet {
+        let mut e = std::io::stderr().lock();
+        write!(e, "{diff}")?;
+        writeln!(
+            e,
+            "cbr: note: Cinder gives an imported backup to the project of the credentials that run \
+             the import and drops the record's project_id/user_id; rewriting them keeps the record \
+             consistent and hides the source tenant, but to land the backup in a project, import with \
+             credentials scoped to it{}",
+            if args.emit.emit == EmitKind::Openstack && edit.project_id.is_some() {
+                " (the printed command does: --os-project-id)"
+            } else {
+                " (e.g. --emit openstack with --project-id prints such a command)"
+            }
+        )?;
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(Outcome::Ok)
 }

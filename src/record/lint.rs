@@ -1,13 +1,313 @@
 //! Findings about a record alone (no share): fields import requires,
 //! status, era consistency, encryption key, parent, ids.
 
-use super::Record;
-use crate::findings::Findings;
+use super::{Era, Record, era_of};
+use crate::findings::{Finding, Findings};
+use serde_json::Value;
+
+/// Backup services whose records a share-based target accepts (import
+/// checks that the target driver's class path starts with the record's).
+pub const SHARE_DRIVERS: &[&str] = &[
+    "cinder.backup.drivers.nfs.NFSBackupDriver",
+    "cinder.backup.drivers.posix.PosixBackupDriver",
+    "cinder.backup.drivers.glusterfs.GlusterfsBackupDriver",
+];
+
+/// Whether `s` is a UUID (8-4-4-4-12 hex, any case).
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether `s` is a keystone id: 32 hex digits, or a UUID.
+pub fn is_keystone_id(s: &str) -> bool {
+    (s.len() == 32 && s.bytes().all(|c| c.is_ascii_hexdigit())) || is_uuid(s)
+}
+
+/// The fields import needs, with the JSON types it takes.
+const REQUIRED: &[(&str, &str)] = &[
+    ("id", "string"),
+    ("size", "integer"),
+    ("display_name", "string or null"),
+    ("display_description", "string or null"),
+    ("container", "string"),
+    ("service_metadata", "string"),
+    ("object_count", "integer"),
+];
+
+fn type_ok(v: &Value, want: &str) -> bool {
+    match want {
+        "string" => v.is_string(),
+        "integer" => v.is_u64() || v.is_i64(),
+        "string or null" => v.is_string() || v.is_null(),
+        _ => true,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
 
 /// Lint one record. `backup_service` is the service printed with it (if
 /// any); `batch` are the other records given in the same input, so a
 /// parent among them can be recognised.
 pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) -> Findings {
-    let _ = (record, backup_service, batch);
-    Findings::new()
+    let mut out = Findings::new();
+    let id = record.get("id").and_then(|v| v.as_str());
+    let f = |sev: crate::findings::Severity, code: &'static str, msg: String| {
+        Finding::new(sev, code, msg).maybe_backup(id)
+    };
+    use crate::findings::Severity::{Error, Info, Warning};
+    for (field, want) in REQUIRED {
+        match record.get(*field) {
+            None => out.push(f(
+                Error,
+                "record-field-missing",
+                format!("{field} is missing: import needs it"),
+            )),
+            Some(v) if !type_ok(v, want) => out.push(f(
+                Error,
+                "record-field-type",
+                format!("{field} is {}, import needs {want}", kind(v)),
+            )),
+            _ => {}
+        }
+    }
+    if let Some(status) = record.get("status")
+        && status.as_str() != Some("available")
+    {
+        out.push(f(
+            Error,
+            "status-not-available",
+            format!("status is {status}: Cinder exports only available backups, so this record was edited or hand-made"),
+        ));
+    }
+    if let Some(k) = record.get("encryption_key_id").filter(|v| !v.is_null()) {
+        out.push(f(
+            Warning,
+            "encryption-key",
+            format!(
+                "the volume is encrypted with key {k}: the target's key manager must hold that key, or the restored volume cannot be opened"
+            ),
+        ));
+    }
+    if let Some(p) = record.get("parent_id").and_then(|v| v.as_str()) {
+        let among = batch
+            .iter()
+            .any(|r| r.get("id").and_then(|v| v.as_str()) == Some(p));
+        out.push(f(
+            Info,
+            "parent-must-be-imported",
+            if among {
+                format!("incremental of {p}: its record is in this input; import it first")
+            } else {
+                format!(
+                    "incremental of {p}: that backup's record must be imported too, before this one"
+                )
+            },
+        ));
+    }
+    if let Some(c) = record.get("container").and_then(|v| v.as_str()) {
+        let p = std::path::Path::new(c);
+        if p.is_absolute()
+            || p.components()
+                .any(|x| matches!(x, std::path::Component::ParentDir))
+        {
+            out.push(f(
+                Error,
+                "container-escapes-share",
+                format!("container {c:?} is not a path inside the share (absolute or with '..')"),
+            ));
+        }
+    }
+    let era = era_of(record, backup_service);
+    if let Some(prefix) = record.get("service_metadata").and_then(|v| v.as_str()) {
+        let legacy_prefix = prefix == crate::share::LEGACY_PREFIX;
+        if legacy_prefix
+            && era == Era::Current
+            && record.contains_key("encryption_key_id")
+            && record.contains_key("data_timestamp")
+        {
+            // Fields of Mitaka on, prefix of before Pike: possible (Mitaka..Ocata), so only a note.
+            out.push(f(
+                Warning,
+                "era-inconsistent",
+                "service_metadata is the pre-Pike prefix 'backup' in a record with current fields: fine for a Mitaka..Ocata backup, suspicious otherwise".into(),
+            ));
+        } else if !legacy_prefix && era != Era::Current && prefix.starts_with("volume_") {
+            out.push(f(
+                Warning,
+                "era-inconsistent",
+                format!(
+                    "service_metadata {prefix:?} is a Pike-or-later prefix in a {} record",
+                    era.as_str()
+                ),
+            ));
+        }
+    }
+    if let Some(s) = backup_service.or_else(|| record.get("service").and_then(|v| v.as_str()))
+        && !SHARE_DRIVERS.iter().any(|d| d.starts_with(s))
+    {
+        out.push(f(
+            Warning,
+            "service-not-accepted",
+            format!(
+                "backup_service {s:?} is not accepted by a share-based target; it accepts a prefix of one of: {}",
+                SHARE_DRIVERS.join(", ")
+            ),
+        ));
+    }
+    for field in [
+        "id",
+        "volume_id",
+        "parent_id",
+        "snapshot_id",
+        "restore_volume_id",
+    ] {
+        if let Some(v) = record.get(field).and_then(|v| v.as_str())
+            && !is_uuid(v)
+        {
+            out.push(f(
+                Error,
+                "invalid-id",
+                format!("{field} {v:?} is not a UUID"),
+            ));
+        }
+    }
+    for field in ["project_id", "user_id"] {
+        if let Some(v) = record.get(field).and_then(|v| v.as_str())
+            && !is_keystone_id(v)
+        {
+            out.push(f(
+                Error,
+                "invalid-id",
+                format!("{field} {v:?} is not a keystone id (32 hex digits or a UUID)"),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Record {
+        json!({"id": "a0f6583f-d913-426d-a8e2-d262262a433b", "user_id": "a65349759b6f4ec5a0bb0cc3feb1e9fa",
+               "project_id": "bcae33bdf5b84dc9ab9ca6518a438561", "volume_id": "cd613e30-d8f1-4adf-91b7-584a2265b1f5",
+               "container": "a0/f6/a0f6583f-d913-426d-a8e2-d262262a433b", "parent_id": null, "status": "available",
+               "size": 1, "display_name": "n", "display_description": null,
+               "service_metadata": "volume_cd613e30-d8f1-4adf-91b7-584a2265b1f5_20261124060919_backup_a0f6583f-d913-426d-a8e2-d262262a433b",
+               "service": "cinder.backup.drivers.nfs.NFSBackupDriver", "object_count": 16,
+               "snapshot_id": null, "data_timestamp": "x", "metadata": {}, "encryption_key_id": null})
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    fn codes(r: &Record, svc: Option<&str>, batch: &[&Record]) -> Vec<&'static str> {
+        lint(r, svc, batch).iter().map(|f| f.code).collect()
+    }
+
+    fn with(k: &str, v: Value) -> Record {
+        let mut r = good();
+        r.insert(k.into(), v);
+        r
+    }
+
+    #[test]
+    fn good_record_is_clean() {
+        assert!(
+            codes(
+                &good(),
+                Some("cinder.backup.drivers.nfs.NFSBackupDriver"),
+                &[]
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_case() {
+        let mut r = good();
+        r.remove("object_count");
+        assert_eq!(codes(&r, None, &[]), vec!["record-field-missing"]);
+        assert_eq!(
+            codes(&with("size", json!("1")), None, &[]),
+            vec!["record-field-type"]
+        );
+        assert_eq!(
+            codes(&with("status", json!("creating")), None, &[]),
+            vec!["status-not-available"]
+        );
+        assert_eq!(
+            codes(&with("encryption_key_id", json!("k")), None, &[]),
+            vec!["encryption-key"]
+        );
+        let child = with("parent_id", json!("240eb01b-43db-412c-88fa-80f724cb2c2c"));
+        assert_eq!(codes(&child, None, &[]), vec!["parent-must-be-imported"]);
+        let parent = with("id", json!("240eb01b-43db-412c-88fa-80f724cb2c2c"));
+        assert!(
+            lint(&child, None, &[&parent])
+                .iter()
+                .next()
+                .unwrap()
+                .message
+                .contains("in this input")
+        );
+        assert_eq!(
+            codes(&with("container", json!("../etc")), None, &[]),
+            vec!["container-escapes-share"]
+        );
+        assert_eq!(
+            codes(&with("container", json!("/etc")), None, &[]),
+            vec!["container-escapes-share"]
+        );
+        assert_eq!(
+            codes(&with("service_metadata", json!("backup")), None, &[]),
+            vec!["era-inconsistent"]
+        );
+        assert_eq!(
+            codes(
+                &good(),
+                Some("cinder.backup.drivers.swift.SwiftBackupDriver"),
+                &[]
+            ),
+            vec!["service-not-accepted"]
+        );
+        assert_eq!(
+            codes(&with("volume_id", json!("nope")), None, &[]),
+            vec!["invalid-id"]
+        );
+        assert_eq!(
+            codes(&with("project_id", json!("xyz")), None, &[]),
+            vec!["invalid-id"]
+        );
+    }
+
+    #[test]
+    fn module_service_names_are_accepted() {
+        assert!(codes(&good(), Some("cinder.backup.drivers.nfs"), &[]).is_empty());
+        assert!(codes(&good(), Some("cinder.backup.drivers.posix"), &[]).is_empty());
+    }
+
+    #[test]
+    fn id_shapes() {
+        assert!(is_uuid("a0f6583f-d913-426d-a8e2-d262262a433b"));
+        assert!(!is_uuid("a0f6583fd913426da8e2d262262a433b"));
+        assert!(is_keystone_id("a0f6583fd913426da8e2d262262a433b"));
+        assert!(!is_keystone_id("a0f6583fd913426da8e2d262262a433"));
+    }
 }
