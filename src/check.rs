@@ -21,6 +21,9 @@ pub fn backup_findings(_share: &Share, scan: &ShareScan, backup: &BackupEntry) -
     let err = |code: &'static str, msg: String, path: String| {
         Finding::error(code, msg).backup(id.clone()).path(path)
     };
+    let warning = |code: &'static str, msg: String, path: String| {
+        Finding::warning(code, msg).backup(id.clone()).path(path)
+    };
     let m = &backup.metadata;
     // Chunk files against the metadata, as Cinder's restore compares them.
     for o in &m.objects {
@@ -115,7 +118,7 @@ pub fn backup_findings(_share: &Share, scan: &ShareScan, backup: &BackupEntry) -
             }
         }
         if s.covered_bytes() % GIB != 0 {
-            out.push(err(
+            out.push(warning(
                 "size-mismatch",
                 format!(
                     "the sha256file covers {} bytes ({} blocks of {block}), not a whole number of GiB as a Cinder volume is",
@@ -261,6 +264,9 @@ fn resolve_container(share: &Share, container: &str) -> Result<Option<PathBuf>, 
         return Err(format!(
             "container {container:?} is an absolute path: containers are relative to the share"
         ));
+    }
+    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(format!("container {container:?} climbs out of the share with '..'"));
     }
     let mut cur = share.root.clone();
     for c in p.components() {

@@ -1,1 +1,300 @@
-//! See the module list in `lib.rs`.
+//! A writer of Cinder's share layout, for tests and benchmarks: chunks
+//! (none/zlib/bz2/zstd), `_metadata` and `_sha256file` exactly as Cinder's
+//! chunked driver writes them (`json.dumps(sort_keys=True, indent=2)`),
+//! full and incremental backups.
+//!
+//! It writes only under the directory it is given; it is never pointed at
+//! a real share.
+
+use crate::share::sha256file::to_hex;
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use std::io::Write;
+use std::path::Path;
+
+/// One backup to write.
+#[derive(Debug, Clone)]
+pub struct SynthBackup {
+    pub id: String,
+    pub volume_id: String,
+    /// Share-relative container; `None`: the default `ab/cd/<id>`.
+    pub container: Option<String>,
+    /// Legacy `backup` prefix (Kilo..Ocata) instead of `volume_…_backup_…`.
+    pub legacy_prefix: bool,
+    /// `YYYYmmddHHMMSS`, used in the prefix and (reformatted) in created_at.
+    pub timestamp: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Volume size in bytes (a multiple of `block`).
+    pub size: u64,
+    /// Object size (`backup_file_size`), a multiple of `block`.
+    pub object_size: u64,
+    /// Hash block size (`backup_sha_block_size_bytes`).
+    pub block: u64,
+    /// Compression name written in the metadata: none, zlib, bz2, zstd.
+    pub compression: String,
+    /// For an incremental: the parent's id and its sha256 list.
+    pub parent: Option<(String, Vec<[u8; 32]>)>,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub container: String,
+    pub prefix: String,
+    pub chunks: usize,
+    pub sha256s: Vec<[u8; 32]>,
+}
+
+impl SynthBackup {
+    pub fn prefix(&self) -> String {
+        if self.legacy_prefix {
+            crate::share::LEGACY_PREFIX.to_string()
+        } else {
+            format!(
+                "volume_{}_{}_backup_{}",
+                self.volume_id, self.timestamp, self.id
+            )
+        }
+    }
+    fn created_at(&self) -> String {
+        let t = &self.timestamp;
+        let g = |r: std::ops::Range<usize>| t.get(r).unwrap_or("00");
+        format!(
+            "{}-{}-{} {}:{}:{}.000000+00:00",
+            g(0..4),
+            g(4..6),
+            g(6..8),
+            g(8..10),
+            g(10..12),
+            g(12..14)
+        )
+    }
+}
+
+fn compress(name: &str, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    Ok(match name {
+        "zlib" | "gzip" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+            e.write_all(data)?;
+            e.finish()?
+        }
+        "bz2" | "bzip2" => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(9));
+            e.write_all(data)?;
+            e.finish()?
+        }
+        "zstd" => zstd::bulk::compress(data, 3)?,
+        _ => data.to_vec(),
+    })
+}
+
+/// JSON string as Python's json.dumps writes it.
+fn js(s: &Option<String>) -> String {
+    match s {
+        Some(s) => crate::record::pyjson::dumps(&serde_json::Value::String(s.clone())),
+        None => "null".into(),
+    }
+}
+
+/// Write `b` under `share`, reading volume bytes from `read(offset, buf)`.
+pub fn write_backup(
+    share: &Path,
+    b: &SynthBackup,
+    read: &mut dyn FnMut(u64, &mut [u8]),
+) -> std::io::Result<Written> {
+    let container = b
+        .container
+        .clone()
+        .unwrap_or_else(|| crate::share::default_container(&b.id));
+    let dir = share.join(&container);
+    std::fs::create_dir_all(&dir)?;
+    let prefix = b.prefix();
+    let block = b.block as usize;
+    let mut sha256s: Vec<[u8; 32]> = Vec::with_capacity((b.size / b.block) as usize);
+    let mut objects: Vec<String> = Vec::new();
+    let mut buf = vec![0u8; b.object_size as usize];
+    let mut offset = 0u64;
+    let mut n = 0usize;
+    // Runs of changed blocks for incrementals are written as their own objects.
+    let write_obj = |data: &[u8],
+                     at: u64,
+                     n: &mut usize,
+                     objects: &mut Vec<String>|
+     -> std::io::Result<()> {
+        *n += 1;
+        let name = format!("{prefix}-{:05}", *n);
+        let z = compress(&b.compression, data)?;
+        // Cinder stores a chunk that does not shrink uncompressed.
+        let (bytes, comp) = if z.len() >= data.len() && b.compression != "none" {
+            (data.to_vec(), "none".to_string())
+        } else {
+            (z, b.compression.clone())
+        };
+        std::fs::write(dir.join(&name), &bytes)?;
+        let md5 = to_hex(&Md5::digest(data));
+        objects.push(format!(
+            "    {{\n      \"{name}\": {{\n        \"compression\": \"{comp}\",\n        \"length\": {},\n        \"md5\": \"{md5}\",\n        \"offset\": {at}\n      }}\n    }}",
+            data.len()
+        ));
+        Ok(())
+    };
+    while offset < b.size {
+        let len = (b.size - offset).min(b.object_size) as usize;
+        let data = &mut buf[..len];
+        read(offset, data);
+        let first = sha256s.len();
+        for piece in data.chunks(block) {
+            sha256s.push(Sha256::digest(piece).into());
+        }
+        match &b.parent {
+            None => write_obj(data, offset, &mut n, &mut objects)?,
+            Some((_, parent)) => {
+                // Changed runs of blocks, each its own object.
+                let mut k = 0;
+                let nb = data.len().div_ceil(block);
+                while k < nb {
+                    let changed = |k: usize| parent.get(first + k) != sha256s.get(first + k);
+                    if !changed(k) {
+                        k += 1;
+                        continue;
+                    }
+                    let start = k;
+                    while k < nb && changed(k) {
+                        k += 1;
+                    }
+                    let s = start * block;
+                    let e = (k * block).min(data.len());
+                    write_obj(&data[s..e], offset + s as u64, &mut n, &mut objects)?;
+                }
+            }
+        }
+        offset += len as u64;
+    }
+    let parent_id = b.parent.as_ref().map(|(p, _)| p.clone());
+    let meta = format!(
+        "{{\n  \"backup_description\": {},\n  \"backup_id\": \"{}\",\n  \"backup_name\": {},\n  \"created_at\": \"{}\",\n  \"objects\": [{}{}{}],\n  \"parent_id\": {},\n  \"version\": \"1.0.0\",\n  \"volume_id\": \"{}\",\n  \"volume_meta\": null\n}}",
+        js(&b.description),
+        b.id,
+        js(&b.name),
+        b.created_at(),
+        if objects.is_empty() { "" } else { "\n" },
+        objects.join(",\n"),
+        if objects.is_empty() { "" } else { "\n  " },
+        js(&parent_id),
+        b.volume_id
+    );
+    std::fs::write(dir.join(format!("{prefix}_metadata")), meta)?;
+    let mut sha = std::io::BufWriter::new(std::fs::File::create(
+        dir.join(format!("{prefix}_sha256file")),
+    )?);
+    write!(
+        sha,
+        "{{\n  \"backup_description\": {},\n  \"backup_id\": \"{}\",\n  \"backup_name\": {},\n  \"chunk_size\": {},\n  \"created_at\": \"{}\",\n  \"sha256s\": [",
+        js(&b.description),
+        b.id,
+        js(&b.name),
+        b.block,
+        b.created_at()
+    )?;
+    for (i, h) in sha256s.iter().enumerate() {
+        write!(
+            sha,
+            "{}\n    \"{}\"",
+            if i == 0 { "" } else { "," },
+            to_hex(h)
+        )?;
+    }
+    write!(
+        sha,
+        "{}],\n  \"version\": \"1.0.0\",\n  \"volume_id\": \"{}\"\n}}",
+        if sha256s.is_empty() { "" } else { "\n  " },
+        b.volume_id
+    )?;
+    sha.flush()?;
+    Ok(Written {
+        container,
+        prefix,
+        chunks: n,
+        sha256s,
+    })
+}
+
+/// A deterministic UUID-shaped id from a number (for generated shares).
+pub fn uuid_from(n: u64, salt: u64) -> String {
+    let h = crate::verify::stable_hash(&[&n.to_le_bytes(), &salt.to_le_bytes()]);
+    let g = crate::verify::stable_hash(&[&h.to_le_bytes()]);
+    let hex = format!("{h:016x}{g:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::{Share, scan::scan};
+
+    fn spec(id: u64, parent: Option<(String, Vec<[u8; 32]>)>) -> SynthBackup {
+        SynthBackup {
+            id: uuid_from(id, 1),
+            volume_id: uuid_from(0, 2),
+            container: None,
+            legacy_prefix: false,
+            timestamp: format!("202611240609{:02}", id),
+            name: Some(format!("b{id}")),
+            description: None,
+            size: 1 << 20,
+            object_size: 256 << 10,
+            block: 32768,
+            compression: "zlib".into(),
+            parent,
+        }
+    }
+
+    #[test]
+    fn written_backups_scan_and_verify_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vol = vec![0u8; 1 << 20];
+        vol[100_000..140_000].fill(7);
+        let full = write_backup(dir.path(), &spec(1, None), &mut |o, b| {
+            b.copy_from_slice(&vol[o as usize..o as usize + b.len()])
+        })
+        .unwrap();
+        assert_eq!(full.chunks, 4);
+        vol[700_000] = 1;
+        let inc = write_backup(
+            dir.path(),
+            &spec(2, Some((uuid_from(1, 1), full.sha256s.clone()))),
+            &mut |o, b| b.copy_from_slice(&vol[o as usize..o as usize + b.len()]),
+        )
+        .unwrap();
+        assert_eq!(inc.chunks, 1);
+        let share = Share::new(dir.path());
+        let s = scan(&share).unwrap();
+        assert_eq!(s.backups.len(), 2);
+        assert!(s.findings.is_empty(), "{:?}", s.findings);
+        let all: Vec<_> = s.backups.iter().collect();
+        let opts = crate::verify::VerifyOptions {
+            deep: true,
+            ..Default::default()
+        };
+        let r = crate::verify::verify(&share, &s, &all, &opts, &crate::progress::NoProgress);
+        assert!(r.ok, "{:?}", r.findings);
+        assert!(
+            !r.findings.iter().any(|f| f.code != "size-mismatch"),
+            "{:?}",
+            r.findings
+        );
+        assert!(
+            crate::share::Sha256File::open(s.backups[0].sha256_path.as_deref().unwrap())
+                .unwrap()
+                .is_canonical()
+        );
+    }
+}
