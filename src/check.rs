@@ -265,8 +265,12 @@ fn resolve_container(share: &Share, container: &str) -> Result<Option<PathBuf>, 
             "container {container:?} is an absolute path: containers are relative to the share"
         ));
     }
-    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(format!("container {container:?} climbs out of the share with '..'"));
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "container {container:?} climbs out of the share with '..'"
+        ));
     }
     let mut cur = share.root.clone();
     for c in p.components() {
