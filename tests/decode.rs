@@ -277,3 +277,23 @@ fn base64_of_a_json_array_says_it_is_not_an_object() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an object but an array"));
 }
+
+/// Regression: tables pasted back to back (no line between) were read as
+/// one table, losing every record but the first.
+#[test]
+fn adjacent_tables_without_a_blank_line_are_separate_records() {
+    let mut log = String::new();
+    for s in ["full-zlib", "incr1-zlib", "legacy-liberty"] {
+        log.push_str(
+            &std::fs::read_to_string(fixtures().join(format!("cinder-29/records/{s}.osc.w80.txt")))
+                .unwrap(),
+        );
+    }
+    let out = cbr()
+        .args(["decode", "--field", "id"])
+        .write_stdin(log)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 3);
+}

@@ -259,6 +259,11 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
     let mut end = start;
     while end < lines.len() {
         let t = lines[end].text.trim_start();
+        // Two borders in a row: one table ends and the next begins.
+        let prev_border = end > start && lines[end - 1].text.trim_start().starts_with('+');
+        if t.starts_with('+') && prev_border && end > start + 1 {
+            break;
+        }
         if t.starts_with('+') || t.starts_with('|') {
             end += 1;
         } else {
