@@ -16,7 +16,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match commands::run(cli) {
+    let result = commands::run(cli);
+    // For benchmarks: the peak resident set of this run, on stderr.
+    if std::env::var_os("CBR_REPORT_RSS").is_some()
+        && let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+    {
+        eprintln!("cbr: peak RSS {}", line.trim_start_matches("VmHWM:").trim());
+    }
+    match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {
             if commands::is_broken_pipe(&err) {

@@ -1,0 +1,91 @@
+//! `cbr verify --deep` throughput against the machine's single-pass
+//! md5+sha256 rate on the same amount of data, and peak RSS at 1 GiB and
+//! 16 GiB volume sizes. Run: cargo bench --bench verify
+//! (CBR_BENCH_GIB sets the size of each of the two main volumes; default 2.)
+
+#[path = "common.rs"]
+mod common;
+use common::*;
+use md5::Digest;
+
+fn main() {
+    let per: u64 = std::env::var("CBR_BENCH_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    eprintln!(
+        "writing 2 x {per} GiB thin volumes (70% zero, 20% text, 10% random), zlib and zstd..."
+    );
+    write_full(&share, 1, gib(per), 64 << 20, "zlib", 11);
+    write_full(&share, 2, gib(per), 64 << 20, "zstd", 12);
+    let s = share.to_str().expect("utf8");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Warm the page cache, then measure.
+    let _ = run_rss(&["verify", "--deep", "-q", "--share", s]);
+    let (secs, _) = run_rss(&["verify", "--deep", "-q", "--share", s]);
+    let data = gib(2 * per) as f64;
+    let tput = data / secs;
+    // Baseline: one core, one pass of md5 and sha256 over the same kind of data.
+    let mut buf = vec![0u8; 64 << 20];
+    let mut fill = thin_volume(11);
+    fill(0, &mut buf);
+    let t = std::time::Instant::now();
+    let mut done = 0u64;
+    while (done as f64) < data.min(4.0 * (1u64 << 30) as f64) {
+        for piece in buf.chunks(32768) {
+            std::hint::black_box(sha2::Sha256::digest(piece));
+        }
+        std::hint::black_box(md5::Md5::digest(&buf));
+        done += buf.len() as u64;
+    }
+    let rate = done as f64 / t.elapsed().as_secs_f64();
+    let mib = |x: f64| x / (1u64 << 20) as f64;
+    println!(
+        "verify --deep: {:.0} MiB/s over {} GiB; single-pass md5+sha256: {:.0} MiB/s per core x {cores} cores = {:.0} MiB/s; ratio {:.2} (goal >= 0.9)",
+        mib(tput),
+        2 * per,
+        mib(rate),
+        mib(rate * cores as f64),
+        tput / (rate * cores as f64)
+    );
+    // Peak RSS against volume size.
+    for size in [1u64, 16] {
+        let d = tempfile::tempdir().expect("tempdir");
+        let sh = d.path().join("share");
+        // Mostly zeros so 16 GiB is quick to write; default object size.
+        let b = cbr::synth::SynthBackup {
+            id: cbr::synth::uuid_from(size, 5),
+            volume_id: cbr::synth::uuid_from(size, 6),
+            container: None,
+            legacy_prefix: false,
+            timestamp: "20261124000000".into(),
+            name: None,
+            description: None,
+            size: gib(size),
+            object_size: 1_999_994_880,
+            block: 32768,
+            compression: "zstd".into(),
+            parent: None,
+        };
+        cbr::synth::write_backup(&sh, &b, &mut |o, buf| {
+            buf.fill(0);
+            if let Some(x) = buf.first_mut() {
+                *x = (o % 251) as u8;
+            }
+        })
+        .expect("write");
+        let (secs, kib) = run_rss(&[
+            "verify",
+            "--deep",
+            "-q",
+            "--share",
+            sh.to_str().expect("utf8"),
+        ]);
+        println!(
+            "verify --deep of a {size} GiB volume: {secs:.1}s, peak RSS {:.1} MiB (goal <= 64 MiB + 8 MiB per job, flat)",
+            kib as f64 / 1024.0
+        );
+    }
+}
