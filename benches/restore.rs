@@ -42,7 +42,9 @@ fn main() {
             base(o, buf);
             for (i, blk) in buf.chunks_mut(32768).enumerate() {
                 let idx = o / 32768 + i as u64;
-                if cbr::verify::stable_hash(&[&idx.to_le_bytes(), &k.to_le_bytes()]) % 33 == 0 {
+                if cbr::verify::stable_hash(&[&idx.to_le_bytes(), &k.to_le_bytes()])
+                    .is_multiple_of(33)
+                {
                     blk.fill(k as u8);
                 }
             }
