@@ -12,9 +12,7 @@ use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
 use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
-use crate::verify::{
-    ChunkEnd, StreamError, block_sha, is_zero, ranges, stream_chunk, zero_block_sha,
-};
+use crate::verify::{block_sha, is_zero, ranges, stream_chunk, stream_findings, zero_block_sha};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -243,47 +241,7 @@ pub fn restore(
             };
             stream_chunk(&b.dir(share).join(&o.name), o, block, &mut sink)
         };
-        match streamed {
-            Err(StreamError::Missing) => findings.push(err(
-                "object-missing",
-                format!("chunk {} is missing", o.name),
-            )),
-            Err(StreamError::Read(e)) => findings.push(err(
-                "read-failed",
-                format!("cannot read chunk {}: {e}", o.name),
-            )),
-            Err(StreamError::Decompress { reason, at }) => findings.push(err(
-                "decompress-failed",
-                format!(
-                    "chunk {} does not decompress as {} (after {at} bytes): {reason}",
-                    o.name, o.compression
-                ),
-            )),
-            Err(StreamError::Unknown(n)) => findings.push(err(
-                "decompress-failed",
-                format!("chunk {} has unknown compression {n:?}", o.name),
-            )),
-            Err(StreamError::Stopped(m)) => findings.push(err("read-failed", m)),
-            Ok(s) => {
-                if s.end != ChunkEnd::Complete {
-                    findings.push(err(
-                        "length-mismatch",
-                        format!(
-                            "chunk {} does not decompress to the {} bytes the metadata says",
-                            o.name, o.length
-                        ),
-                    ));
-                } else if !s.md5_ok {
-                    findings.push(err(
-                        "md5-mismatch",
-                        format!(
-                            "chunk {}: md5 is {}, the metadata says {}",
-                            o.name, s.md5_hex, o.md5
-                        ),
-                    ));
-                }
-            }
-        }
+        stream_findings(&streamed, o, &mut |code, msg| findings.push(err(code, msg)));
         for (a, z) in ranges(bad) {
             findings.push(err(
                 "sha256-mismatch",

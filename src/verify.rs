@@ -241,6 +241,73 @@ pub fn ranges(mut blocks: Vec<u64>) -> Vec<(u64, u64)> {
     out
 }
 
+/// The findings a stream outcome gives (every reader of chunks reports
+/// alike); returns the stored bytes read.
+pub fn stream_findings(
+    streamed: &Result<Streamed, StreamError>,
+    obj: &ChunkObject,
+    push: &mut dyn FnMut(&'static str, String),
+) -> u64 {
+    match streamed {
+        Err(StreamError::Missing) => push(
+            "object-missing",
+            format!(
+                "chunk {} listed in the metadata is missing: restore will fail",
+                obj.name
+            ),
+        ),
+        Err(StreamError::Read(e)) => push(
+            "read-failed",
+            format!("cannot read chunk {}: {e}", obj.name),
+        ),
+        Err(StreamError::Decompress { reason, at }) => push(
+            "decompress-failed",
+            format!(
+                "chunk {} does not decompress as {} (after {at} bytes): {reason}",
+                obj.name, obj.compression
+            ),
+        ),
+        Err(StreamError::Unknown(name)) => push(
+            "decompress-failed",
+            format!(
+                "chunk {} has compression {name:?}, which no Cinder release writes",
+                obj.name
+            ),
+        ),
+        Err(StreamError::Stopped(m)) => push("read-failed", m.clone()),
+        Ok(s) => {
+            match s.end {
+                ChunkEnd::Complete => {}
+                ChunkEnd::Short(n) => push(
+                    "length-mismatch",
+                    format!(
+                        "chunk {} decompresses to {n} bytes, the metadata says {}: it is truncated",
+                        obj.name, obj.length
+                    ),
+                ),
+                ChunkEnd::Long => push(
+                    "length-mismatch",
+                    format!(
+                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there)",
+                        obj.name, obj.length
+                    ),
+                ),
+            }
+            if !s.md5_ok && s.end == ChunkEnd::Complete {
+                push(
+                    "md5-mismatch",
+                    format!(
+                        "chunk {}: md5 of its data is {}, the metadata says {}",
+                        obj.name, s.md5_hex, obj.md5
+                    ),
+                );
+            }
+            return s.stored_bytes;
+        }
+    }
+    0
+}
+
 /// Deep-check one chunk of `backup` against its sha256file.
 pub fn verify_chunk(
     share: &Share,
@@ -289,64 +356,9 @@ pub fn verify_chunk(
         Ok(())
     };
     let streamed = stream_chunk(&path, obj, block, &mut sink);
-    let mut stored = 0;
-    match streamed {
-        Err(StreamError::Missing) => findings.push(err(
-            "object-missing",
-            format!(
-                "chunk {} listed in the metadata is missing: restore will fail",
-                obj.name
-            ),
-        )),
-        Err(StreamError::Read(e)) => findings.push(err(
-            "read-failed",
-            format!("cannot read chunk {}: {e}", obj.name),
-        )),
-        Err(StreamError::Decompress { reason, at }) => findings.push(err(
-            "decompress-failed",
-            format!(
-                "chunk {} does not decompress as {} (after {at} bytes): {reason}",
-                obj.name, obj.compression
-            ),
-        )),
-        Err(StreamError::Unknown(name)) => findings.push(err(
-            "decompress-failed",
-            format!(
-                "chunk {} has compression {name:?}, which no Cinder release writes",
-                obj.name
-            ),
-        )),
-        Err(StreamError::Stopped(m)) => findings.push(err("read-failed", m)),
-        Ok(s) => {
-            stored = s.stored_bytes;
-            match s.end {
-                ChunkEnd::Complete => {}
-                ChunkEnd::Short(n) => findings.push(err(
-                    "length-mismatch",
-                    format!(
-                        "chunk {} decompresses to {n} bytes, the metadata says {}: it is truncated",
-                        obj.name, obj.length
-                    ),
-                )),
-                ChunkEnd::Long => findings.push(err(
-                    "length-mismatch",
-                    format!(
-                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there)",
-                        obj.name, obj.length
-                    ),
-                )),
-            }
-            if !s.md5_ok && s.end == ChunkEnd::Complete {
-                findings.push(err(
-                    "md5-mismatch",
-                    format!(
-                        "chunk {}: md5 of its data is {}, the metadata says {}",
-                        obj.name, s.md5_hex, obj.md5
-                    ),
-                ));
-            }
-        }
-    }
+    let stored = stream_findings(&streamed, obj, &mut |code, msg| {
+        findings.push(err(code, msg))
+    });
     if let Some(p) = sha_problem {
         findings.push(err(
             "sha256file-invalid",

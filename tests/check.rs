@@ -43,18 +43,7 @@ fn check_json(share: &Path, input: &Path) -> (i32, Value) {
 fn every_rendering_checks_clean_with_legacy_count_only_for_kilo_and_liberty() {
     let (_t, share) = share_copy();
     let before = tree_hash(&share);
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(records_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    for n in [
-        "backup-export.txt",
-        "metadata.txt",
-        "backup-import-command.txt",
-    ] {
-        inputs.push(fixtures().join("seed-2015").join(n));
-    }
-    inputs.sort();
+    let inputs = all_renderings();
     for p in inputs {
         let (code, v) = check_json(&share, &p);
         assert_eq!(code, 0, "{}: {v}", p.display());

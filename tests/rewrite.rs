@@ -10,19 +10,7 @@ const P: &str = "22222222222222222222222222222222";
 const U: &str = "33333333333333333333333333333333";
 
 fn all_records() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(records_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    for n in [
-        "backup-export.txt",
-        "metadata.txt",
-        "backup-import-command.txt",
-    ] {
-        v.push(fixtures().join("seed-2015").join(n));
-    }
-    v.sort();
-    v
+    all_renderings()
 }
 
 fn decode_pairs(url: &str) -> Vec<(String, Value)> {

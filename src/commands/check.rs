@@ -5,7 +5,6 @@ use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
 use cbr::findings::Severity;
-use cbr::record::Record;
 use cbr::share::scan::scan;
 use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
@@ -20,12 +19,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
     };
     let mut reports: Vec<CheckReport> = Vec::new();
     for (i, d) in records.iter().enumerate() {
-        let batch: Vec<&Record> = records
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, o)| &o.record)
-            .collect();
+        let batch = super::others(&records, i);
         let mut report = check_record(&share, &found, d, &batch, &opts);
         if args.deep
             && let Some(b) = report

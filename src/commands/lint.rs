@@ -4,7 +4,6 @@ use super::{Global, Outcome, decode_inputs, print_findings, read_inputs};
 use crate::cli::LintArgs;
 use anyhow::Result;
 use cbr::findings::Findings;
-use cbr::record::Record;
 use cbr::record::lint::lint;
 use std::io::Write;
 
@@ -13,12 +12,7 @@ pub fn run(_g: &Global, args: LintArgs) -> Result<Outcome> {
     let records = decode_inputs(&inputs)?;
     let mut all = Findings::new();
     for (i, d) in records.iter().enumerate() {
-        let batch: Vec<&Record> = records
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, o)| &o.record)
-            .collect();
+        let batch = super::others(&records, i);
         all.extend(lint(&d.record, d.backup_service.as_deref(), &batch));
     }
     if args.json {

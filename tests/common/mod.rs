@@ -151,3 +151,21 @@ pub fn codes(v: &serde_json::Value, severity: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Every record rendering in fixtures/: cinder-29's and the seed-2015 pastes
+/// (not the elided backup-list).
+pub fn all_renderings() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(records_dir())
+        .expect("records")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    for n in [
+        "backup-export.txt",
+        "metadata.txt",
+        "backup-import-command.txt",
+    ] {
+        v.push(fixtures().join("seed-2015").join(n));
+    }
+    v.sort();
+    v
+}
