@@ -104,9 +104,16 @@ impl BackupEntry {
         self.metadata
             .objects
             .iter()
-            .filter_map(|o| self.chunk_files.iter().find(|c| c.name == o.name))
+            .filter_map(|o| self.chunk_file(&o.name))
             .map(|c| c.size)
             .sum()
+    }
+    /// The chunk file of this name (`chunk_files` is sorted by name).
+    pub fn chunk_file(&self, name: &str) -> Option<&ChunkFile> {
+        self.chunk_files
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.chunk_files.get(i))
     }
     pub fn parent_id(&self) -> Option<&str> {
         self.metadata.parent_id.as_deref()
@@ -114,11 +121,11 @@ impl BackupEntry {
     /// Whether metadata, sha256file and every listed chunk file are present.
     pub fn complete(&self) -> bool {
         self.sha256_path.is_some()
-            && self.metadata.objects.iter().all(|o| {
-                self.chunk_files
-                    .iter()
-                    .any(|c| c.name == o.name && c.is_file)
-            })
+            && self
+                .metadata
+                .objects
+                .iter()
+                .all(|o| self.chunk_file(&o.name).is_some_and(|c| c.is_file))
     }
 }
 
