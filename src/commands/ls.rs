@@ -77,7 +77,7 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
         }))?;
         return Ok(outcome);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.tree {
         print_tree(&mut out, &share, &found)?;
     } else {

@@ -241,15 +241,21 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
         .collect();
 
     let mut backups = Vec::new();
-    let mut claimed: std::collections::HashSet<(PathBuf, String)> = Default::default();
+    let mut claimed: std::collections::HashSet<(&Path, &str)> = Default::default();
     for (dir, name, result) in parsed {
         let prefix = name.strip_suffix("_metadata").unwrap_or(name);
         let rel = rel_path(&share.root, &dir.join(name));
         let files = &dirs[dir];
-        claimed.insert((dir.clone(), name.clone()));
+        claimed.insert((dir.as_path(), name.as_str()));
         let sha_name = format!("{prefix}_sha256file");
+        // Names `<prefix>-…` sort together: look only there.
+        let dash = format!("{prefix}-");
         let chunk_files: Vec<ChunkFile> = files
-            .iter()
+            .range::<str, _>((
+                std::ops::Bound::Included(dash.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(n, _)| n.starts_with(&dash))
             .filter(|(n, _)| is_chunk_of(n, prefix))
             .map(|(n, e)| ChunkFile {
                 name: n.clone(),
@@ -258,11 +264,18 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
                 kind: e.kind,
             })
             .collect();
-        for c in &chunk_files {
-            claimed.insert((dir.clone(), c.name.clone()));
+        for (n, _) in files
+            .range::<str, _>((
+                std::ops::Bound::Included(dash.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(n, _)| n.starts_with(&dash))
+            .filter(|(n, _)| is_chunk_of(n, prefix))
+        {
+            claimed.insert((dir.as_path(), n.as_str()));
         }
-        if files.contains_key(&sha_name) {
-            claimed.insert((dir.clone(), sha_name.clone()));
+        if let Some((n, _)) = files.get_key_value(&sha_name) {
+            claimed.insert((dir.as_path(), n.as_str()));
         }
         let metadata = match result {
             Ok(m) => m,
@@ -316,7 +329,7 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
             if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink {
                 continue;
             }
-            if claimed.contains(&(dir.clone(), name.clone())) {
+            if claimed.contains(&(dir.as_path(), name.as_str())) {
                 continue;
             }
             let rel = rel_path(&share.root, &dir.join(name));

@@ -74,10 +74,10 @@ impl Sha256File {
         };
         let file = File::open(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
-        if let Some(found) = Self::open_canonical(path, &file, size)? {
-            return Ok(found);
+        match Self::open_canonical(path, file, size)? {
+            Ok(found) => Ok(found),
+            Err(file) => Self::open_streaming(path, file),
         }
-        Self::open_streaming(path, file)
     }
 
     fn invalid(path: &Path, reason: impl Into<String>) -> Sha256Error {
@@ -88,25 +88,35 @@ impl Sha256File {
     }
 
     /// The fast path: header and trailer parsed, entry i at a fixed offset.
-    /// `None` when the layout is not the canonical one.
-    fn open_canonical(path: &Path, file: &File, size: u64) -> Result<Option<Self>, Sha256Error> {
+    /// Gives the file back when the layout is not the canonical one.
+    fn open_canonical(
+        path: &Path,
+        file: File,
+        size: u64,
+    ) -> Result<Result<Self, File>, Sha256Error> {
         use std::os::unix::fs::FileExt;
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
         };
-        let head_len = size.min(4096) as usize;
+        // Small files (most incrementals of small volumes) are read once.
+        let head_len = if size <= 16384 { size } else { size.min(4096) } as usize;
         let mut head = vec![0u8; head_len];
         file.read_exact_at(&mut head, 0).map_err(io)?;
         let Some(key) = find(&head, HEAD) else {
-            return Ok(None);
+            return Ok(Err(file));
         };
         let first = (key + HEAD.len()) as u64;
         let tail_len = size.saturating_sub(first).min(4096);
-        let mut tail = vec![0u8; tail_len as usize];
-        file.read_exact_at(&mut tail, size - tail_len).map_err(io)?;
+        let tail = if head_len as u64 == size {
+            head[(size - tail_len) as usize..].to_vec()
+        } else {
+            let mut t = vec![0u8; tail_len as usize];
+            file.read_exact_at(&mut t, size - tail_len).map_err(io)?;
+            t
+        };
         let Some(close) = rfind(&tail, b"\n  ]") else {
-            return Ok(None);
+            return Ok(Err(file));
         };
         // Offset of the `\n` that ends the last entry line.
         let close_abs = size - tail_len + close as u64;
@@ -116,7 +126,7 @@ impl Sha256File {
         } else if (region + 1).is_multiple_of(LINE) {
             (region + 1) / LINE
         } else {
-            return Ok(None);
+            return Ok(Err(file));
         };
         // Spot-check the first and last lines' shape.
         for i in [0, len.saturating_sub(1)] {
@@ -131,7 +141,7 @@ impl Sha256File {
                 && line[69] == b'"'
                 && line[70] == if i + 1 == len { b'\n' } else { b',' };
             if !ok {
-                return Ok(None);
+                return Ok(Err(file));
             }
         }
         // The header: everything but the list, parsed as JSON.
@@ -140,17 +150,14 @@ impl Sha256File {
         text.extend_from_slice(&tail[close + 4..]);
         let whole: Header = match serde_json::from_slice(&text) {
             Ok(h) => h,
-            Err(_) => return Ok(None),
+            Err(_) => return Ok(Err(file)),
         };
         Self::check_header(path, &whole.header)?;
-        Ok(Some(Sha256File {
+        Ok(Ok(Sha256File {
             path: path.to_owned(),
             header: whole.header,
             len,
-            store: Store::Canonical {
-                file: file.try_clone().map_err(io)?,
-                first,
-            },
+            store: Store::Canonical { file, first },
         }))
     }
 
