@@ -85,7 +85,13 @@ fn main() {
         .expect("w");
     }
     let t = std::time::Instant::now();
-    let f = cbr::share::Sha256File::open(&path).expect("open");
+    let sh = cbr::share::Share::open(path.parent().expect("dir")).expect("share");
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let f = cbr::share::Sha256File::open(&sh, &name).expect("open");
     assert_eq!(f.len(), n);
     let mut buf = Vec::new();
     let mut start = 0;

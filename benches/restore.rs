@@ -102,16 +102,15 @@ fn main() {
     } else {
         // Plain baseline: decompress every chunk of the chain, oldest first, write it.
         let t0 = std::time::Instant::now();
-        let scan = cbr::share::scan::scan(&cbr::share::Share::new(&share)).expect("scan");
+        let sh = cbr::share::Share::open(&share).expect("share");
+        let scan = cbr::share::scan::scan(&sh).expect("scan");
         let b = scan.find(&top).expect("top");
         let img = std::fs::File::create(dir.path().join("base.img")).expect("img");
         img.set_len(gib(size)).expect("len");
         for c in scan.chain(b) {
             for o in &c.metadata.objects {
-                let mut d = flate2::read::ZlibDecoder::new(
-                    std::fs::File::open(c.dir(&cbr::share::Share::new(&share)).join(&o.name))
-                        .expect("chunk"),
-                );
+                let mut d =
+                    flate2::read::ZlibDecoder::new(c.open(&sh, &o.name).expect("chunk").file);
                 let mut v = Vec::new();
                 d.read_to_end(&mut v).expect("inflate");
                 std::os::unix::fs::FileExt::write_all_at(&img, &v, o.offset).expect("write");

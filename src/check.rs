@@ -2,239 +2,408 @@
 //! and restore this backup? (format doc, sections 2-7)
 //!
 //! [`backup_findings`] holds the checks of one backup that need no record
-//! (shared with `verify`); [`check_record`] adds what the record says.
+//! (shared with `verify` and `restore`); [`check_record`] adds what the
+//! record says. Both are a sequence of named steps, each pushing findings.
+//! Everything read from the share goes through [`crate::share::access`].
 
 use crate::findings::{Finding, Findings};
 use crate::record::{Decoded, Era, Record};
-use crate::share::scan::is_chunk_of;
-use crate::share::{BackupEntry, BackupMetadata, Sha256File, Share, ShareScan};
-use std::path::{Component, Path, PathBuf};
+use crate::share::access::{ShareDir, check_name, components, join};
+use crate::share::metadata::MAX_VOLUME_BYTES;
+use crate::share::scan::{METADATA_LIMIT, is_chunk_of};
+use crate::share::sha256file::Window;
+use crate::share::{AccessError, BackupEntry, BackupMetadata, Sha256File, Share, ShareScan};
+use crate::verify::BadBlocks;
+use std::collections::HashSet;
 
 const GIB: u64 = 1 << 30;
 
+/// Findings about one backup, each with its id.
+struct Out<'a> {
+    findings: Findings,
+    backup: &'a BackupEntry,
+}
+
+impl Out<'_> {
+    fn error(&mut self, code: &'static str, msg: String, path: String) {
+        let f = Finding::error(code, msg).backup(self.backup.id.clone());
+        self.findings
+            .push(if path.is_empty() { f } else { f.path(path) });
+    }
+    fn warning(&mut self, code: &'static str, msg: String, path: String) {
+        let f = Finding::warning(code, msg).backup(self.backup.id.clone());
+        self.findings.push(f.path(path));
+    }
+}
+
 /// The checks of one backup on the share that need no record: metadata vs
-/// chunk files, sha256file, coverage, alignment, sizes, parents. Used by
-/// `check` (after the record checks) and by `verify` without `--deep`.
-pub fn backup_findings(_share: &Share, scan: &ShareScan, backup: &BackupEntry) -> Findings {
-    let mut out = Findings::new();
-    let id = backup.id.clone();
-    let err = |code: &'static str, msg: String, path: String| {
-        Finding::error(code, msg).backup(id.clone()).path(path)
+/// chunk files, sha256file, coverage, alignment, sizes, parents and the
+/// blocks an incremental inherits. Used by `check` (after the record
+/// checks), by `verify` (deep or not) and by `restore` (which refuses on
+/// an error). Linear in the number of chunks.
+pub fn backup_findings(share: &Share, scan: &ShareScan, backup: &BackupEntry) -> Findings {
+    let mut out = Out {
+        findings: Findings::new(),
+        backup,
     };
-    let warning = |code: &'static str, msg: String, path: String| {
-        Finding::warning(code, msg).backup(id.clone()).path(path)
-    };
-    let m = &backup.metadata;
-    // Chunk files against the metadata, as Cinder's restore compares them.
-    for o in &m.objects {
-        match backup.chunk_files.iter().find(|c| c.name == o.name) {
-            None => out.push(err(
+    chunk_files_against_metadata(&mut out);
+    if let Some(sha) = open_sha256(share, &mut out) {
+        sha256_header(&mut out, &sha);
+        sizes(&mut out, &sha);
+        if backup.parent_id().is_none() {
+            coverage(&mut out, sha.covered_bytes());
+        }
+        parent_chain(share, scan, &mut out, Some(&sha));
+    } else {
+        parent_chain(share, scan, &mut out, None);
+    }
+    out.findings
+}
+
+/// Step: every listed chunk is a non-empty regular file, every chunk file
+/// is listed, no chunk is listed twice (as Cinder's restore compares them).
+fn chunk_files_against_metadata(out: &mut Out) {
+    let b = out.backup;
+    let mut listed: HashSet<&str> = HashSet::with_capacity(b.metadata.objects.len());
+    for o in &b.metadata.objects {
+        if !listed.insert(o.name.as_str()) {
+            out.error(
+                "metadata-invalid",
+                format!("chunk {} is listed twice in the metadata", o.name),
+                b.rel(&o.name),
+            );
+            continue;
+        }
+        match b.chunk_file(&o.name) {
+            None => out.error(
                 "object-missing",
                 format!(
                     "chunk {} listed in the metadata is not in the container: restore will fail",
                     o.name
                 ),
-                backup.rel(&o.name),
-            )),
-            Some(c) if !c.is_file => out.push(err(
+                b.rel(&o.name),
+            ),
+            Some(c) if !c.is_file => out.error(
                 "read-failed",
                 format!(
                     "chunk {} is {}, not a file: it cannot be read",
                     o.name,
                     c.kind.describe()
                 ),
-                backup.rel(&o.name),
-            )),
-            Some(c) if c.size == 0 => out.push(err(
+                b.rel(&o.name),
+            ),
+            Some(c) if c.size == 0 => out.error(
                 "chunk-empty",
                 format!(
                     "chunk {} is an empty file: its {} bytes of data are lost",
                     o.name, o.length
                 ),
-                backup.rel(&o.name),
-            )),
+                b.rel(&o.name),
+            ),
             Some(_) => {}
         }
     }
-    for c in &backup.chunk_files {
-        if !m.objects.iter().any(|o| o.name == c.name) {
-            out.push(err(
+    for c in &b.chunk_files {
+        if !listed.contains(c.name.as_str()) {
+            out.error(
                 "object-unlisted",
                 format!(
                     "{} has the backup's prefix but the metadata does not list it: Cinder's restore \
                      refuses a container whose objects differ from the metadata; move it away",
                     c.name
                 ),
-                backup.rel(&c.name),
-            ));
+                b.rel(&c.name),
+            );
         }
     }
-    // The sha256file.
-    let sha_rel = backup.rel(&format!("{}_sha256file", backup.prefix));
-    let sha = match &backup.sha256_path {
-        None => {
-            out.push(err(
-                "sha256file-missing",
-                format!("{}_sha256file is missing: incrementals of this backup and verification need it", backup.prefix),
-                sha_rel.clone(),
-            ));
+}
+
+fn sha_rel(b: &BackupEntry) -> String {
+    b.rel(&format!("{}_sha256file", b.prefix))
+}
+
+/// Step: open the sha256file (its absence or a bad value is a finding).
+fn open_sha256(share: &Share, out: &mut Out) -> Option<Sha256File> {
+    let b = out.backup;
+    if b.sha256_path.is_none() {
+        out.error(
+            "sha256file-missing",
+            format!(
+                "{}_sha256file is missing: incrementals of this backup and verification need it",
+                b.prefix
+            ),
+            sha_rel(b),
+        );
+        return None;
+    }
+    match b.open_sha256(share) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            out.error(e.code(), e.to_string(), sha_rel(b));
             None
         }
-        Some(p) => match Sha256File::open(p) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                out.push(err("sha256file-invalid", e.to_string(), sha_rel.clone()));
-                None
-            }
-        },
-    };
-    if let Some(s) = &sha {
-        if s.header()
-            .backup_id
-            .as_deref()
-            .is_some_and(|b| b != backup.id)
-        {
-            out.push(err(
-                "id-mismatch",
-                format!(
-                    "the sha256file names backup {}, the metadata {}",
-                    s.header().backup_id.as_deref().unwrap_or("?"),
-                    backup.id
-                ),
-                sha_rel.clone(),
-            ));
-        }
-        let block = s.block_size();
-        for o in &m.objects {
-            if o.offset % block != 0 {
-                out.push(err(
-                    "offset-unaligned",
-                    format!(
-                        "chunk {} starts at {}, not a multiple of the hash block size {block}",
-                        o.name, o.offset
-                    ),
-                    backup.rel(&o.name),
-                ));
-            }
-        }
-        if s.covered_bytes() % GIB != 0 {
-            out.push(warning(
+    }
+}
+
+/// Step: the sha256file's header against the metadata: id, alignment.
+fn sha256_header(out: &mut Out, s: &Sha256File) {
+    let b = out.backup;
+    if let Some(other) = s.header().backup_id.as_deref().filter(|x| *x != b.id) {
+        out.error(
+            "id-mismatch",
+            format!("the sha256file names backup {other}, the metadata {}", b.id),
+            sha_rel(b),
+        );
+    }
+    let block = s.block_size();
+    for o in b.metadata.objects.iter().filter(|o| o.offset % block != 0) {
+        out.error(
+            "offset-unaligned",
+            format!(
+                "chunk {} starts at {}, not a multiple of the hash block size {block}",
+                o.name, o.offset
+            ),
+            b.rel(&o.name),
+        );
+    }
+}
+
+/// The volume size recorded in the metadata's `volume_meta`, in GiB.
+fn volume_meta_size(m: &BackupMetadata) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(m.volume_meta.as_deref()?).ok()?;
+    v.get("volume-base-metadata")?.get("size")?.as_u64()
+}
+
+/// Step: the volume size as the chunks, the sha256file and the metadata's
+/// `volume_meta` see it must agree.
+fn sizes(out: &mut Out, s: &Sha256File) {
+    let b = out.backup;
+    let covered = s.covered_bytes();
+    if !covered.is_multiple_of(GIB) {
+        out.warning(
+            "size-mismatch",
+            format!(
+                "the sha256file covers {covered} bytes ({} blocks of {}), not a whole number of GiB as a Cinder volume is",
+                s.len(),
+                s.block_size()
+            ),
+            sha_rel(b),
+        );
+    }
+    let end = b
+        .metadata
+        .objects
+        .iter()
+        .map(|o| o.end())
+        .max()
+        .unwrap_or(0);
+    if end > covered {
+        out.error(
+            "size-mismatch",
+            format!(
+                "the chunks reach byte {end}, beyond the {covered} bytes the sha256file covers \
+                 (its list of hashes may be cut short)"
+            ),
+            sha_rel(b),
+        );
+    }
+    if let Some(gib) = volume_meta_size(&b.metadata) {
+        match gib.checked_mul(GIB).filter(|n| *n <= MAX_VOLUME_BYTES) {
+            Some(n) if n == covered => {}
+            Some(n) => out.error(
                 "size-mismatch",
                 format!(
-                    "the sha256file covers {} bytes ({} blocks of {block}), not a whole number of GiB as a Cinder volume is",
-                    s.covered_bytes(),
-                    s.len()
+                    "the metadata's volume_meta says the volume was {gib} GiB ({n} bytes), the sha256file covers {covered} bytes"
                 ),
-                sha_rel.clone(),
-            ));
-        }
-        let end = m
-            .objects
-            .iter()
-            .map(|o| o.offset + o.length)
-            .max()
-            .unwrap_or(0);
-        if end > s.covered_bytes() {
-            out.push(err(
-                "size-mismatch",
-                format!(
-                    "the chunks reach byte {end}, beyond the {} bytes the sha256file covers",
-                    s.covered_bytes()
-                ),
-                sha_rel.clone(),
-            ));
-        }
-        if backup.parent_id().is_none() {
-            coverage(&mut out, backup, s.covered_bytes());
+                sha_rel(b),
+            ),
+            None => out.error(
+                "value-out-of-range",
+                format!("the metadata's volume_meta gives a volume size of {gib} GiB, larger than any volume"),
+                b.rel(&format!("{}_metadata", b.prefix)),
+            ),
         }
     }
-    // The chain down to the full backup.
+}
+
+/// Step (full backups): the chunks must cover `0 .. size` contiguously.
+fn coverage(out: &mut Out, size: u64) {
+    let b = out.backup;
+    let mut objs: Vec<_> = b.metadata.objects.iter().collect();
+    objs.sort_by_key(|o| o.offset);
+    let mut pos = 0u64;
+    for o in objs {
+        if o.offset > pos {
+            out.error(
+                "coverage-gap",
+                format!("no chunk covers volume bytes {pos}..{} before chunk {}: a full backup must cover the whole volume", o.offset, o.name),
+                b.rel(&o.name),
+            );
+        } else if o.offset < pos {
+            out.error(
+                "coverage-gap",
+                format!(
+                    "chunk {} starts at {} inside the previous chunk (which ends at {pos})",
+                    o.name, o.offset
+                ),
+                b.rel(&o.name),
+            );
+        }
+        pos = pos.max(o.end());
+    }
+    if pos < size {
+        out.error(
+            "coverage-gap",
+            format!("the chunks end at byte {pos}, the volume at {size}: the end of the volume is not backed up"),
+            b.rel(&format!("{}_metadata", b.prefix)),
+        );
+    }
+}
+
+/// Step: the chain down to the full backup is on the share, without a
+/// loop; the direct parent hashes the same blocks of the same volume, and
+/// agrees on every block this backup inherits from it.
+fn parent_chain(share: &Share, scan: &ShareScan, out: &mut Out, sha: Option<&Sha256File>) {
+    let backup = out.backup;
     let mut cur = backup;
-    let mut seen = vec![backup.id.clone()];
+    let mut seen: HashSet<&str> = HashSet::from([backup.id.as_str()]);
     while let Some(pid) = cur.parent_id() {
-        let Some(parent) = scan.backups.iter().find(|b| b.id == pid) else {
-            out.push(err(
+        let Some(parent) = scan.get(pid) else {
+            out.error(
                 "parent-missing",
                 format!(
                     "backup {} needs its parent {pid}, which is not on the share: the chain cannot be restored",
                     cur.id
                 ),
                 cur.rel(&format!("{}_metadata", cur.prefix)),
-            ));
-            break;
+            );
+            return;
         };
-        if seen.contains(&parent.id) {
-            out.push(err(
+        if !seen.insert(parent.id.as_str()) {
+            out.error(
                 "parent-missing",
                 format!("the chain of {} loops at {pid}", backup.id),
                 String::new(),
-            ));
-            break;
+            );
+            return;
         }
-        seen.push(parent.id.clone());
-        if let (Some(s), Some(pp)) = (&sha, parent.sha256_path.as_deref())
-            && cur.id == backup.id
-            && let Ok(ps) = Sha256File::open(pp)
+        if cur.id == backup.id
+            && let Some(s) = sha
+            && parent.sha256_path.is_some()
+            && let Ok(ps) = parent.open_sha256(share)
         {
-            if ps.block_size() != s.block_size() {
-                out.push(err(
-                    "parent-mismatch",
-                    format!("parent {pid} hashes blocks of {}, this backup of {}: Cinder cannot restore the chain", ps.block_size(), s.block_size()),
-                    sha_rel.clone(),
-                ));
-            } else if ps.covered_bytes() < s.covered_bytes() {
-                out.push(err(
-                    "parent-mismatch",
-                    format!("parent {pid} is of a smaller volume ({} bytes) than this backup ({} bytes)", ps.covered_bytes(), s.covered_bytes()),
-                    sha_rel.clone(),
-                ));
-            }
+            parent_sha256(out, s, parent, &ps);
         }
         cur = parent;
     }
-    out
 }
 
-/// A full backup's chunks must cover `0 .. size` contiguously.
-fn coverage(out: &mut Findings, backup: &BackupEntry, size: u64) {
-    let mut objs: Vec<_> = backup.metadata.objects.iter().collect();
-    objs.sort_by_key(|o| o.offset);
-    let mut pos = 0u64;
-    for o in objs {
-        if o.offset > pos {
-            out.push(
-                Finding::error(
-                    "coverage-gap",
-                    format!("no chunk covers volume bytes {pos}..{} before chunk {}: a full backup must cover the whole volume", o.offset, o.name),
-                )
-                .backup(backup.id.clone())
-                .path(backup.rel(&o.name)),
-            );
-        } else if o.offset < pos {
-            out.push(
-                Finding::error(
-                    "coverage-gap",
-                    format!(
-                        "chunk {} starts at {} inside the previous chunk (which ends at {pos})",
-                        o.name, o.offset
-                    ),
-                )
-                .backup(backup.id.clone())
-                .path(backup.rel(&o.name)),
-            );
-        }
-        pos = pos.max(o.offset + o.length);
+/// The direct parent's sha256file against this backup's.
+fn parent_sha256(out: &mut Out, s: &Sha256File, parent: &BackupEntry, ps: &Sha256File) {
+    let b = out.backup;
+    let pid = &parent.id;
+    if ps.block_size() != s.block_size() {
+        out.error(
+            "parent-mismatch",
+            format!(
+                "parent {pid} hashes blocks of {}, this backup of {}: Cinder cannot restore the chain",
+                ps.block_size(),
+                s.block_size()
+            ),
+            sha_rel(b),
+        );
+        return;
     }
-    if pos < size {
-        out.push(
-            Finding::error(
-                "coverage-gap",
-                format!("the chunks end at byte {pos}, the volume at {size}: the end of the volume is not backed up"),
-            )
-            .backup(backup.id.clone())
-            .path(backup.rel(&format!("{}_metadata", backup.prefix))),
+    if ps.covered_bytes() < s.covered_bytes() {
+        out.error(
+            "parent-mismatch",
+            format!(
+                "parent {pid} is of a smaller volume ({} bytes) than this backup ({} bytes)",
+                ps.covered_bytes(),
+                s.covered_bytes()
+            ),
+            sha_rel(b),
+        );
+    } else if ps.covered_bytes() > s.covered_bytes() {
+        out.error(
+            "size-mismatch",
+            format!(
+                "this incremental's sha256file covers {} bytes, its parent {pid}'s {}: volumes do not shrink, so its list of hashes is cut short",
+                s.covered_bytes(),
+                ps.covered_bytes()
+            ),
+            sha_rel(b),
         );
     }
+    inherited_blocks(out, s, pid, ps);
+}
+
+/// Every hash block an incremental does not store comes from its parent
+/// on restore, so its sha256 entry must be the parent's (Cinder stores
+/// exactly the blocks whose hash changed). Restore checks every block
+/// against the top backup's list; this finds the same fault without
+/// reading a chunk.
+fn inherited_blocks(out: &mut Out, s: &Sha256File, pid: &str, ps: &Sha256File) {
+    let b = out.backup;
+    let block = s.block_size();
+    if b.metadata.objects.iter().any(|o| o.offset % block != 0) {
+        return; // offset-unaligned says it; blocks cannot be matched
+    }
+    let mut stored: Vec<(u64, u64)> = b
+        .metadata
+        .objects
+        .iter()
+        .map(|o| (o.offset / block, o.end().div_ceil(block)))
+        .collect();
+    stored.sort_unstable();
+    let n = s.len().min(ps.len());
+    let (mut mine, mut theirs) = (Window::new(s), Window::new(ps));
+    let mut bad = BadBlocks::default();
+    let mut next = stored.iter().peekable();
+    let mut i = 0u64;
+    while i < n {
+        while next.peek().is_some_and(|(_, e)| *e <= i) {
+            next.next();
+        }
+        if let Some(&&(a, e)) = next.peek()
+            && a <= i
+        {
+            i = e;
+            continue;
+        }
+        match (mine.get(i), theirs.get(i)) {
+            (Ok(x), Ok(y)) if x == y => {}
+            (Ok(_), Ok(_)) => bad.push(i),
+            (Err(e), _) | (_, Err(e)) => {
+                out.error("sha256file-invalid", e.to_string(), sha_rel(b));
+                return;
+            }
+        }
+        i += 1;
+    }
+    let shown = |(a, z): (u64, u64)| {
+        if a == z {
+            format!("{a}")
+        } else {
+            format!("{a}..={z}")
+        }
+    };
+    let mut list: Vec<String> = bad.ranges().into_iter().map(shown).collect();
+    if list.is_empty() {
+        return;
+    }
+    if bad.more > 0 {
+        list.push(format!("and {} more", bad.more));
+    }
+    out.error(
+        "inherited-mismatch",
+        format!(
+            "hash blocks {} are not stored in this incremental, so restore takes them from parent {pid}, \
+             but this backup's sha256file lists other hashes for them than the parent's: restore will fail",
+            list.join(", ")
+        ),
+        sha_rel(b),
+    );
 }
 
 /// What to check a record for.
@@ -256,51 +425,48 @@ fn str_field<'a>(r: &'a Record, k: &str) -> Option<&'a str> {
     r.get(k).and_then(|v| v.as_str())
 }
 
-/// Resolve a record's container inside the share, refusing escapes.
-/// `Ok(None)` when it does not exist.
-fn resolve_container(share: &Share, container: &str) -> Result<Option<PathBuf>, String> {
-    let p = Path::new(container);
-    if p.is_absolute() {
+/// Resolve a record's container inside the share, refusing escapes
+/// (absolute, `..`, links). `Ok(None)` when it does not exist.
+fn resolve_container(share: &Share, container: &str) -> Result<Option<ShareDir>, String> {
+    if let Err(e) = components(container) {
         return Err(format!(
-            "container {container:?} is an absolute path: containers are relative to the share"
+            "container {container:?}: {}",
+            match e {
+                AccessError::BadName { reason, .. } => reason.to_string(),
+                e => e.to_string(),
+            }
         ));
     }
-    if p.components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!(
-            "container {container:?} climbs out of the share with '..'"
-        ));
+    match share.open_dir(container) {
+        Ok(d) => Ok(Some(d)),
+        Err(AccessError::NotFound { .. }) | Err(AccessError::NotDirectory { .. }) => Ok(None),
+        Err(AccessError::Symlink { path }) => Err(format!(
+            "container {container:?} goes through the symbolic link {path}: cbr does not follow links out of (or within) the share"
+        )),
+        Err(e) => Err(format!("container {container:?}: {e}")),
     }
-    let mut cur = share.root.clone();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => cur.push(n),
-            Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "container {container:?} climbs out of the share with '..'"
-                ));
-            }
-        }
-        match std::fs::symlink_metadata(&cur) {
-            Err(_) => return Ok(None),
-            Ok(m) if m.file_type().is_symlink() => {
-                let real = std::fs::canonicalize(&cur).map_err(|e| {
-                    format!("container {container:?} goes through a broken link: {e}")
-                })?;
-                let root = std::fs::canonicalize(&share.root).map_err(|e| e.to_string())?;
-                if !real.starts_with(&root) {
-                    return Err(format!(
-                        "container {container:?} goes through a symbolic link to {}, outside the share",
-                        real.display()
-                    ));
-                }
-            }
-            Ok(_) => {}
-        }
+}
+
+/// One record being checked: what it says, and the findings so far.
+struct RecordCheck<'a> {
+    d: &'a Decoded,
+    id: Option<String>,
+    out: Findings,
+}
+
+impl RecordCheck<'_> {
+    fn rec(&self) -> &Record {
+        &self.d.record
     }
-    Ok(cur.is_dir().then_some(cur))
+    fn error(&mut self, code: &'static str, msg: String) -> &mut Finding {
+        self.out
+            .push(Finding::error(code, msg).maybe_backup(self.id.as_deref()));
+        let n = self.out.0.len() - 1;
+        &mut self.out.0[n]
+    }
+    fn error_at(&mut self, code: &'static str, msg: String, path: String) {
+        self.error(code, msg).path = Some(path);
+    }
 }
 
 /// Check one decoded record against the share. `batch` holds the other
@@ -312,228 +478,290 @@ pub fn check_record(
     batch: &[&Record],
     opts: &CheckOptions,
 ) -> CheckReport {
-    let rec = &d.record;
-    let id = str_field(rec, "id").map(str::to_owned);
-    let mut out = crate::record::lint::lint(rec, d.backup_service.as_deref(), batch);
-    let err =
-        |code: &'static str, msg: String| Finding::error(code, msg).maybe_backup(id.as_deref());
-    // Would the target's backup service take it?
-    let service = d
-        .backup_service
-        .as_deref()
-        .or_else(|| str_field(rec, "service"));
+    let id = str_field(&d.record, "id").map(str::to_owned);
+    let mut c = RecordCheck {
+        d,
+        id: id.clone(),
+        out: crate::record::lint::lint(&d.record, d.backup_service.as_deref(), batch),
+    };
+    target_service(&mut c, opts);
+    against_share(&mut c, share, scan);
+    CheckReport {
+        backup_id: id,
+        ok: !c.out.has_errors(),
+        findings: c.out,
+    }
+}
+
+/// Step: would the target's backup service take it?
+fn target_service(c: &mut RecordCheck, opts: &CheckOptions) {
+    let service =
+        c.d.backup_service
+            .as_deref()
+            .or_else(|| str_field(c.rec(), "service"))
+            .map(str::to_owned);
     if let Some(s) = service
-        && !opts.target_service.starts_with(s)
+        && !opts.target_service.starts_with(&s)
     {
-        out.push(err(
+        c.error(
             "service-not-accepted",
             format!(
                 "the record's backup_service {s:?} is not a prefix of the target's {:?}: import will refuse it",
                 opts.target_service
             ),
-        ));
+        );
     }
-    let finish = |out: Findings| CheckReport {
-        backup_id: id.clone(),
-        ok: !out.has_errors(),
-        findings: out,
+}
+
+/// Steps that need the share: container, metadata, ids, object count,
+/// prefix files, size, parents.
+fn against_share(c: &mut RecordCheck, share: &Share, scan: &ShareScan) {
+    let Some(container) = str_field(c.rec(), "container").map(str::to_owned) else {
+        return;
     };
-    let Some(container) = str_field(rec, "container") else {
-        return finish(out);
+    let Some(dir) = container_dir(c, share, scan, &container) else {
+        return;
     };
-    let dir = match resolve_container(share, container) {
+    let Some(prefix) = str_field(c.rec(), "service_metadata").map(str::to_owned) else {
+        return;
+    };
+    if let Err(reason) = check_name(&format!("{prefix}_metadata")) {
+        c.error_at(
+            "name-invalid",
+            format!("service_metadata {prefix:?} (the object prefix) is not a file name in the container: {reason}"),
+            container.clone(),
+        );
+        return;
+    }
+    let rel = |name: &str| join(dir.rel.as_str(), name);
+    let Some(meta) = record_metadata(c, &dir, &prefix) else {
+        return;
+    };
+    identity(c, &meta, &rel(&format!("{prefix}_metadata")));
+    object_count(c, &meta, &prefix);
+    prefix_files(c, &dir, &meta, &prefix);
+    let entry = scan
+        .backups
+        .iter()
+        .find(|b| b.prefix == prefix && b.container == dir.rel);
+    match entry {
+        Some(b) => {
+            record_size(c, share, b);
+            c.out.extend(backup_findings(share, scan, b));
+        }
+        None => {
+            c.error(
+                "metadata-invalid",
+                format!("{prefix}_metadata is not a backup the share scan could read"),
+            );
+        }
+    }
+    parents(c, scan, &meta);
+}
+
+/// Step: the container, resolved without leaving the share.
+fn container_dir(
+    c: &mut RecordCheck,
+    share: &Share,
+    scan: &ShareScan,
+    container: &str,
+) -> Option<ShareDir> {
+    match resolve_container(share, container) {
+        Ok(Some(d)) => Some(d),
         Err(msg) => {
-            if !out.iter().any(|f| f.code == "container-escapes-share") {
-                out.push(err("container-escapes-share", msg).path(container.to_string()));
+            if !c.out.iter().any(|f| f.code == "container-escapes-share") {
+                c.error_at("container-escapes-share", msg, container.to_string());
             }
-            return finish(out);
+            None
         }
         Ok(None) => {
-            let elsewhere = id
-                .as_deref()
-                .and_then(|i| scan.backups.iter().find(|b| b.id == i));
-            let hint = match elsewhere {
+            let hint = match c.id.as_deref().and_then(|i| scan.get(i)) {
                 Some(b) => format!(
                     "; backup {} is on the share in {:?}: the record may have been edited — set container to that",
                     b.id, b.container
                 ),
                 None => String::new(),
             };
-            out.push(
-                err(
-                    "container-missing",
-                    format!("container {container:?} is not on the share{hint}"),
-                )
-                .path(container.to_string()),
+            c.error_at(
+                "container-missing",
+                format!("container {container:?} is not on the share{hint}"),
+                container.to_string(),
             );
-            return finish(out);
+            None
         }
-        Ok(Some(dir)) => dir,
-    };
-    let Some(prefix) = str_field(rec, "service_metadata") else {
-        return finish(out);
-    };
-    let rel = |name: &str| format!("{}/{name}", container.trim_end_matches('/'));
-    let meta_name = format!("{prefix}_metadata");
-    let meta = match std::fs::read(dir.join(&meta_name)) {
-        Err(_) => {
-            out.push(err(
+    }
+}
+
+/// Step: exactly `<container>/<service_metadata>_metadata`, as Cinder reads it.
+fn record_metadata(c: &mut RecordCheck, dir: &ShareDir, prefix: &str) -> Option<BackupMetadata> {
+    let name = format!("{prefix}_metadata");
+    let path = join(&dir.rel, &name);
+    match dir.read(&name, METADATA_LIMIT) {
+        Err(e) if e.is_not_found() => {
+            c.error_at(
                 "metadata-missing",
-                format!("{meta_name} is not in the container: the object prefix (service_metadata) names no backup there"),
-            ).path(rel(&meta_name)));
-            return finish(out);
+                format!("{name} is not in the container: the object prefix (service_metadata) names no backup there"),
+                path,
+            );
+            None
+        }
+        Err(e) => {
+            c.error_at(e.code(), e.to_string(), path);
+            None
         }
         Ok(bytes) => match BackupMetadata::parse(&bytes) {
-            Ok(m) => m,
+            Ok(m) => Some(m),
             Err(e) => {
-                out.push(
-                    err(
-                        "metadata-invalid",
-                        format!("{meta_name} cannot be read: {e}"),
-                    )
-                    .path(rel(&meta_name)),
-                );
-                return finish(out);
+                c.error_at(e.code(), format!("{name} cannot be read: {e}"), path);
+                None
             }
         },
-    };
-    if let Some(i) = &id
-        && &meta.backup_id != i
+    }
+}
+
+/// Step: ids and names of the record against the metadata.
+fn identity(c: &mut RecordCheck, meta: &BackupMetadata, meta_rel: &str) {
+    if let Some(i) = c.id.clone()
+        && meta.backup_id != i
     {
-        out.push(
-            err(
-                "id-mismatch",
-                format!(
-                    "the metadata belongs to backup {}, the record is {i}",
-                    meta.backup_id
-                ),
-            )
-            .path(rel(&meta_name)),
+        c.error_at(
+            "id-mismatch",
+            format!(
+                "the metadata belongs to backup {}, the record is {i}",
+                meta.backup_id
+            ),
+            meta_rel.to_string(),
         );
     }
-    if let (Some(rv), Some(mv)) = (str_field(rec, "volume_id"), meta.volume_id.as_deref())
+    if let (Some(rv), Some(mv)) = (str_field(c.rec(), "volume_id"), meta.volume_id.as_deref())
         && rv != mv
     {
-        out.push(
-            err(
-                "volume-id-mismatch",
-                format!("the record's volume_id is {rv}, the metadata's {mv}"),
-            )
-            .path(rel(&meta_name)),
-        );
+        let msg = format!("the record's volume_id is {rv}, the metadata's {mv}");
+        c.error_at("volume-id-mismatch", msg, meta_rel.to_string());
     }
     for (field, mine) in [
         ("display_name", &meta.backup_name),
         ("display_description", &meta.backup_description),
     ] {
-        let theirs = rec.get(field).and_then(|v| v.as_str());
-        if rec.contains_key(field) && theirs != mine.as_deref() {
-            out.push(
-                Finding::warning(
-                    "name-mismatch",
-                    format!("the record's {field} is {theirs:?}, the metadata's {mine:?}"),
-                )
-                .maybe_backup(id.as_deref()),
-            );
+        let theirs = str_field(c.rec(), field);
+        if c.rec().contains_key(field) && theirs != mine.as_deref() {
+            let f = Finding::warning(
+                "name-mismatch",
+                format!("the record's {field} is {theirs:?}, the metadata's {mine:?}"),
+            )
+            .maybe_backup(c.id.as_deref());
+            c.out.push(f);
         }
     }
-    // The backup as the scan saw it (the same container and prefix).
-    let rel_dir = dir
-        .strip_prefix(&share.root)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let entry = scan
-        .backups
-        .iter()
-        .find(|b| b.prefix == prefix && b.container == rel_dir);
+}
+
+/// Step: object_count by era (chunks, or chunks + 1 before Stein).
+fn object_count(c: &mut RecordCheck, meta: &BackupMetadata, prefix: &str) {
     let chunks = meta.objects.len() as u64;
-    if let Some(count) = rec.get("object_count").and_then(|v| v.as_u64()) {
-        let legacy = d.source.era != Era::Current || prefix == crate::share::LEGACY_PREFIX;
-        if count == chunks {
-        } else if count == chunks + 1 && legacy {
-            out.push(
-                Finding::info(
-                    "object-count-legacy",
-                    format!("object_count {count} is chunks + 1 ({chunks} chunks), the pre-Stein convention: current Cinder imports it fine"),
-                )
-                .maybe_backup(id.as_deref()),
+    let Some(count) = c.rec().get("object_count").and_then(|v| v.as_u64()) else {
+        return;
+    };
+    let legacy = c.d.source.era != Era::Current || prefix == crate::share::LEGACY_PREFIX;
+    if count == chunks {
+    } else if Some(count) == chunks.checked_add(1) && legacy {
+        let f = Finding::info(
+            "object-count-legacy",
+            format!("object_count {count} is chunks + 1 ({chunks} chunks), the pre-Stein convention: current Cinder imports it fine"),
+        )
+        .maybe_backup(c.id.as_deref());
+        c.out.push(f);
+    } else if Some(count) == chunks.checked_add(1) {
+        c.error(
+            "object-count-mismatch",
+            format!("object_count is {count}, the metadata lists {chunks} chunks: chunks + 1 is the pre-Stein convention, but this record is current"),
+        );
+    } else {
+        c.error(
+            "object-count-mismatch",
+            format!("object_count is {count}, the metadata lists {chunks} chunks"),
+        );
+    }
+}
+
+/// Step: files with the prefix, as Cinder lists them (not only NNNNN names).
+fn prefix_files(c: &mut RecordCheck, dir: &ShareDir, meta: &BackupMetadata, prefix: &str) {
+    let Ok(entries) = dir.entries() else {
+        return;
+    };
+    let listed: HashSet<&str> = meta.objects.iter().map(|o| o.name.as_str()).collect();
+    let (meta_name, sha_name) = (format!("{prefix}_metadata"), format!("{prefix}_sha256file"));
+    for e in entries {
+        let n = &e.name;
+        if n.starts_with(prefix)
+            && *n != meta_name
+            && *n != sha_name
+            && !is_chunk_of(n, prefix)
+            && !listed.contains(n.as_str())
+        {
+            c.error_at(
+                "object-unlisted",
+                format!("{n} starts with the object prefix but the metadata does not list it: Cinder's restore will refuse the container"),
+                join(&dir.rel, n),
             );
-        } else if count == chunks + 1 {
-            out.push(err(
-                "object-count-mismatch",
-                format!("object_count is {count}, the metadata lists {chunks} chunks: chunks + 1 is the pre-Stein convention, but this record is current"),
-            ));
-        } else {
-            out.push(err(
-                "object-count-mismatch",
-                format!("object_count is {count}, the metadata lists {chunks} chunks"),
-            ));
         }
     }
-    // Files with the prefix, as Cinder lists them (not only NNNNN names).
-    if let Ok(rd) = std::fs::read_dir(&dir) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(prefix)
-                && n != meta_name
-                && n != format!("{prefix}_sha256file")
-                && !is_chunk_of(&n, prefix)
-                && !meta.objects.iter().any(|o| o.name == n)
-            {
-                out.push(err(
-                    "object-unlisted",
-                    format!("{n} starts with the object prefix but the metadata does not list it: Cinder's restore will refuse the container"),
-                ).path(rel(&n)));
-            }
-        }
+}
+
+/// Step: the record's size (GiB) against what the sha256file covers.
+fn record_size(c: &mut RecordCheck, share: &Share, b: &BackupEntry) {
+    let Some(size) = c.rec().get("size").and_then(|v| v.as_u64()) else {
+        return;
+    };
+    let Some(bytes) = size.checked_mul(GIB).filter(|n| *n <= MAX_VOLUME_BYTES) else {
+        c.error(
+            "value-out-of-range",
+            format!("the record's size is {size} GiB, larger than any volume can be"),
+        );
+        return;
+    };
+    if b.sha256_path.is_none() {
+        return;
     }
-    match entry {
-        Some(b) => {
-            let bf = backup_findings(share, scan, b);
-            if let (Some(size), Some(sp)) = (
-                rec.get("size").and_then(|v| v.as_u64()),
-                b.sha256_path.as_deref(),
-            ) && let Ok(s) = Sha256File::open(sp)
-                && s.covered_bytes() != size * GIB
-            {
-                out.push(err(
-                    "size-mismatch",
-                    format!(
-                        "the record says {size} GiB, the sha256file covers {} bytes ({} blocks of {})",
-                        s.covered_bytes(),
-                        s.len(),
-                        s.block_size()
-                    ),
-                ));
-            }
-            out.extend(bf);
-        }
-        None => out.push(err(
-            "metadata-invalid",
-            format!("{meta_name} is not a backup the share scan could read"),
-        )),
+    if let Ok(s) = b.open_sha256(share)
+        && s.covered_bytes() != bytes
+    {
+        c.error(
+            "size-mismatch",
+            format!(
+                "the record says {size} GiB, the sha256file covers {} bytes ({} blocks of {})",
+                s.covered_bytes(),
+                s.len(),
+                s.block_size()
+            ),
+        );
     }
-    // parent_id: the record and the metadata must agree.
-    let rp = rec.get("parent_id").and_then(|v| v.as_str());
-    if rec.contains_key("parent_id") && rp != meta.parent_id.as_deref() {
-        out.push(err(
+}
+
+/// Step: parent_id — the record and the metadata must agree.
+fn parents(c: &mut RecordCheck, scan: &ShareScan, meta: &BackupMetadata) {
+    let rp = c
+        .rec()
+        .get("parent_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    if c.rec().contains_key("parent_id") && rp.as_deref() != meta.parent_id.as_deref() {
+        c.error(
             "parent-id-mismatch",
             format!(
                 "the record's parent_id is {rp:?}, the metadata's {:?}: restore follows the record",
                 meta.parent_id
             ),
-        ));
+        );
     }
     if let Some(p) = rp
-        && meta.parent_id.as_deref() != Some(p)
-        && !scan.backups.iter().any(|b| b.id == p)
+        && meta.parent_id.as_deref() != Some(p.as_str())
+        && scan.get(&p).is_none()
     {
-        out.push(err(
+        c.error(
             "parent-missing",
             format!("the parent {p} is not on the share"),
-        ));
+        );
     }
-    finish(out)
 }
 
 #[cfg(test)]
@@ -542,10 +770,10 @@ mod tests {
 
     #[test]
     fn container_escapes_are_refused() {
-        let share = Share::new(env!("CARGO_MANIFEST_DIR"));
+        let share = Share::open(env!("CARGO_MANIFEST_DIR")).unwrap();
         assert!(resolve_container(&share, "/etc").is_err());
         assert!(resolve_container(&share, "a/../../etc").is_err());
-        assert_eq!(resolve_container(&share, "no/such/dir").unwrap(), None);
+        assert!(resolve_container(&share, "no/such/dir").unwrap().is_none());
         assert!(resolve_container(&share, "fixtures").unwrap().is_some());
     }
 }

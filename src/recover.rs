@@ -2,7 +2,7 @@
 //! the day the source cloud's database is gone.
 
 use crate::record::Record;
-use crate::share::{BackupEntry, Sha256File, ShareScan};
+use crate::share::{BackupEntry, ShareScan};
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -49,15 +49,15 @@ fn volume_base(meta: Option<&str>) -> Option<serde_json::Map<String, Value>> {
 
 /// Build the record of `b`, fields in the order Cinder 29 exports them.
 pub fn recover(
+    share: &crate::share::Share,
     scan: &ShareScan,
     b: &BackupEntry,
     opts: &RecoverOptions,
 ) -> Result<Recovered, RecoverError> {
-    let sha_path = b
-        .sha256_path
-        .as_deref()
-        .ok_or_else(|| RecoverError::NoSha256(b.id.clone()))?;
-    let sha = Sha256File::open(sha_path)?;
+    if b.sha256_path.is_none() {
+        return Err(RecoverError::NoSha256(b.id.clone()));
+    }
+    let sha = b.open_sha256(share)?;
     let size = sha.covered_bytes().div_ceil(1 << 30);
     let m = &b.metadata;
     let base = volume_base(m.volume_meta.as_deref());

@@ -11,8 +11,9 @@
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
-use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
-use crate::verify::{block_sha, is_zero, ranges, stream_chunk, stream_findings, zero_block_sha};
+use crate::share::sha256file::Window;
+use crate::share::{BackupEntry, Share, ShareScan};
+use crate::verify::{BadBlocks, block_sha, is_zero, stream_chunk, stream_findings, zero_block_sha};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ pub struct Plan<'a> {
     pub block: u64,
     /// Volume ranges no chunk covers (they restore as zeros).
     pub uncovered: Vec<Piece>,
+    /// What the share-level checks of every backup of the chain found
+    /// (the checks of `verify`): a restore with errors here is refused.
+    pub findings: Findings,
 }
 
 /// Subtract `cover` (sorted, disjoint) from `[start, end)`.
@@ -103,8 +107,14 @@ fn add(cover: &mut std::collections::BTreeMap<u64, u64>, mut start: u64, mut end
     cover.insert(start, end);
 }
 
-/// Plan the restore of `top`: chain, live ranges per chunk.
-pub fn plan<'a>(scan: &'a ShareScan, top: &'a BackupEntry) -> Result<Plan<'a>, RestoreError> {
+/// Plan the restore of `top`: chain, live ranges per chunk, and the
+/// findings of every backup of the chain (the caller refuses to restore
+/// when they hold an error: the chunks, sha256files and metadata disagree).
+pub fn plan<'a>(
+    share: &Share,
+    scan: &'a ShareScan,
+    top: &'a BackupEntry,
+) -> Result<Plan<'a>, RestoreError> {
     let chain = scan.chain(top);
     if let Some(first) = chain.first()
         && let Some(p) = first.parent_id()
@@ -114,12 +124,15 @@ pub fn plan<'a>(scan: &'a ShareScan, top: &'a BackupEntry) -> Result<Plan<'a>, R
             child: first.id.clone(),
         });
     }
-    let sha_path = top
-        .sha256_path
-        .as_deref()
-        .ok_or_else(|| RestoreError::NoSha256(top.id.clone()))?;
-    let sha = Sha256File::open(sha_path)?;
+    if top.sha256_path.is_none() {
+        return Err(RestoreError::NoSha256(top.id.clone()));
+    }
+    let sha = top.open_sha256(share)?;
     let size = sha.covered_bytes();
+    let mut findings = Findings::new();
+    for b in &chain {
+        findings.extend(crate::check::backup_findings(share, scan, b));
+    }
     let block = sha.block_size();
     let mut cover = std::collections::BTreeMap::new();
     let mut chunks = Vec::new();
@@ -127,7 +140,7 @@ pub fn plan<'a>(scan: &'a ShareScan, top: &'a BackupEntry) -> Result<Plan<'a>, R
         // Within one backup, chunks do not overlap; later backups win.
         let mut mine = Vec::new();
         for o in &b.metadata.objects {
-            let end = (o.offset + o.length).min(size);
+            let end = o.end().min(size);
             if o.offset >= end {
                 continue;
             }
@@ -139,11 +152,7 @@ pub fn plan<'a>(scan: &'a ShareScan, top: &'a BackupEntry) -> Result<Plan<'a>, R
             });
         }
         for c in &mine {
-            add(
-                &mut cover,
-                c.object.offset,
-                (c.object.offset + c.object.length).min(size),
-            );
+            add(&mut cover, c.object.offset, c.object.end().min(size));
         }
         chunks.extend(mine);
     }
@@ -155,6 +164,7 @@ pub fn plan<'a>(scan: &'a ShareScan, top: &'a BackupEntry) -> Result<Plan<'a>, R
         size,
         block,
         uncovered,
+        findings,
     })
 }
 
@@ -186,15 +196,19 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
     use rayon::prelude::*;
-    let top = plan.chain.last().copied();
-    let sha_path = top
-        .and_then(|t| t.sha256_path.clone())
-        .ok_or_else(|| RestoreError::NoSha256(top.map(|t| t.id.clone()).unwrap_or_default()))?;
-    let sha = Sha256File::open(&sha_path)?;
+    let top = plan
+        .chain
+        .last()
+        .copied()
+        .ok_or_else(|| RestoreError::NoSha256(String::new()))?;
+    let sha = top.open_sha256(share)?;
     let block = plan.block as usize;
     let zero = zero_block_sha(block);
     let work: Vec<&ChunkPlan> = plan.chunks.iter().filter(|c| !c.live.is_empty()).collect();
-    progress.start(work.iter().map(|c| c.object.length).sum());
+    progress.start(
+        work.iter()
+            .fold(0u64, |a, c| a.saturating_add(c.object.length)),
+    );
     let do_chunk = |c: &ChunkPlan| -> (Findings, u64, Option<std::io::Error>) {
         let mut findings = Findings::new();
         let b = c.backup;
@@ -207,8 +221,9 @@ pub fn restore(
         };
         let mut written = 0u64;
         let mut write_err: Option<std::io::Error> = None;
-        let mut bad: Vec<u64> = Vec::new();
-        let mut expected: Vec<[u8; 32]> = Vec::new();
+        let mut bad = BadBlocks::default();
+        let mut window = Window::new(&sha);
+        let mut sha_problem: Option<String> = None;
         let streamed = {
             let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
                 let vol = o.offset + off;
@@ -219,12 +234,19 @@ pub fn restore(
                         continue;
                     }
                     let idx = p_start / block as u64;
-                    expected.clear();
-                    if sha.read_range(idx, 1, &mut expected).is_ok()
-                        && let Some(want) = expected.first()
-                        && &block_sha(piece, &zero, block) != want
-                    {
-                        bad.push(idx);
+                    match window.get(idx) {
+                        Ok(Some(want)) => {
+                            if block_sha(piece, &zero, block) != want {
+                                bad.push(idx);
+                            }
+                        }
+                        // The plan stops at the sha256file's end; a block
+                        // past it is proven by nothing: refuse it.
+                        Ok(None) => bad.push(idx),
+                        Err(e) => {
+                            sha_problem = Some(e.to_string());
+                            return Err(format!("cannot read the sha256file: {e}"));
+                        }
                     }
                     if opts.fresh && is_zero(piece) {
                         continue;
@@ -239,10 +261,22 @@ pub fn restore(
                 progress.advance(data.len() as u64, &b.id);
                 Ok(())
             };
-            stream_chunk(&b.dir(share).join(&o.name), o, block, &mut sink)
+            stream_chunk(share, b, o, block, &mut sink)
         };
         stream_findings(&streamed, o, &mut |code, msg| findings.push(err(code, msg)));
-        for (a, z) in ranges(bad) {
+        if let Some(p) = sha_problem {
+            findings.push(err("sha256file-invalid", p));
+        }
+        if bad.more > 0 {
+            findings.push(err(
+                "sha256-mismatch",
+                format!(
+                    "{} more restored hash blocks from chunk {} differ from the sha256file",
+                    bad.more, o.name
+                ),
+            ));
+        }
+        for (a, z) in bad.ranges() {
             findings.push(err(
                 "sha256-mismatch",
                 format!(
@@ -252,7 +286,7 @@ pub fn restore(
                     a * block as u64,
                     (z + 1) * block as u64,
                     o.name,
-                    top.map_or("?", |t| t.id.as_str())
+                    top.id
                 ),
             ));
         }
@@ -281,18 +315,19 @@ pub fn restore(
         report.bytes_written += w;
         report.chunks_read += 1;
     }
-    report.data_bytes = work.iter().map(|c| c.object.length).sum();
+    report.data_bytes = work
+        .iter()
+        .fold(0u64, |a, c| a.saturating_add(c.object.length));
     // Blocks no chunk provides are zeros: they must hash as zeros too.
-    let mut bad = Vec::new();
-    let mut expected = Vec::new();
+    let mut bad = BadBlocks::default();
+    let mut window = Window::new(&sha);
     for u in &plan.uncovered {
         let first = u.start / plan.block;
         let last = u.end.div_ceil(plan.block);
-        expected.clear();
-        sha.read_range(first, last - first, &mut expected)?;
-        for (k, want) in expected.iter().enumerate() {
-            if *want != zero {
-                bad.push(first + k as u64);
+        for i in first..last {
+            match window.get(i)? {
+                Some(want) if want == zero => {}
+                _ => bad.push(i),
             }
         }
         if !opts.fresh {
@@ -306,7 +341,7 @@ pub fn restore(
             }
         }
     }
-    for (a, z) in ranges(bad) {
+    for (a, z) in bad.ranges() {
         report.findings.push(
             Finding::error(
                 "coverage-gap",
@@ -316,7 +351,7 @@ pub fn restore(
                     (z + 1) * plan.block
                 ),
             )
-            .maybe_backup(top.map(|t| t.id.as_str())),
+            .backup(top.id.clone()),
         );
     }
     Ok(report)

@@ -275,7 +275,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inc.chunks, 1);
-        let share = Share::new(dir.path());
+        let share = Share::open(dir.path()).unwrap();
         let s = scan(&share).unwrap();
         assert_eq!(s.backups.len(), 2);
         assert!(s.findings.is_empty(), "{:?}", s.findings);
@@ -291,10 +291,6 @@ mod tests {
             "{:?}",
             r.findings
         );
-        assert!(
-            crate::share::Sha256File::open(s.backups[0].sha256_path.as_deref().unwrap())
-                .unwrap()
-                .is_canonical()
-        );
+        assert!(s.backups[0].open_sha256(&share).unwrap().is_canonical());
     }
 }

@@ -9,11 +9,11 @@
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::{ChunkObject, Compression};
-use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
+use crate::share::sha256file::Window;
+use crate::share::{AccessError, BackupEntry, Sha256File, Share, ShareScan};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::io::Read;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What to verify and how.
@@ -79,9 +79,10 @@ pub struct Streamed {
 /// Why a chunk could not be streamed at all.
 #[derive(Debug)]
 pub enum StreamError {
-    /// The file is missing.
-    Missing,
-    /// Opening or reading the file failed.
+    /// The share's gate refused or could not open the file (missing, a
+    /// link, not a regular file…).
+    Open(AccessError),
+    /// Reading the file failed.
     Read(std::io::Error),
     /// The decoder refused the data, after `at` bytes of output.
     Decompress { reason: String, at: u64 },
@@ -112,18 +113,16 @@ pub type ChunkSink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 /// each piece of decompressed data with its offset inside the chunk. Pieces
 /// are whole hash blocks (`block` bytes) except possibly the last one.
 pub fn stream_chunk(
-    path: &Path,
+    share: &Share,
+    backup: &BackupEntry,
     obj: &ChunkObject,
     block: usize,
     sink: &mut ChunkSink<'_>,
 ) -> Result<Streamed, StreamError> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            StreamError::Missing
-        } else {
-            StreamError::Read(e)
-        }
-    })?;
+    let file = backup
+        .open(share, &obj.name)
+        .map_err(StreamError::Open)?
+        .file;
     let count = std::sync::Arc::new(AtomicU64::new(0));
     let raw = CountingReader {
         inner: std::io::BufReader::with_capacity(1 << 18, file),
@@ -140,7 +139,7 @@ pub fn stream_chunk(
         }
         Compression::Other(name) => return Err(StreamError::Unknown(name.clone())),
     };
-    let block = block.max(1);
+    let block = block.clamp(1, crate::share::sha256file::MAX_BLOCK as usize);
     let cap = (BUF / block).max(1) * block;
     let mut buf = vec![0u8; cap];
     let mut md5 = Md5::new();
@@ -234,8 +233,46 @@ pub fn ranges(mut blocks: Vec<u64>) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for b in blocks {
         match out.last_mut() {
-            Some((_, end)) if *end + 1 == b => *end = b,
+            Some((_, end)) if end.checked_add(1) == Some(b) || *end == b => *end = b,
             _ => out.push((b, b)),
+        }
+    }
+    out
+}
+
+/// Block indexes that failed, kept as merged ranges (in the order they
+/// come, which is ascending within a chunk), at most [`BadBlocks::MAX`]
+/// of them: memory stays bounded however much of a chunk is wrong.
+#[derive(Debug, Default)]
+pub struct BadBlocks {
+    ranges: Vec<(u64, u64)>,
+    /// Blocks in ranges beyond the first `MAX`.
+    pub more: u64,
+}
+
+impl BadBlocks {
+    pub const MAX: usize = 256;
+    pub fn push(&mut self, b: u64) {
+        let full = self.ranges.len() >= Self::MAX;
+        match self.ranges.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(b) || *end == b => *end = b,
+            _ if full => self.more = self.more.saturating_add(1),
+            _ => self.ranges.push((b, b)),
+        }
+    }
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        ranges_merge(&self.ranges)
+    }
+}
+
+fn ranges_merge(r: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut v = r.to_vec();
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in v {
+        match out.last_mut() {
+            Some((_, end)) if a <= end.saturating_add(1) => *end = (*end).max(b),
+            _ => out.push((a, b)),
         }
     }
     out
@@ -249,13 +286,14 @@ pub fn stream_findings(
     push: &mut dyn FnMut(&'static str, String),
 ) -> u64 {
     match streamed {
-        Err(StreamError::Missing) => push(
+        Err(StreamError::Open(e)) if e.is_not_found() => push(
             "object-missing",
             format!(
                 "chunk {} listed in the metadata is missing: restore will fail",
                 obj.name
             ),
         ),
+        Err(StreamError::Open(e)) => push(e.code(), format!("chunk {}: {e}", obj.name)),
         Err(StreamError::Read(e)) => push(
             "read-failed",
             format!("cannot read chunk {}: {e}", obj.name),
@@ -317,45 +355,50 @@ pub fn verify_chunk(
     findings: &mut Findings,
     progress: &dyn Progress,
 ) -> (u64, u64) {
-    let path = backup.dir(share).join(&obj.name);
     let rel = backup.rel(&obj.name);
     let err = |code: &'static str, msg: String| {
         Finding::error(code, msg)
             .backup(backup.id.clone())
             .path(rel.clone())
     };
-    let block = sha.map_or(32768, |s| s.block_size()) as usize;
+    let block_u64 = sha.map_or(32768, |s| s.block_size());
+    let block = block_u64 as usize;
     let zero = zero_block_sha(block);
-    let first_block = obj.offset / block as u64;
-    let nblocks = obj.length.div_ceil(block as u64);
-    let mut expected = Vec::new();
+    let first_block = obj.offset / block_u64;
+    // An unaligned chunk is its own finding; its blocks cannot be matched.
+    let mut window = sha.filter(|_| obj.offset.is_multiple_of(block_u64)).map(Window::new);
     let mut sha_problem = None;
-    if let Some(s) = sha
-        && let Err(e) = s.read_range(first_block, nblocks, &mut expected)
-    {
-        sha_problem = Some(e.to_string());
-        expected.clear();
-    }
-    let mut bad: Vec<u64> = Vec::new();
+    let mut beyond: Option<u64> = None;
+    let mut bad = BadBlocks::default();
     let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
         for (k, piece) in data.chunks(block).enumerate() {
-            let idx = (off / block as u64) + k as u64;
+            let idx = first_block + off / block_u64 + k as u64;
             // A short last piece before the declared end is a truncated
             // stream: length-mismatch says it, its hash would only repeat it.
             let piece_end = off + (k * block + piece.len()) as u64;
             if piece.len() < block && piece_end != obj.length {
                 continue;
             }
-            if let Some(want) = expected.get(idx as usize)
-                && &block_sha(piece, &zero, block) != want
-            {
-                bad.push(first_block + idx);
+            let Some(w) = window.as_mut() else { continue };
+            match w.get(idx) {
+                Ok(Some(want)) => {
+                    if block_sha(piece, &zero, block) != want {
+                        bad.push(idx);
+                    }
+                }
+                Ok(None) => {
+                    beyond.get_or_insert(idx);
+                }
+                Err(e) => {
+                    sha_problem = Some(e.to_string());
+                    window = None;
+                }
             }
         }
         progress.advance(data.len() as u64, &backup.id);
         Ok(())
     };
-    let streamed = stream_chunk(&path, obj, block, &mut sink);
+    let streamed = stream_chunk(share, backup, obj, block, &mut sink);
     let stored = stream_findings(&streamed, obj, &mut |code, msg| {
         findings.push(err(code, msg))
     });
@@ -365,7 +408,26 @@ pub fn verify_chunk(
             format!("cannot check the blocks of chunk {}: {p}", obj.name),
         ));
     }
-    for (a, b) in ranges(bad) {
+    if let Some(i) = beyond {
+        findings.push(err(
+            "size-mismatch",
+            format!(
+                "chunk {} holds hash block {i} and on, beyond the {} blocks the sha256file lists: those bytes are proven by nothing",
+                obj.name,
+                sha.map_or(0, |s| s.len())
+            ),
+        ));
+    }
+    if bad.more > 0 {
+        findings.push(err(
+            "sha256-mismatch",
+            format!(
+                "chunk {}: {} more hash blocks differ from the sha256file (not listed one by one)",
+                obj.name, bad.more
+            ),
+        ));
+    }
+    for (a, b) in bad.ranges() {
         findings.push(err(
             "sha256-mismatch",
             format!(
@@ -378,8 +440,8 @@ pub fn verify_chunk(
                 } else {
                     format!("..={b}")
                 },
-                a * block as u64,
-                (b + 1) * block as u64
+                a.saturating_mul(block_u64),
+                b.saturating_add(1).saturating_mul(block_u64)
             ),
         ));
     }
@@ -440,8 +502,8 @@ pub fn verify(
             .iter()
             .map(|b| {
                 b.sha256_path
-                    .as_deref()
-                    .and_then(|p| Sha256File::open(p).ok())
+                    .as_ref()
+                    .and_then(|_| b.open_sha256(share).ok())
             })
             .collect();
         // Work items in share order: backup by backup, chunk by chunk, so
@@ -457,7 +519,9 @@ pub fn verify(
                 items.push((i, o));
             }
         }
-        let total: u64 = items.iter().map(|(_, o)| o.length).sum();
+        let total: u64 = items
+            .iter()
+            .fold(0u64, |a, (_, o)| a.saturating_add(o.length));
         progress.start(total);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs.max(1))
@@ -481,8 +545,8 @@ pub fn verify(
         progress.finish();
         for (f, stored, data) in results {
             report.findings.extend(f);
-            report.bytes_read += stored;
-            report.data_bytes += data;
+            report.bytes_read = report.bytes_read.saturating_add(stored);
+            report.data_bytes = report.data_bytes.saturating_add(data);
             report.chunks_checked += 1;
         }
     }

@@ -3,8 +3,8 @@
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::LsArgs;
 use anyhow::Result;
+use cbr::share::Share;
 use cbr::share::scan::{BackupEntry, ShareScan, scan};
-use cbr::share::{Sha256File, Share};
 use serde::Serialize;
 use std::io::Write;
 
@@ -30,11 +30,11 @@ struct Row<'a> {
     complete: bool,
 }
 
-fn row<'a>(b: &'a BackupEntry) -> Row<'a> {
+fn row<'a>(share: &Share, b: &'a BackupEntry) -> Row<'a> {
     let sha = b
         .sha256_path
-        .as_deref()
-        .and_then(|p| Sha256File::open(p).ok());
+        .as_ref()
+        .and_then(|_| b.open_sha256(share).ok());
     Row {
         id: &b.id,
         volume_id: b.metadata.volume_id.as_deref(),
@@ -70,7 +70,7 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
     if args.json {
         use rayon::prelude::*;
         // Reading each sha256file's header is the costly part: in parallel.
-        let rows: Vec<Row> = found.backups.par_iter().map(row).collect();
+        let rows: Vec<Row> = found.backups.par_iter().map(|b| row(&share, b)).collect();
         super::print_json(&serde_json::json!({
             "backups": rows,
             "findings": found.findings,

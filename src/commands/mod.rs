@@ -145,13 +145,12 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
     } else {
         anyhow::bail!("no share given: use --share DIR, set CBR_SHARE, or give --cinder-conf FILE")
     };
-    if !root.is_dir() {
-        anyhow::bail!(
-            "the share {} is not a directory (is the backup share mounted?)",
+    cbr::share::Share::open(&root).with_context(|| {
+        format!(
+            "the share {} is not a directory cbr can open (is the backup share mounted?)",
             root.display()
-        );
-    }
-    Ok(cbr::share::Share::new(root))
+        )
+    })
 }
 
 /// Write a JSON document to stdout, pretty-printed, with a final newline.

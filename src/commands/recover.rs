@@ -39,7 +39,7 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
     };
     let mut text = String::new();
     for (i, b) in chain.iter().enumerate() {
-        let r = recover(&found, b, &opts)?;
+        let r = recover(&share, &found, b, &opts)?;
         if !g.quiet && i == 0 {
             let mut e = std::io::stderr().lock();
             writeln!(

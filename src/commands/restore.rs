@@ -28,7 +28,7 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
     let found = scan(&share)?;
     let top = found.find(&args.id)?;
-    let plan = plan(&found, top)?;
+    let plan = plan(&share, &found, top)?;
     if args.dry_run {
         let mut out = std::io::stdout().lock();
         writeln!(

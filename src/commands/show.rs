@@ -3,7 +3,6 @@
 use super::{Global, Outcome, human_bytes, resolve_share};
 use crate::cli::ShowArgs;
 use anyhow::Result;
-use cbr::share::Sha256File;
 use cbr::share::scan::scan;
 use std::io::Write;
 
@@ -12,19 +11,22 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     let found = scan(&share)?;
     let b = found.find(&args.id)?;
     let chain = found.chain(b);
-    let sha = b.sha256_path.as_deref().map(Sha256File::open).transpose();
+    let sha = b
+        .sha256_path
+        .as_ref()
+        .map(|_| b.open_sha256(&share))
+        .transpose();
     let (sha, sha_err) = match sha {
         Ok(s) => (s, None),
         Err(e) => (None, Some(e.to_string())),
     };
     let size_gib = sha.as_ref().map(|s| s.covered_bytes().div_ceil(1 << 30));
-    let file_size = |p: &std::path::Path| std::fs::symlink_metadata(p).map(|m| m.len()).ok();
     let chunks: Vec<serde_json::Value> = b
         .metadata
         .objects
         .iter()
         .map(|o| {
-            let on_disk = b.chunk_files.iter().find(|c| c.name == o.name);
+            let on_disk = b.chunk_file(&o.name);
             serde_json::json!({
                 "name": o.name,
                 "offset": o.offset,
@@ -56,9 +58,9 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
             "container": b.container,
             "prefix": b.prefix,
             "files": {
-                "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": file_size(&b.metadata_path) },
-                "sha256file": b.sha256_path.as_deref().map(|p| serde_json::json!({
-                    "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": file_size(p),
+                "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": b.metadata_bytes },
+                "sha256file": b.sha256_path.as_deref().map(|_| serde_json::json!({
+                    "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": b.sha256_bytes,
                     "entries": sha.as_ref().map(|s| s.len()),
                     "block_size": sha.as_ref().map(|s| s.block_size()),
                 })),
@@ -111,14 +113,14 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     writeln!(
         out,
         "  {:<10} {}",
-        file_size(&b.metadata_path).map_or("-".into(), human_bytes),
+        human_bytes(b.metadata_bytes),
         b.rel(&format!("{}_metadata", b.prefix))
     )?;
     match &b.sha256_path {
-        Some(p) => writeln!(
+        Some(_) => writeln!(
             out,
             "  {:<10} {}",
-            file_size(p).map_or("-".into(), human_bytes),
+            human_bytes(b.sha256_bytes),
             b.rel(&format!("{}_sha256file", b.prefix))
         )?,
         None => writeln!(out, "  {:<10} {}_sha256file (MISSING)", "-", b.prefix)?,

@@ -10,7 +10,31 @@ pub enum MetadataError {
     Json(#[from] serde_json::Error),
     #[error("object #{index} in \"objects\" is not a one-key object {{name: {{...}}}}")]
     BadObjectEntry { index: usize },
+    #[error(
+        "object #{index} is named {name:?}, which is not a file name in the container: {reason}"
+    )]
+    BadName {
+        index: usize,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("object {name}: {what}")]
+    OutOfRange { name: String, what: String },
 }
+
+impl MetadataError {
+    /// The stable finding code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MetadataError::BadName { .. } => "name-invalid",
+            MetadataError::OutOfRange { .. } => "value-out-of-range",
+            _ => "metadata-invalid",
+        }
+    }
+}
+
+/// The largest volume offset cbr accepts: a file offset (`off_t`) is signed.
+pub const MAX_VOLUME_BYTES: u64 = i64::MAX as u64;
 
 /// How one chunk is stored (`compression` in the metadata).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +90,14 @@ pub struct ChunkObject {
     pub compression: Compression,
     /// The compression name exactly as written.
     pub compression_raw: Option<String>,
+}
+
+impl ChunkObject {
+    /// The volume offset just past this chunk's data (validated not to
+    /// overflow when the metadata was parsed).
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.length)
+    }
 }
 
 /// A parsed `<prefix>_metadata` file.
@@ -126,7 +158,32 @@ impl BackupMetadata {
             let Some((name, value)) = entry.into_iter().next() else {
                 return Err(MetadataError::BadObjectEntry { index });
             };
+            if let Err(reason) = crate::share::access::check_name(&name) {
+                return Err(MetadataError::BadName {
+                    index,
+                    name,
+                    reason,
+                });
+            }
             let o: RawObject = serde_json::from_value(value)?;
+            let out_of_range = |what: String| MetadataError::OutOfRange {
+                name: name.clone(),
+                what,
+            };
+            if o.length == 0 {
+                return Err(out_of_range(
+                    "length is 0: Cinder never writes an empty chunk".into(),
+                ));
+            }
+            match o.offset.checked_add(o.length) {
+                Some(end) if end <= MAX_VOLUME_BYTES => {}
+                _ => {
+                    return Err(out_of_range(format!(
+                        "offset {} + length {} lies beyond any volume (the largest offset is {MAX_VOLUME_BYTES})",
+                        o.offset, o.length
+                    )));
+                }
+            }
             objects.push(ChunkObject {
                 name,
                 offset: o.offset,
@@ -152,7 +209,9 @@ impl BackupMetadata {
 
     /// Sum of the chunks' uncompressed lengths.
     pub fn data_bytes(&self) -> u64 {
-        self.objects.iter().map(|o| o.length).sum()
+        self.objects
+            .iter()
+            .fold(0u64, |a, o| a.saturating_add(o.length))
     }
 
     /// The distinct compressions used, sorted.
@@ -178,10 +237,40 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/cinder-29/share/96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d/backup_metadata"
         );
+        #[allow(clippy::disallowed_methods)]
         let m = BackupMetadata::parse(&std::fs::read(p).unwrap()).unwrap();
         assert_eq!(m.backup_id, "96128a75-e143-4d8a-9b93-e246af8e6a7d");
         assert!(!m.objects.is_empty());
         assert_eq!(m.objects[0].offset, 0);
+    }
+
+    #[test]
+    fn names_and_ranges_are_validated() {
+        let obj = |name: &str, offset: &str, length: &str| {
+            format!(
+                r#"{{"backup_id": "x", "objects": [{{"{name}": {{"offset": {offset}, "length": {length}, "md5": ""}}}}]}}"#
+            )
+        };
+        let code = |j: String| {
+            BackupMetadata::parse(j.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.code())
+        };
+        assert_eq!(code(obj("backup-00001", "0", "1")), Ok(()));
+        assert_eq!(code(obj("../x", "0", "1")), Err("name-invalid"));
+        assert_eq!(code(obj("/etc/passwd", "0", "1")), Err("name-invalid"));
+        assert_eq!(code(obj("", "0", "1")), Err("name-invalid"));
+        assert_eq!(
+            code(obj("b-00001", "18446744073709551615", "1")),
+            Err("value-out-of-range")
+        );
+        assert_eq!(
+            code(obj("b-00001", "9223372036854775807", "1")),
+            Err("value-out-of-range")
+        );
+        assert_eq!(code(obj("b-00001", "0", "0")), Err("value-out-of-range"));
+        assert_eq!(code(obj("b-00001", "-1", "1")), Err("metadata-invalid"));
+        assert_eq!(code(obj("b-00001", "0", "1e3")), Err("metadata-invalid"));
     }
 
     #[test]

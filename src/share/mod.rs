@@ -1,39 +1,25 @@
 //! The share: what Cinder's NFS/posix/GlusterFS backup drivers wrote, read
 //! without ever writing to it.
 //!
+//! - [`access`]: the one way into the share: handles, no links, regular files.
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
 //! - [`scan`]: walk the share into a model of backups, chains and findings.
 //! - [`metadata`]: the `<prefix>_metadata` file.
 //! - [`sha256file`]: the `<prefix>_sha256file`, streamed, random access.
 
+pub mod access;
 pub mod locate;
 pub mod metadata;
 pub mod scan;
 pub mod sha256file;
 
+pub use access::{AccessError, Share, ShareDir, ShareFile};
 pub use metadata::{BackupMetadata, ChunkObject, Compression};
 pub use scan::{BackupEntry, ShareScan};
 pub use sha256file::Sha256File;
 
-use std::path::{Path, PathBuf};
-
 /// The object prefix Kilo..Ocata used for every backup.
 pub const LEGACY_PREFIX: &str = "backup";
-
-/// A share root.
-#[derive(Debug, Clone)]
-pub struct Share {
-    pub root: PathBuf,
-}
-
-impl Share {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Share { root: root.into() }
-    }
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-}
 
 /// The default container of a backup id: `ab/cd/abcd…`.
 pub fn default_container(backup_id: &str) -> String {

@@ -1,54 +1,37 @@
 //! Walking a share into a model: backups (by their `_metadata` files),
 //! their chunk files, chains, and findings about what does not fit.
+//!
+//! The walk goes through [`super::access`] only: directories are listed
+//! through handles, links are reported and never followed, and what the
+//! walk refuses (a link, a FIFO, a device) no later reader opens either,
+//! because every reader opens through the same gate.
 
-use super::Share;
+pub use super::access::EntryKind;
+use super::access::{Entry, ShareDir, join};
 use super::metadata::BackupMetadata;
+use super::{AccessError, Share};
 use crate::findings::{Finding, Findings};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use thiserror::Error;
-use walkdir::WalkDir;
 
 #[derive(Debug, Error)]
 pub enum ScanError {
-    #[error("the share {0} does not exist or is not a directory")]
-    NotADirectory(PathBuf),
+    #[error("the share root cannot be read: {0}")]
+    Root(#[from] AccessError),
     #[error("no backup with id {0} on the share")]
     NotFound(String),
     #[error("{id} is ambiguous: it matches {matches}")]
     Ambiguous { id: String, matches: String },
 }
 
-/// What a directory entry is, without following links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
+/// The largest `_metadata` file cbr reads (a 10 TiB volume in 64 MiB
+/// chunks lists 160,000 objects, about 30 MB).
+pub const METADATA_LIMIT: u64 = 256 << 20;
 
-impl EntryKind {
-    fn of(ft: std::fs::FileType) -> Self {
-        if ft.is_symlink() {
-            EntryKind::Symlink
-        } else if ft.is_file() {
-            EntryKind::File
-        } else if ft.is_dir() {
-            EntryKind::Dir
-        } else {
-            EntryKind::Other
-        }
-    }
-    pub fn describe(self) -> &'static str {
-        match self {
-            EntryKind::File => "a file",
-            EntryKind::Dir => "a directory",
-            EntryKind::Symlink => "a symbolic link",
-            EntryKind::Other => "a special file",
-        }
-    }
-}
+/// Directories deeper than this below the root are not walked (Cinder's
+/// layout is three deep).
+pub const MAX_DEPTH: usize = 32;
 
 /// A chunk file found on disk beside a backup's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,26 +54,35 @@ pub struct BackupEntry {
     /// The object prefix (`volume_…_backup_…` or `backup`).
     pub prefix: String,
     pub metadata: BackupMetadata,
-    /// Absolute path of the `_metadata` file.
-    pub metadata_path: PathBuf,
-    /// Absolute path of the `_sha256file`, when it exists as a file.
-    pub sha256_path: Option<PathBuf>,
+    /// Size of the `_metadata` file.
+    pub metadata_bytes: u64,
+    /// Share-relative path of the `_sha256file`, when it is a regular file.
+    pub sha256_path: Option<String>,
+    /// Size of the `_sha256file`.
+    pub sha256_bytes: u64,
     /// Entries in the container named `<prefix>-NNNNN`, sorted by name.
     pub chunk_files: Vec<ChunkFile>,
 }
 
 impl BackupEntry {
-    /// Absolute directory of the container.
-    pub fn dir(&self, share: &Share) -> PathBuf {
-        share.root.join(&self.container)
-    }
     /// Share-relative path of an object in this backup's container.
     pub fn rel(&self, name: &str) -> String {
-        if self.container.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}/{}", self.container, name)
-        }
+        join(&self.container, name)
+    }
+    /// Open one of this backup's objects (through the share's one gate).
+    pub fn open(&self, share: &Share, name: &str) -> Result<super::ShareFile, AccessError> {
+        share.open_file(&self.rel(name))
+    }
+    /// Open this backup's sha256file.
+    pub fn open_sha256(
+        &self,
+        share: &Share,
+    ) -> Result<super::Sha256File, super::sha256file::Sha256Error> {
+        let rel = self
+            .sha256_path
+            .clone()
+            .unwrap_or_else(|| self.rel(&format!("{}_sha256file", self.prefix)));
+        super::Sha256File::open(share, &rel)
     }
     /// The children of this backup on the share (backups whose parent it is).
     pub fn dependants<'a>(&self, scan: &'a ShareScan) -> Vec<&'a BackupEntry> {
@@ -105,8 +97,7 @@ impl BackupEntry {
             .objects
             .iter()
             .filter_map(|o| self.chunk_file(&o.name))
-            .map(|c| c.size)
-            .sum()
+            .fold(0u64, |a, c| a.saturating_add(c.size))
     }
     /// The chunk file of this name (`chunk_files` is sorted by name).
     pub fn chunk_file(&self, name: &str) -> Option<&ChunkFile> {
@@ -134,6 +125,8 @@ impl BackupEntry {
 pub struct ShareScan {
     pub backups: Vec<BackupEntry>,
     pub findings: Findings,
+    /// backup id -> index in `backups` (the first, if ids repeat).
+    index: HashMap<String, usize>,
 }
 
 /// Whether `name` is a chunk object name of `prefix`: `<prefix>-<digits>`.
@@ -143,234 +136,305 @@ pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn rel_path(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root)
-        .unwrap_or(p)
-        .to_string_lossy()
-        .replace(std::path::MAIN_SEPARATOR, "/")
+/// One directory as the walk saw it.
+struct DirScan {
+    rel: String,
+    entries: Vec<Entry>,
+    /// `<prefix>_metadata` files: name, size, parsed (or the finding).
+    metas: Vec<(String, u64, Result<BackupMetadata, Finding>)>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    size: u64,
-    kind: EntryKind,
+/// Walk one directory (by its share-relative path), then its subdirectories
+/// in parallel. Only one handle is open per task.
+fn walk<'s>(
+    share: &'s Share,
+    rel: String,
+    depth: usize,
+    scope: &rayon::Scope<'s>,
+    out: &'s Mutex<Vec<DirScan>>,
+    findings: &'s Mutex<Findings>,
+) {
+    let push = |f: Finding| match findings.lock() {
+        Ok(mut g) => g.push(f),
+        Err(p) => p.into_inner().push(f),
+    };
+    let dir = match share.open_dir(&rel) {
+        Ok(d) => d,
+        Err(e) => return push(Finding::error(e.code(), e.to_string()).path(rel)),
+    };
+    let entries = match dir.entries() {
+        Ok(e) => e,
+        Err(e) => return push(Finding::error("read-failed", e.to_string()).path(rel)),
+    };
+    let mut metas = Vec::new();
+    for e in &entries {
+        let path = join(&rel, &e.name);
+        match e.kind {
+            EntryKind::Dir if !e.lossy => {
+                if depth >= MAX_DEPTH {
+                    push(Finding::warning(
+                        "too-deep",
+                        format!("{path} is more than {MAX_DEPTH} directories deep: not walked (Cinder's layout is three deep)"),
+                    ).path(path));
+                } else {
+                    scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
+                }
+            }
+            EntryKind::Symlink => push(link_finding(&dir, e, path)),
+            EntryKind::File if e.name.ends_with("_metadata") && !e.lossy => {
+                let parsed = read_metadata(&dir, &e.name);
+                metas.push((e.name.clone(), e.size, parsed));
+            }
+            _ if e.lossy => push(
+                Finding::warning(
+                    "name-invalid",
+                    format!("{path:?} is not a UTF-8 name: Cinder never writes one, and cbr does not open it"),
+                )
+                .path(path),
+            ),
+            _ => {}
+        }
+    }
+    let d = DirScan {
+        rel,
+        entries,
+        metas,
+    };
+    match out.lock() {
+        Ok(mut g) => g.push(d),
+        Err(p) => p.into_inner().push(d),
+    }
+}
+
+fn read_metadata(dir: &ShareDir, name: &str) -> Result<BackupMetadata, Finding> {
+    let path = join(&dir.rel, name);
+    let bytes = dir
+        .read(name, METADATA_LIMIT)
+        .map_err(|e| Finding::error(e.code(), e.to_string()).path(path.clone()))?;
+    BackupMetadata::parse(&bytes).map_err(|e| {
+        Finding::error(e.code(), format!("{name} is not valid metadata: {e}")).path(path.clone())
+    })
+}
+
+/// A link on the share: never followed. One that leads to a directory or
+/// stands for a `_metadata` file hides backups from every check: an error.
+fn link_finding(dir: &ShareDir, e: &Entry, path: String) -> Finding {
+    let target = dir.link_target(&e.name).unwrap_or_else(|| "?".into());
+    if dir.link_is_dir(&e.name) {
+        Finding::error(
+            "symlink-refused",
+            format!(
+                "{path} is a symbolic link to the directory {target}: cbr does not follow links, so \
+                 whatever backups are behind it are NOT checked (Cinder never writes links)"
+            ),
+        )
+        .path(path)
+    } else if e.name.ends_with("_metadata") {
+        Finding::error(
+            "symlink-refused",
+            format!(
+                "{path} is a symbolic link (to {target}) in place of a backup's metadata: that backup \
+                 is NOT checked (Cinder never writes links)"
+            ),
+        )
+        .path(path)
+    } else {
+        Finding::warning(
+            "symlink-refused",
+            format!(
+                "a symbolic link (to {target}) is not followed: Cinder never writes links, \
+                 and cbr does not leave the share"
+            ),
+        )
+        .path(path)
+    }
 }
 
 /// Walk the share and build the model. Never follows symbolic links and
 /// never writes; what cannot be read becomes a finding.
 pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
-    use rayon::prelude::*;
-    if !share.root.is_dir() {
-        return Err(ScanError::NotADirectory(share.root.clone()));
-    }
-    let mut findings = Findings::new();
-    // directory -> (entry name -> entry)
-    let mut dirs: BTreeMap<PathBuf, BTreeMap<String, Entry>> = BTreeMap::new();
-    for entry in WalkDir::new(&share.root).follow_links(false) {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let mut f = Finding::error("read-failed", format!("cannot read: {e}"));
-                f.path = e.path().map(|p| rel_path(&share.root, p));
-                findings.push(f);
-                continue;
-            }
-        };
-        if entry.depth() == 0 {
-            continue;
-        }
-        let kind = EntryKind::of(entry.file_type());
-        if kind == EntryKind::Symlink {
-            let target = std::fs::read_link(entry.path())
-                .map(|t| t.display().to_string())
-                .unwrap_or_else(|_| "?".into());
-            findings.push(
-                Finding::warning(
-                    "symlink-refused",
-                    format!(
-                        "a symbolic link (to {target}) is not followed: Cinder never writes links, \
-                         and cbr does not leave the share"
-                    ),
-                )
-                .path(rel_path(&share.root, entry.path())),
-            );
-        }
-        let Some(parent) = entry.path().parent() else {
-            continue;
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let size = if kind == EntryKind::File {
-            match entry.metadata() {
-                Ok(m) => m.len(),
-                Err(e) => {
-                    findings.push(
-                        Finding::error("read-failed", format!("cannot stat: {e}"))
-                            .path(rel_path(&share.root, entry.path())),
-                    );
-                    0
-                }
-            }
-        } else {
-            0
-        };
-        dirs.entry(parent.to_path_buf())
-            .or_default()
-            .insert(name, Entry { size, kind });
-    }
-
-    // Backups: every `<prefix>_metadata` file (parsed in parallel).
-    let metas: Vec<(&PathBuf, &String)> = dirs
-        .iter()
-        .flat_map(|(dir, files)| {
-            files
-                .iter()
-                .filter(|(n, e)| n.ends_with("_metadata") && e.kind == EntryKind::File)
-                .map(move |(n, _)| (dir, n))
-        })
-        .collect();
-    let parsed: Vec<(&PathBuf, &String, Result<BackupMetadata, String>)> = metas
-        .par_iter()
-        .map(|(dir, name)| {
-            let r = std::fs::read(dir.join(name))
-                .map_err(|e| format!("cannot read: {e}"))
-                .and_then(|b| {
-                    BackupMetadata::parse(&b).map_err(|e| format!("not valid metadata: {e}"))
-                });
-            (*dir, *name, r)
-        })
-        .collect();
+    // The root must be readable: that is an error of the run, not a finding.
+    share.root_dir()?.entries()?;
+    let out = Mutex::new(Vec::new());
+    let found = Mutex::new(Findings::new());
+    rayon::scope(|s| walk(share, String::new(), 0, s, &out, &found));
+    let mut dirs = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut findings = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
+    findings.0.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut backups = Vec::new();
-    let mut claimed: std::collections::HashSet<(&Path, &str)> = Default::default();
-    for (dir, name, result) in parsed {
-        let prefix = name.strip_suffix("_metadata").unwrap_or(name);
-        let rel = rel_path(&share.root, &dir.join(name));
-        let files = &dirs[dir];
-        claimed.insert((dir.as_path(), name.as_str()));
-        let sha_name = format!("{prefix}_sha256file");
-        // Names `<prefix>-…` sort together: look only there.
-        let dash = format!("{prefix}-");
-        let chunk_files: Vec<ChunkFile> = files
-            .range::<str, _>((
-                std::ops::Bound::Included(dash.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(n, _)| n.starts_with(&dash))
-            .filter(|(n, _)| is_chunk_of(n, prefix))
-            .map(|(n, e)| ChunkFile {
-                name: n.clone(),
-                size: e.size,
-                is_file: e.kind == EntryKind::File,
-                kind: e.kind,
-            })
-            .collect();
-        for (n, _) in files
-            .range::<str, _>((
-                std::ops::Bound::Included(dash.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(n, _)| n.starts_with(&dash))
-            .filter(|(n, _)| is_chunk_of(n, prefix))
-        {
-            claimed.insert((dir.as_path(), n.as_str()));
-        }
-        if let Some((n, _)) = files.get_key_value(&sha_name) {
-            claimed.insert((dir.as_path(), n.as_str()));
-        }
-        let metadata = match result {
-            Ok(m) => m,
-            Err(e) => {
-                findings.push(Finding::error("metadata-invalid", format!("{name}: {e}")).path(rel));
-                continue;
+    for d in &mut dirs {
+        let metas = std::mem::take(&mut d.metas);
+        let mut claimed = vec![false; d.entries.len()];
+        for (name, size, result) in metas {
+            if let Some(b) = backup_of(d, &name, size, result, &mut claimed, &mut findings) {
+                backups.push(b);
             }
-        };
-        let sha_entry = files.get(&sha_name);
-        if sha_entry.is_none() {
-            findings.push(
-                Finding::error(
-                    "sha256file-missing",
-                    format!("{prefix}_sha256file is missing: restore needs it for incrementals and cbr for verification"),
-                )
-                .backup(metadata.backup_id.clone())
-                .path(rel_path(&share.root, &dir.join(&sha_name))),
-            );
         }
-        for c in chunk_files.iter().filter(|c| !c.is_file) {
-            findings.push(
-                Finding::error(
-                    "read-failed",
-                    format!(
-                        "chunk {} is {}, not a file: it cannot be read",
-                        c.name,
-                        c.kind.describe()
-                    ),
-                )
-                .backup(metadata.backup_id.clone())
-                .path(rel_path(&share.root, &dir.join(&c.name))),
-            );
-        }
-        backups.push(BackupEntry {
-            id: metadata.backup_id.clone(),
-            container: rel_path(&share.root, dir),
-            prefix: prefix.to_string(),
-            sha256_path: sha_entry
-                .filter(|e| e.kind == EntryKind::File)
-                .map(|_| dir.join(&sha_name)),
-            metadata,
-            metadata_path: dir.join(name),
-            chunk_files,
-        });
+        unclaimed(d, &claimed, &mut findings);
     }
-
-    // What no backup claims: orphan chunks and sha256files, stray files.
-    for (dir, files) in &dirs {
-        let mut orphans: BTreeMap<String, usize> = BTreeMap::new();
-        for (name, e) in files {
-            if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink {
-                continue;
-            }
-            if claimed.contains(&(dir.as_path(), name.as_str())) {
-                continue;
-            }
-            let rel = rel_path(&share.root, &dir.join(name));
-            if let Some(prefix) = chunk_prefix(name) {
-                *orphans.entry(prefix.to_string()).or_default() += 1;
-            } else if let Some(prefix) = name.strip_suffix("_sha256file") {
-                findings.push(
-                    Finding::warning(
-                        "metadata-missing",
-                        format!("{name} has no {prefix}_metadata beside it: the backup cannot be restored"),
-                    )
-                    .path(rel),
-                );
-            } else {
-                findings.push(
-                    Finding::info(
-                        "stray-file",
-                        format!("{name} is not a file Cinder's backup driver writes"),
-                    )
-                    .path(rel),
-                );
-            }
-        }
-        for (prefix, n) in orphans {
-            findings.push(
-                Finding::warning(
-                    "orphan-chunks",
-                    format!(
-                        "{n} chunk file(s) {prefix}-NNNNN have no {prefix}_metadata: left over from a \
-                         deleted or failed backup, they belong to no backup"
-                    ),
-                )
-                .path(rel_path(&share.root, &dir.join(format!("{prefix}-*")))),
-            );
-        }
-    }
-
     backups.sort_by(|a, b| {
         (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
     });
-    Ok(ShareScan { backups, findings })
+    let mut index = HashMap::with_capacity(backups.len());
+    for (i, b) in backups.iter().enumerate() {
+        index.entry(b.id.clone()).or_insert(i);
+    }
+    Ok(ShareScan {
+        backups,
+        findings,
+        index,
+    })
+}
+
+/// The backup of one `<prefix>_metadata` file in `d`, marking the entries
+/// it claims.
+fn backup_of(
+    d: &DirScan,
+    name: &str,
+    size: u64,
+    result: Result<BackupMetadata, Finding>,
+    claimed: &mut [bool],
+    findings: &mut Findings,
+) -> Option<BackupEntry> {
+    let prefix = name.strip_suffix("_metadata").unwrap_or(name);
+    let pos = |n: &str| d.entries.binary_search_by(|e| e.name.as_str().cmp(n)).ok();
+    if let Some(i) = pos(name) {
+        claimed[i] = true;
+    }
+    let sha_name = format!("{prefix}_sha256file");
+    let sha_pos = pos(&sha_name);
+    if let Some(i) = sha_pos {
+        claimed[i] = true;
+    }
+    // Names `<prefix>-…` sort together: look only there.
+    let dash = format!("{prefix}-");
+    let from = d
+        .entries
+        .partition_point(|e| e.name.as_str() < dash.as_str());
+    let mut chunk_files = Vec::new();
+    for (i, e) in d.entries.iter().enumerate().skip(from) {
+        if !e.name.starts_with(&dash) {
+            break;
+        }
+        if is_chunk_of(&e.name, prefix) {
+            claimed[i] = true;
+            chunk_files.push(ChunkFile {
+                name: e.name.clone(),
+                size: e.size,
+                is_file: e.kind == EntryKind::File,
+                kind: e.kind,
+            });
+        }
+    }
+    let metadata = match result {
+        Ok(m) => m,
+        Err(f) => {
+            findings.push(f);
+            return None;
+        }
+    };
+    let id = metadata.backup_id.clone();
+    let sha_rel = join(&d.rel, &sha_name);
+    let sha_entry = sha_pos.and_then(|i| d.entries.get(i));
+    match sha_entry {
+        None => findings.push(
+            Finding::error(
+                "sha256file-missing",
+                format!("{sha_name} is missing: restore needs it for incrementals and cbr for verification"),
+            )
+            .backup(id.clone())
+            .path(sha_rel.clone()),
+        ),
+        Some(e) if e.kind != EntryKind::File => findings.push(
+            Finding::error(
+                "read-failed",
+                format!("{sha_name} is {}, not a file: it cannot be read", e.kind.describe()),
+            )
+            .backup(id.clone())
+            .path(sha_rel.clone()),
+        ),
+        Some(_) => {}
+    }
+    for c in chunk_files.iter().filter(|c| !c.is_file) {
+        findings.push(
+            Finding::error(
+                "read-failed",
+                format!(
+                    "chunk {} is {}, not a file: it cannot be read",
+                    c.name,
+                    c.kind.describe()
+                ),
+            )
+            .backup(id.clone())
+            .path(join(&d.rel, &c.name)),
+        );
+    }
+    let sha_file = sha_entry.filter(|e| e.kind == EntryKind::File);
+    Some(BackupEntry {
+        id,
+        container: d.rel.clone(),
+        prefix: prefix.to_string(),
+        sha256_path: sha_file.map(|_| sha_rel),
+        sha256_bytes: sha_file.map_or(0, |e| e.size),
+        metadata,
+        metadata_bytes: size,
+        chunk_files,
+    })
+}
+
+/// What no backup claims in `d`: orphan chunks and sha256files, stray files.
+fn unclaimed(d: &DirScan, claimed: &[bool], findings: &mut Findings) {
+    let mut orphans: BTreeMap<&str, usize> = BTreeMap::new();
+    for (e, _) in d.entries.iter().zip(claimed).filter(|(_, c)| !**c) {
+        if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink || e.lossy {
+            continue;
+        }
+        let rel = join(&d.rel, &e.name);
+        let name = &e.name;
+        if let Some(prefix) = chunk_prefix(name) {
+            *orphans.entry(prefix).or_default() += 1;
+        } else if let Some(prefix) = name.strip_suffix("_sha256file") {
+            findings.push(
+                Finding::warning(
+                    "metadata-missing",
+                    format!(
+                        "{name} has no {prefix}_metadata beside it: the backup cannot be restored"
+                    ),
+                )
+                .path(rel),
+            );
+        } else if e.kind == EntryKind::Other {
+            findings.push(
+                Finding::warning(
+                    "stray-file",
+                    format!("{name} is {}: Cinder's backup driver never writes one, and cbr does not open it", e.kind.describe()),
+                )
+                .path(rel),
+            );
+        } else {
+            findings.push(
+                Finding::info(
+                    "stray-file",
+                    format!("{name} is not a file Cinder's backup driver writes"),
+                )
+                .path(rel),
+            );
+        }
+    }
+    for (prefix, n) in orphans {
+        findings.push(
+            Finding::warning(
+                "orphan-chunks",
+                format!(
+                    "{n} chunk file(s) {prefix}-NNNNN have no {prefix}_metadata: left over from a \
+                     deleted or failed backup, they belong to no backup"
+                ),
+            )
+            .path(join(&d.rel, &format!("{prefix}-*"))),
+        );
+    }
 }
 
 /// The prefix of a chunk object name `<prefix>-NNNNN`.
@@ -381,9 +445,14 @@ pub fn chunk_prefix(name: &str) -> Option<&str> {
 }
 
 impl ShareScan {
+    /// The backup with exactly this id.
+    pub fn get(&self, id: &str) -> Option<&BackupEntry> {
+        self.index.get(id).and_then(|&i| self.backups.get(i))
+    }
+
     /// The backup with this id, or the only one whose id starts with it.
     pub fn find(&self, id: &str) -> Result<&BackupEntry, ScanError> {
-        if let Some(b) = self.backups.iter().find(|b| b.id == id) {
+        if let Some(b) = self.get(id) {
             return Ok(b);
         }
         let matches: Vec<&BackupEntry> = self
@@ -410,10 +479,12 @@ impl ShareScan {
     /// the caller compares the first entry's parent_id to None.
     pub fn chain<'a>(&'a self, backup: &'a BackupEntry) -> Vec<&'a BackupEntry> {
         let mut chain = vec![backup];
+        let mut seen = std::collections::HashSet::from([backup.id.as_str()]);
         let mut cur = backup;
         while let Some(pid) = cur.parent_id() {
-            match self.backups.iter().find(|b| b.id == pid) {
-                Some(p) if !chain.iter().any(|c| c.id == p.id) => {
+            match self.get(pid) {
+                Some(p) if !seen.contains(p.id.as_str()) => {
+                    seen.insert(p.id.as_str());
                     chain.push(p);
                     cur = p;
                 }

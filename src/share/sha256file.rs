@@ -21,7 +21,28 @@ pub enum Sha256Error {
     Invalid { path: PathBuf, reason: String },
     #[error("entry {index} is out of range: the sha256file has {len} entries")]
     OutOfRange { index: u64, len: u64 },
+    #[error("{path}: {what}")]
+    ValueOutOfRange { path: PathBuf, what: String },
+    #[error(transparent)]
+    Access(#[from] crate::share::AccessError),
 }
+
+impl Sha256Error {
+    /// The stable finding code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Sha256Error::ValueOutOfRange { .. } => "value-out-of-range",
+            Sha256Error::Access(e) if e.is_not_found() => "sha256file-missing",
+            Sha256Error::Access(e) => e.code(),
+            Sha256Error::Io { .. } => "read-failed",
+            _ => "sha256file-invalid",
+        }
+    }
+}
+
+/// The largest hash block cbr accepts (Cinder's default is 32 KiB; a block
+/// is held in memory whole while it is hashed).
+pub const MAX_BLOCK: u64 = 64 << 20;
 
 /// The fields of a sha256file other than the list of hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -66,13 +87,19 @@ const LINE: u64 = 72;
 const HEAD: &[u8] = b"\"sha256s\": [\n";
 
 impl Sha256File {
-    /// Open a sha256file; memory use is bounded whatever its size.
-    pub fn open(path: &Path) -> Result<Self, Sha256Error> {
+    /// Open the sha256file at `rel` on the share; memory use is bounded
+    /// whatever its size.
+    pub fn open(share: &crate::share::Share, rel: &str) -> Result<Self, Sha256Error> {
+        let f = share.open_file(rel)?;
+        Self::from_file(f.file, Path::new(&f.rel))
+    }
+
+    /// Read a sha256file from an open file; `path` names it in messages.
+    pub fn from_file(file: File, path: &Path) -> Result<Self, Sha256Error> {
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
         match Self::open_canonical(path, file, size)? {
             Ok(found) => Ok(found),
@@ -152,7 +179,7 @@ impl Sha256File {
             Ok(h) => h,
             Err(_) => return Ok(Err(file)),
         };
-        Self::check_header(path, &whole.header)?;
+        Self::check_header(path, &whole.header, len)?;
         Ok(Ok(Sha256File {
             path: path.to_owned(),
             header: whole.header,
@@ -161,11 +188,24 @@ impl Sha256File {
         }))
     }
 
-    fn check_header(path: &Path, h: &Sha256Header) -> Result<(), Sha256Error> {
-        if h.chunk_size == 0 {
-            return Err(Self::invalid(path, "chunk_size is 0"));
+    fn check_header(path: &Path, h: &Sha256Header, len: u64) -> Result<(), Sha256Error> {
+        let out_of_range = |what: String| Sha256Error::ValueOutOfRange {
+            path: path.to_owned(),
+            what,
+        };
+        if h.chunk_size == 0 || h.chunk_size > MAX_BLOCK {
+            return Err(out_of_range(format!(
+                "chunk_size (the hash block size) is {}: it must be 1..={MAX_BLOCK} bytes (Cinder writes 32768)",
+                h.chunk_size
+            )));
         }
-        Ok(())
+        match len.checked_mul(h.chunk_size) {
+            Some(n) if n <= crate::share::metadata::MAX_VOLUME_BYTES => Ok(()),
+            _ => Err(out_of_range(format!(
+                "{len} entries of {} bytes describe a volume larger than any file can be",
+                h.chunk_size
+            ))),
+        }
     }
 
     /// The slow path for any other layout: stream the JSON once, writing
@@ -277,7 +317,7 @@ impl Sha256File {
         }
         let whole: Header =
             serde_json::from_slice(&header).map_err(|e| Self::invalid(path, e.to_string()))?;
-        Self::check_header(path, &whole.header)?;
+        Self::check_header(path, &whole.header, len)?;
         Ok(Sha256File {
             path: path.to_owned(),
             header: whole.header,
@@ -309,6 +349,7 @@ impl Sha256File {
     }
     /// The volume size the entries cover: entries × block size.
     pub fn covered_bytes(&self) -> u64 {
+        // Checked not to overflow when the file was opened.
         self.len.saturating_mul(self.header.chunk_size)
     }
 
@@ -377,6 +418,43 @@ impl Sha256File {
             }
         }
         Ok(())
+    }
+}
+
+/// Entries read through a bounded window, for consumers that walk a
+/// range (possibly huge, as the metadata claims) a few entries at a time.
+#[derive(Debug)]
+pub struct Window<'a> {
+    sha: &'a Sha256File,
+    start: u64,
+    entries: Vec<[u8; 32]>,
+}
+
+/// Entries held by a [`Window`] at a time (512 KiB).
+const WINDOW: u64 = 16384;
+
+impl<'a> Window<'a> {
+    pub fn new(sha: &'a Sha256File) -> Self {
+        Window {
+            sha,
+            start: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Entry `i`, or `None` past the end of the file.
+    pub fn get(&mut self, i: u64) -> Result<Option<[u8; 32]>, Sha256Error> {
+        if i >= self.sha.len() {
+            return Ok(None);
+        }
+        let in_window = i >= self.start && i - self.start < self.entries.len() as u64;
+        if !in_window {
+            self.entries.clear();
+            self.start = i;
+            let count = WINDOW.min(self.sha.len() - i);
+            self.sha.read_range(i, count, &mut self.entries)?;
+        }
+        Ok(self.entries.get((i - self.start) as usize).copied())
     }
 }
 
@@ -452,6 +530,12 @@ mod tests {
         s
     }
 
+    fn open(p: &Path) -> Result<Sha256File, Sha256Error> {
+        #[allow(clippy::disallowed_methods)]
+        let f = File::open(p).unwrap();
+        Sha256File::from_file(f, p)
+    }
+
     fn write(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
@@ -462,7 +546,7 @@ mod tests {
     fn canonical_layout_first_last_and_random_entries() {
         let n = 1000;
         let f = write(&canonical(n));
-        let s = Sha256File::open(f.path()).unwrap();
+        let s = open(f.path()).unwrap();
         assert!(s.is_canonical());
         assert_eq!(s.len(), n);
         assert_eq!(s.block_size(), 32768);
@@ -481,7 +565,7 @@ mod tests {
         let n = 300;
         let text = canonical(n).replace("\n", "").replace("  ", "");
         let f = write(&text);
-        let s = Sha256File::open(f.path()).unwrap();
+        let s = open(f.path()).unwrap();
         assert!(!s.is_canonical());
         assert_eq!(s.len(), n);
         for i in [0, 150, n - 1] {
@@ -496,7 +580,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/cinder-29/share/96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d/backup_sha256file"
         );
-        let s = Sha256File::open(Path::new(p)).unwrap();
+        let s = open(Path::new(p)).unwrap();
         assert!(s.is_canonical());
         assert_eq!(s.covered_bytes(), 1 << 30);
     }
@@ -504,18 +588,27 @@ mod tests {
     #[test]
     fn empty_list_and_garbage() {
         let f = write(&canonical(0));
-        assert_eq!(Sha256File::open(f.path()).unwrap().len(), 0);
+        assert_eq!(open(f.path()).unwrap().len(), 0);
         let f = write("{\"chunk_size\": 32768, \"sha256s\": [\"zz\"]}");
-        assert!(matches!(
-            Sha256File::open(f.path()),
-            Err(Sha256Error::Invalid { .. })
-        ));
+        assert!(matches!(open(f.path()), Err(Sha256Error::Invalid { .. })));
         let f = write("{\"chunk_size\": 32768}");
-        assert!(matches!(
-            Sha256File::open(f.path()),
-            Err(Sha256Error::Invalid { .. })
-        ));
+        assert!(matches!(open(f.path()), Err(Sha256Error::Invalid { .. })));
         let f = write("not json");
-        assert!(Sha256File::open(f.path()).is_err());
+        assert!(open(f.path()).is_err());
+        for cs in ["0", "1099511627776", "9223372036854775808"] {
+            let f = write(
+                &canonical(3).replace("\"chunk_size\": 32768", &format!("\"chunk_size\": {cs}")),
+            );
+            assert_eq!(
+                open(f.path()).map(|_| ()).map_err(|e| e.code()),
+                Err("value-out-of-range"),
+                "{cs}"
+            );
+        }
+        let f = write(&canonical(3).replace("\"chunk_size\": 32768", "\"chunk_size\": -1"));
+        assert_eq!(
+            open(f.path()).map(|_| ()).map_err(|e| e.code()),
+            Err("sha256file-invalid")
+        );
     }
 }

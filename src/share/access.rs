@@ -1,0 +1,637 @@
+//! The one way into the share.
+//!
+//! Every read of the share goes through [`Share`]: it holds the share root
+//! as a directory handle and opens everything relative to it, never
+//! following a symbolic link at any step (`openat2` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, or `O_NOFOLLOW` one component at a time where the
+//! kernel has no `openat2`). Files are opened with `O_NONBLOCK` and their
+//! handle `fstat`ed: anything but a regular file (a FIFO, a device, a
+//! socket) is refused before a byte is read, so nothing on the share can
+//! block `cbr` or lead it out of the share. Paths given to it are
+//! share-relative and made of validated components ([`check_name`]): no
+//! `/`, no `..`, no NUL, not empty.
+//!
+//! Nothing else in the crate opens share paths (clippy's
+//! `disallowed-methods` in `clippy.toml` enforces it).
+#![allow(clippy::disallowed_methods)]
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use thiserror::Error;
+
+/// Why the share (or something on it) could not be opened.
+#[derive(Debug, Error)]
+pub enum AccessError {
+    #[error("{path} does not exist")]
+    NotFound { path: String },
+    #[error(
+        "{path} is or goes through a symbolic link: cbr never follows links on the share \
+         (Cinder does not write them)"
+    )]
+    Symlink { path: String },
+    #[error("{path} is {kind}, not a regular file: cbr does not read it")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("{path} is not a directory")]
+    NotDirectory { path: String },
+    #[error("{path:?} is not a path inside the share: {reason}")]
+    BadName { path: String, reason: &'static str },
+    #[error("{path} is {size} bytes, more than the {limit} bytes cbr reads of such a file")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl AccessError {
+    /// The stable finding code for this refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccessError::NotFound { .. } => "object-missing",
+            AccessError::Symlink { .. } => "symlink-refused",
+            AccessError::BadName { .. } => "name-invalid",
+            AccessError::TooLarge { .. } => "value-out-of-range",
+            _ => "read-failed",
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, AccessError::NotFound { .. })
+    }
+}
+
+/// Whether `name` can be one path component on the share: not empty, not
+/// `.` or `..`, no `/` and no NUL. Names from `_metadata` and records are
+/// held to this before anything is opened.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("an empty name")
+    } else if name == "." || name == ".." {
+        Err("'.' and '..' are not names")
+    } else if name.contains('/') {
+        Err("a name must not contain '/'")
+    } else if name.contains('\0') {
+        Err("a name must not contain NUL")
+    } else if name.len() > 255 {
+        Err("longer than 255 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+/// The components of a share-relative path (`a/b/c`, no leading `/`, no
+/// `..`; empty and `.` components are skipped as a shell would).
+pub fn components(rel: &str) -> Result<Vec<&str>, AccessError> {
+    let bad = |reason| AccessError::BadName {
+        path: rel.to_string(),
+        reason,
+    };
+    if rel.starts_with('/') {
+        return Err(bad("an absolute path; paths are relative to the share"));
+    }
+    let mut out = Vec::new();
+    for c in rel.split('/') {
+        if c.is_empty() || c == "." {
+            continue;
+        }
+        if c == ".." {
+            return Err(bad("it climbs out with '..'"));
+        }
+        check_name(c).map_err(bad)?;
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Join share-relative parts with `/`.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// What a directory entry is, without following links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl EntryKind {
+    fn of(ft: FileType) -> Self {
+        match ft {
+            FileType::RegularFile => EntryKind::File,
+            FileType::Directory => EntryKind::Dir,
+            FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        }
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symbolic link",
+            EntryKind::Other => "a special file (FIFO, device or socket)",
+        }
+    }
+}
+
+fn kind_name(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        _ => "a special file",
+    }
+}
+
+/// A share root, held open.
+#[derive(Debug, Clone)]
+pub struct Share {
+    pub root: PathBuf,
+    fd: Arc<OwnedFd>,
+    /// (device, inode) of the root, to recognise it from elsewhere.
+    id: (u64, u64),
+}
+
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
+}
+
+fn file_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY
+}
+
+/// A regular file of the share, opened and checked.
+#[derive(Debug)]
+pub struct ShareFile {
+    pub file: File,
+    /// Share-relative path.
+    pub rel: String,
+    pub size: u64,
+    pub inode: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+/// One entry of a share directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+    /// Size of regular files (0 for anything else).
+    pub size: u64,
+    /// The name is not valid UTF-8 (shown lossily; never opened).
+    pub lossy: bool,
+}
+
+/// A directory of the share, held open.
+#[derive(Debug)]
+pub struct ShareDir {
+    fd: OwnedFd,
+    /// Share-relative path ("" for the root).
+    pub rel: String,
+}
+
+impl Share {
+    /// Open the share root. The root itself may be reached through links
+    /// (an operator's mount path); nothing beneath it is.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Share, AccessError> {
+        let root = root.into();
+        let shown = root.display().to_string();
+        let fd = rustix::fs::open(
+            &root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => AccessError::NotFound {
+                path: shown.clone(),
+            },
+            rustix::io::Errno::NOTDIR => AccessError::NotDirectory {
+                path: shown.clone(),
+            },
+            e => AccessError::Io {
+                path: shown.clone(),
+                source: e.into(),
+            },
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| AccessError::Io {
+            path: shown,
+            source: e.into(),
+        })?;
+        Ok(Share {
+            root,
+            fd: Arc::new(fd),
+            id: (st.st_dev, st.st_ino),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The share root as a directory handle.
+    pub fn root_dir(&self) -> Result<ShareDir, AccessError> {
+        let fd =
+            rustix::io::fcntl_dupfd_cloexec(self.fd.as_fd(), 0).map_err(|e| AccessError::Io {
+                path: self.root.display().to_string(),
+                source: e.into(),
+            })?;
+        Ok(ShareDir {
+            fd,
+            rel: String::new(),
+        })
+    }
+
+    /// Open `rel` beneath the root with `flags`, never following a link.
+    fn open_beneath(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, AccessError> {
+        let parts = components(rel)?;
+        if parts.is_empty() {
+            return rustix::io::fcntl_dupfd_cloexec(self.fd.as_fd(), 0).map_err(|e| {
+                AccessError::Io {
+                    path: rel.to_string(),
+                    source: e.into(),
+                }
+            });
+        }
+        let joined = parts.join("/");
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            match rustix::fs::openat2(
+                self.fd.as_fd(),
+                joined.as_str(),
+                flags,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Ok(fd) => return Ok(fd),
+                Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+                    NO_OPENAT2.store(true, Ordering::Relaxed)
+                }
+                Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(self.classify(&parts, e)),
+            }
+        }
+        // One component at a time, O_NOFOLLOW at each.
+        let mut cur: Option<OwnedFd> = None;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let f = if last { flags } else { dir_flags() };
+            let dirfd = cur.as_ref().map_or(self.fd.as_fd(), |c| c.as_fd());
+            let next = rustix::fs::openat(dirfd, *part, f, Mode::empty())
+                .map_err(|e| self.classify(&parts, e))?;
+            cur = Some(next);
+        }
+        cur.ok_or_else(|| AccessError::BadName {
+            path: rel.to_string(),
+            reason: "an empty path",
+        })
+    }
+
+    /// Turn an open error into what it means, looking (without following)
+    /// at each component to name the one at fault.
+    fn classify(&self, parts: &[&str], e: rustix::io::Errno) -> AccessError {
+        let full = parts.join("/");
+        let mut path = String::new();
+        for part in parts {
+            path = join(&path, part);
+            match rustix::fs::statat(self.fd.as_fd(), path.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Err(rustix::io::Errno::NOENT) => return AccessError::NotFound { path },
+                Err(_) => break,
+                Ok(st) => {
+                    let ft = FileType::from_raw_mode(st.st_mode);
+                    if ft == FileType::Symlink {
+                        return AccessError::Symlink { path };
+                    }
+                    if path != full && ft != FileType::Directory {
+                        return AccessError::NotDirectory { path };
+                    }
+                }
+            }
+        }
+        match e {
+            rustix::io::Errno::NOENT => AccessError::NotFound { path: full },
+            rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+                AccessError::Symlink { path: full }
+            }
+            rustix::io::Errno::NOTDIR => AccessError::NotDirectory { path: full },
+            e => AccessError::Io {
+                path: full,
+                source: e.into(),
+            },
+        }
+    }
+
+    /// Open a directory of the share.
+    pub fn open_dir(&self, rel: &str) -> Result<ShareDir, AccessError> {
+        let fd = self.open_beneath(rel, dir_flags())?;
+        Ok(ShareDir {
+            fd,
+            rel: components(rel)?.join("/"),
+        })
+    }
+
+    /// Open a regular file of the share; anything else is refused.
+    pub fn open_file(&self, rel: &str) -> Result<ShareFile, AccessError> {
+        let fd = self.open_beneath(rel, file_flags())?;
+        regular(fd, components(rel)?.join("/"))
+    }
+
+    /// Read a whole (small) file of the share, refusing one over `limit`.
+    pub fn read(&self, rel: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
+        read_all(self.open_file(rel)?, limit)
+    }
+
+    /// Whether `path` (which need not exist) lies inside the share: some
+    /// existing ancestor of it is the share root (by device and inode, so
+    /// another mount or a link to the same directory counts too).
+    pub fn contains(&self, path: &Path) -> bool {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            match std::env::current_dir() {
+                Ok(d) => d.join(path),
+                Err(_) => return false,
+            }
+        };
+        let mut cur = Some(abs.as_path());
+        while let Some(p) = cur {
+            if let Ok(st) = rustix::fs::stat(p)
+                && (st.st_dev, st.st_ino) == self.id
+            {
+                return true;
+            }
+            cur = p.parent();
+        }
+        false
+    }
+}
+
+fn regular(fd: OwnedFd, rel: String) -> Result<ShareFile, AccessError> {
+    let st = rustix::fs::fstat(&fd).map_err(|e| AccessError::Io {
+        path: rel.clone(),
+        source: e.into(),
+    })?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ft != FileType::RegularFile {
+        return Err(AccessError::NotRegular {
+            path: rel,
+            kind: kind_name(ft),
+        });
+    }
+    Ok(ShareFile {
+        file: File::from(fd),
+        rel,
+        size: st.st_size.max(0) as u64,
+        inode: st.st_ino,
+        mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+    })
+}
+
+fn read_all(f: ShareFile, limit: u64) -> Result<Vec<u8>, AccessError> {
+    use std::io::Read;
+    if f.size > limit {
+        return Err(AccessError::TooLarge {
+            path: f.rel,
+            size: f.size,
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(f.size as usize);
+    // Never more than the limit, even if the file grows as we read.
+    (&f.file)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| AccessError::Io {
+            path: f.rel.clone(),
+            source: e,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(AccessError::TooLarge {
+            path: f.rel,
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+impl ShareDir {
+    fn path_of(&self, name: &str) -> String {
+        join(&self.rel, name)
+    }
+
+    /// The entries of this directory, sorted by name, without following
+    /// links. Sizes come from `fstatat` relative to this handle.
+    pub fn entries(&self) -> Result<Vec<Entry>, AccessError> {
+        let io = |e: rustix::io::Errno| AccessError::Io {
+            path: if self.rel.is_empty() {
+                ".".into()
+            } else {
+                self.rel.clone()
+            },
+            source: e.into(),
+        };
+        let mut dir = rustix::fs::Dir::read_from(&self.fd).map_err(io)?;
+        let mut out = Vec::new();
+        while let Some(e) = dir.read() {
+            let e = e.map_err(io)?;
+            let raw = e.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let (name, lossy) = match std::str::from_utf8(raw) {
+                Ok(s) => (s.to_string(), false),
+                Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+            };
+            let mut kind = EntryKind::of(e.file_type());
+            let mut size = 0;
+            if matches!(e.file_type(), FileType::Unknown) || kind == EntryKind::File {
+                match rustix::fs::statat(&self.fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => {
+                        kind = EntryKind::of(FileType::from_raw_mode(st.st_mode));
+                        if kind == EntryKind::File {
+                            size = st.st_size.max(0) as u64;
+                        }
+                    }
+                    Err(rustix::io::Errno::NOENT) => continue, // gone meanwhile
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            out.push(Entry {
+                name,
+                kind,
+                size,
+                lossy,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Open a subdirectory (one component, never a link).
+    pub fn open_dir(&self, name: &str) -> Result<ShareDir, AccessError> {
+        let path = self.path_of(name);
+        check_name(name).map_err(|reason| AccessError::BadName {
+            path: path.clone(),
+            reason,
+        })?;
+        let fd = rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty())
+            .map_err(|e| self.classify(name, e))?;
+        Ok(ShareDir { fd, rel: path })
+    }
+
+    /// Open a regular file of this directory (one component, never a
+    /// link, never anything but a regular file).
+    pub fn open_file(&self, name: &str) -> Result<ShareFile, AccessError> {
+        let path = self.path_of(name);
+        check_name(name).map_err(|reason| AccessError::BadName {
+            path: path.clone(),
+            reason,
+        })?;
+        let fd = rustix::fs::openat(&self.fd, name, file_flags(), Mode::empty())
+            .map_err(|e| self.classify(name, e))?;
+        regular(fd, path)
+    }
+
+    /// Read a whole (small) file of this directory.
+    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
+        read_all(self.open_file(name)?, limit)
+    }
+
+    /// Where a link in this directory points (for messages only).
+    pub fn link_target(&self, name: &str) -> Option<String> {
+        rustix::fs::readlinkat(&self.fd, name, Vec::new())
+            .ok()
+            .map(|t| {
+                OsStr::from_bytes(t.as_bytes())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+    }
+
+    /// Whether a link in this directory leads to a directory. Looks at the
+    /// target's inode (stat) without opening anything.
+    pub fn link_is_dir(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, AtFlags::empty())
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+    }
+
+    fn classify(&self, name: &str, e: rustix::io::Errno) -> AccessError {
+        let path = self.path_of(name);
+        if let Ok(st) = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if ft == FileType::Symlink {
+                return AccessError::Symlink { path };
+            }
+        }
+        match e {
+            rustix::io::Errno::NOENT => AccessError::NotFound { path },
+            rustix::io::Errno::LOOP => AccessError::Symlink { path },
+            rustix::io::Errno::NOTDIR => AccessError::NotDirectory { path },
+            e => AccessError::Io {
+                path,
+                source: e.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_one_component() {
+        for bad in ["", ".", "..", "a/b", "/abs", "a\0b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("backup-00001").is_ok());
+        assert!(components("../x").is_err());
+        assert!(components("/etc").is_err());
+        assert!(components("a/../b").is_err());
+        assert_eq!(components("a//b/./c/").unwrap(), vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn links_fifos_and_escapes_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("share");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        std::fs::write(root.join("d/f"), b"hello").unwrap();
+        std::fs::write(t.path().join("outside"), b"secret").unwrap();
+        std::os::unix::fs::symlink(t.path().join("outside"), root.join("d/link")).unwrap();
+        std::os::unix::fs::symlink(t.path(), root.join("dirlink")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("d/fifo").as_path(),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let s = Share::open(&root).unwrap();
+        assert_eq!(s.read("d/f", 100).unwrap(), b"hello");
+        assert!(matches!(
+            s.open_file("d/link"),
+            Err(AccessError::Symlink { .. })
+        ));
+        assert!(matches!(
+            s.open_file("dirlink/outside"),
+            Err(AccessError::Symlink { .. })
+        ));
+        assert!(matches!(
+            s.open_file("d/fifo"),
+            Err(AccessError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            s.open_file("../outside"),
+            Err(AccessError::BadName { .. })
+        ));
+        assert!(matches!(
+            s.open_file("d"),
+            Err(AccessError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            s.read("d/f", 2),
+            Err(AccessError::TooLarge { .. })
+        ));
+        let d = s.open_dir("d").unwrap();
+        assert!(matches!(
+            d.open_file("link"),
+            Err(AccessError::Symlink { .. })
+        ));
+        let names: Vec<(String, EntryKind)> = d
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.kind))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("f".into(), EntryKind::File),
+                ("fifo".into(), EntryKind::Other),
+                ("link".into(), EntryKind::Symlink)
+            ]
+        );
+        assert!(s.contains(&root.join("d/new-file")));
+        assert!(s.contains(&root.join("dirlink/share/x")));
+        assert!(!s.contains(&t.path().join("elsewhere")));
+    }
+}
