@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! Shared by the benchmarks: timing, the binary, generated shares.
 #![allow(dead_code)]
 

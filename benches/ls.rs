@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr ls` on 10,000 backups against a bare walkdir walk of the same tree,
 //! and the sha256file reader's memory on 33.5 million entries.
 //! Run: cargo bench --bench ls

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr restore` of a full + 2 incrementals chain (>= 4 GiB) against the
 //! real Cinder NFS driver's restore of the same chain (through
 //! tests/interop/import_check.py, when target/interop-venv exists), else

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr verify --deep` throughput against the machine's single-pass
 //! md5+sha256 rate on the same amount of data, and peak RSS at 1 GiB and
 //! 16 GiB volume sizes. Run: cargo bench --bench verify

@@ -396,6 +396,7 @@ mod tests {
     /// Fails when `man/` is not what the clap definition renders.
     /// Regenerate with `CBR_UPDATE_MAN=1 cargo test --bin cbr man_pages_are_current`.
     #[test]
+    #[allow(clippy::disallowed_methods)] // man/, not the share
     fn man_pages_are_current() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
         let pages = man_pages().expect("render man pages");

@@ -7,6 +7,7 @@ mod commands;
 use clap::Parser;
 use std::process::ExitCode;
 
+#[allow(clippy::disallowed_methods)] // /proc, not the share
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

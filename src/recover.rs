@@ -12,7 +12,7 @@ pub enum RecoverError {
         "backup {0} has no sha256file: its volume size cannot be known, so no record can be built"
     )]
     NoSha256(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Sha256(#[from] crate::share::sha256file::Sha256Error),
 }
 

@@ -21,13 +21,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum RestoreError {
-    #[error(
-        "backup {missing} (parent of {child}) is not on the share: the chain cannot be restored"
-    )]
-    ParentMissing { missing: String, child: String },
     #[error("backup {0} has no sha256file: its volume size and block hashes are unknown")]
     NoSha256(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Sha256(#[from] crate::share::sha256file::Sha256Error),
     #[error("writing the image: {0}")]
     Write(std::io::Error),
@@ -116,23 +112,31 @@ pub fn plan<'a>(
     top: &'a BackupEntry,
 ) -> Result<Plan<'a>, RestoreError> {
     let chain = scan.chain(top);
-    if let Some(first) = chain.first()
-        && let Some(p) = first.parent_id()
-    {
-        return Err(RestoreError::ParentMissing {
-            missing: p.to_string(),
-            child: first.id.clone(),
-        });
-    }
-    if top.sha256_path.is_none() {
-        return Err(RestoreError::NoSha256(top.id.clone()));
-    }
-    let sha = top.open_sha256(share)?;
-    let size = sha.covered_bytes();
+    // The share-level checks first: a missing parent, a bad sha256file or
+    // sizes that disagree are findings, and nothing is planned.
     let mut findings = Findings::new();
     for b in &chain {
         findings.extend(crate::check::backup_findings(share, scan, b));
     }
+    let refused = |chain, findings| Plan {
+        chain,
+        chunks: Vec::new(),
+        size: 0,
+        block: 0,
+        uncovered: Vec::new(),
+        findings,
+    };
+    if findings.has_errors() {
+        return Ok(refused(chain, findings));
+    }
+    let sha = match top.open_sha256(share) {
+        Ok(s) => s,
+        Err(e) => {
+            findings.push(Finding::error(e.code(), e.to_string()).backup(top.id.clone()));
+            return Ok(refused(chain, findings));
+        }
+    };
+    let size = sha.covered_bytes();
     let block = sha.block_size();
     let mut cover = std::collections::BTreeMap::new();
     let mut chunks = Vec::new();
@@ -365,6 +369,7 @@ pub struct TempOutput {
 }
 
 impl TempOutput {
+    #[allow(clippy::disallowed_methods)] // the output, refused inside the share
     pub fn create(target: &std::path::Path) -> std::io::Result<Self> {
         let dir = target
             .parent()

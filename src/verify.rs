@@ -366,7 +366,9 @@ pub fn verify_chunk(
     let zero = zero_block_sha(block);
     let first_block = obj.offset / block_u64;
     // An unaligned chunk is its own finding; its blocks cannot be matched.
-    let mut window = sha.filter(|_| obj.offset.is_multiple_of(block_u64)).map(Window::new);
+    let mut window = sha
+        .filter(|_| obj.offset.is_multiple_of(block_u64))
+        .map(Window::new);
     let mut sha_problem = None;
     let mut beyond: Option<u64> = None;
     let mut bad = BadBlocks::default();

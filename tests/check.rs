@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr check RECORD --share DIR` (issue 5).
 
 mod common;

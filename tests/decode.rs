@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr decode` and `cbr encode` over every record rendering in fixtures/.
 
 use assert_cmd::Command;

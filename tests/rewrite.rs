@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr rewrite`, `cbr lint` (issue 3) and `cbr recover` (issue 7).
 
 mod common;

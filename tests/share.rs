@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! The share model: `cbr ls` and `cbr show` (issue 4).
 
 mod common;

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! `cbr verify` (issue 6) and `cbr restore` (issue 7).
 
 mod common;

@@ -99,6 +99,7 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     paths.iter().map(|p| read_input(Some(p))).collect()
 }
 
+#[allow(clippy::disallowed_methods)] // the user's input file, not the share
 /// Read one INPUT (None or `-` is stdin). Invalid UTF-8 is an error naming the offset.
 pub fn read_input(path: Option<&Path>) -> Result<Input> {
     let (name, bytes) = match path {
@@ -151,6 +152,23 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
             root.display()
         )
     })
+}
+
+/// The error findings of a scan about backup `id` that it could not read
+/// (their path names the id: its container or object prefix).
+pub fn findings_about(found: &cbr::share::ShareScan, id: &str) -> cbr::findings::Findings {
+    let mut out = cbr::findings::Findings::new();
+    if id.len() < 8 {
+        return out;
+    }
+    out.extend(
+        found
+            .findings
+            .errors()
+            .filter(|f| f.path.as_deref().is_some_and(|p| p.contains(id)))
+            .cloned(),
+    );
+    out
 }
 
 /// Write a JSON document to stdout, pretty-printed, with a final newline.

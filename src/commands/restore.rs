@@ -19,6 +19,8 @@ fn set_partial(p: Option<PathBuf>) {
     }
 }
 
+// The output (checked above not to be in the share) is opened directly.
+#[allow(clippy::disallowed_methods)]
 pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     if args.output.as_os_str() == "-" {
         bail!(
@@ -26,9 +28,45 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         );
     }
     let share = resolve_share(g, &args.share)?;
+    if share.contains(&args.output) {
+        bail!(
+            "--output {} is inside the share {}: cbr never writes to the share; write the image elsewhere",
+            args.output.display(),
+            share.root.display()
+        );
+    }
     let found = scan(&share)?;
-    let top = found.find(&args.id)?;
+    let top = match found.find(&args.id) {
+        Ok(t) => t,
+        Err(e) => {
+            // A backup whose metadata the scan refused: say why, exit 1.
+            let related = super::findings_about(&found, &args.id);
+            if related.is_empty() {
+                return Err(e.into());
+            }
+            let mut out = std::io::stdout().lock();
+            print_findings(&mut out, &related)?;
+            writeln!(
+                out,
+                "FAILED: backup {} cannot be restored: its metadata was refused (above); nothing was written to {}",
+                args.id,
+                args.output.display()
+            )?;
+            return Ok(Outcome::Problems);
+        }
+    };
     let plan = plan(&share, &found, top)?;
+    if plan.findings.has_errors() {
+        let mut out = std::io::stdout().lock();
+        print_findings(&mut out, &plan.findings)?;
+        writeln!(
+            out,
+            "FAILED: {} cannot be restored as it is on the share (the findings above); nothing was written to {}",
+            top.id,
+            args.output.display()
+        )?;
+        return Ok(Outcome::Problems);
+    }
     if args.dry_run {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -123,6 +161,7 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             {
                 let _ = std::fs::remove_file(p);
             }
+            // SIGINT, SIGTERM and SIGHUP alike (ctrlc's `termination`).
             eprintln!("cbr: interrupted; the partial image was removed");
             std::process::exit(130);
         });

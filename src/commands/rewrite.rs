@@ -7,6 +7,7 @@ use cbr::record::edit::{Edit, apply, parse_map, parse_set, validate};
 use cbr::record::emit::{EmitOptions, emit};
 use std::io::Write;
 
+#[allow(clippy::disallowed_methods)] // the --map file, not the share
 pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
     let input = read_input(args.input.as_deref())?;
     // Every argument is checked before anything is read or printed.

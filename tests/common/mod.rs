@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! Helpers shared by the integration tests: the binary, fixture paths,
 //! temp copies of the fixture share, and a hash of a whole tree.
 #![allow(dead_code)]

@@ -1,0 +1,536 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
+//! Hostile and corrupt shares (issue 10): every case is a temp copy of the
+//! fixture share with one thing bent. Each asserts the exit status, the
+//! exact finding code, that the share's tree is unchanged, that nothing
+//! was written outside the output directory, and — where a link or a name
+//! leads out of the share — that the target outside is a *valid* copy, so
+//! that following it would have changed the verdict to OK.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn id_of(stem: &str) -> String {
+    manifest().into_iter().find(|m| m.1 == stem).unwrap().0
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn write_json(p: &Path, v: &Value) {
+    std::fs::write(p, serde_json::to_string_pretty(v).unwrap()).unwrap();
+}
+
+/// (name, info) of the objects of a metadata document.
+fn objects(meta: &Value) -> Vec<(String, Value)> {
+    meta["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let (n, i) = o.as_object().unwrap().iter().next().unwrap();
+            (n.clone(), i.clone())
+        })
+        .collect()
+}
+
+/// Rename object `index` of a metadata file to `name` (the file stays).
+fn rename_object(meta: &Path, index: usize, name: &str) {
+    let mut v = read_json(meta);
+    let o = v["objects"][index].as_object_mut().unwrap();
+    let (_, info) = o
+        .iter()
+        .next()
+        .map(|(k, i)| (k.clone(), i.clone()))
+        .unwrap();
+    o.clear();
+    o.insert(name.to_string(), info);
+    write_json(meta, &v);
+}
+
+/// What a case ran: exit status, stdout, stderr.
+struct Ran {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+/// Run cbr with a deadline (a hang is a failure, not a stuck suite).
+fn run_bounded(args: &[String]) -> Ran {
+    let bin = assert_cmd::cargo::cargo_bin("cbr");
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("CBR_SHARE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("cbr {args:?} did not finish in 60 s: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    Ran {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A hostile share: the temp dir holds `share/`, `outside/` and `out/`.
+struct Hostile {
+    _t: tempfile::TempDir,
+    share: PathBuf,
+    outside: PathBuf,
+    out: PathBuf,
+}
+
+fn hostile() -> Hostile {
+    let (t, share) = share_copy();
+    let outside = t.path().join("outside");
+    let out = t.path().join("out");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    Hostile {
+        _t: t,
+        share,
+        outside,
+        out,
+    }
+}
+
+impl Hostile {
+    fn s(&self) -> String {
+        self.share.to_string_lossy().into_owned()
+    }
+    fn file(&self, stem: &str, suffix: &str) -> PathBuf {
+        find_file(&self.share, &id_of(stem), suffix)
+    }
+    fn verify(&self, deep: bool) -> Vec<String> {
+        let mut a = vec![
+            "verify".to_string(),
+            "--json".into(),
+            "--share".into(),
+            self.s(),
+        ];
+        if deep {
+            a.push("--deep".into());
+        }
+        a
+    }
+    fn restore(&self, stem: &str) -> Vec<String> {
+        vec![
+            "restore".into(),
+            "--share".into(),
+            self.s(),
+            id_of(stem),
+            "--output".into(),
+            self.out.join("vol.img").to_string_lossy().into_owned(),
+        ]
+    }
+    fn check(&self, record: &Path) -> Vec<String> {
+        vec![
+            "check".into(),
+            "--json".into(),
+            "--share".into(),
+            self.s(),
+            record.to_string_lossy().into_owned(),
+        ]
+    }
+    /// A decoded fixture record, edited, written beside the share.
+    fn record(&self, stem: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let (code, out, err) = run(&[
+            "decode",
+            records_dir()
+                .join(format!("{stem}.export.json"))
+                .to_str()
+                .unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let mut v: Value = serde_json::from_str(&out).unwrap();
+        edit(&mut v);
+        let p = self.outside.join("../record.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        p
+    }
+}
+
+/// Assert what a case must: exit status, the code among the findings
+/// (JSON or human output), the share unchanged, the output directory empty
+/// unless the run succeeded.
+fn expect(h: &Hostile, before: &str, args: &[String], status: i32, code: &str) -> Ran {
+    let r = run_bounded(args);
+    assert_eq!(
+        r.code, status,
+        "cbr {args:?}: exit {} (want {status})\nstdout: {}\nstderr: {}",
+        r.code, r.out, r.err
+    );
+    assert!(
+        !r.err.contains("panicked"),
+        "cbr {args:?} panicked: {}",
+        r.err
+    );
+    if status == 2 {
+        assert!(r.out.is_empty(), "stdout on exit 2: {}", r.out);
+    }
+    if !code.is_empty() {
+        assert!(
+            r.out.contains(&format!("\"{code}\"")) || r.out.contains(code) || r.err.contains(code),
+            "cbr {args:?}: no {code} in\nstdout: {}\nstderr: {}",
+            r.out,
+            r.err
+        );
+    }
+    assert_eq!(
+        tree_hash(&h.share),
+        before,
+        "cbr {args:?} changed the share"
+    );
+    if status != 0 {
+        let left: Vec<_> = std::fs::read_dir(&h.out).unwrap().collect();
+        assert!(left.is_empty(), "cbr {args:?} left {left:?}");
+    }
+    r
+}
+
+/// The finding codes with severity error in a JSON report.
+fn errors(r: &Ran) -> Vec<String> {
+    let v: Value = serde_json::from_str(&r.out).unwrap_or(Value::Null);
+    codes(&v, "error")
+}
+
+// ---- It reads outside the share ----
+
+#[test]
+fn chunk_symlink_to_a_valid_copy_outside_is_never_opened() {
+    let h = hostile();
+    let chunk = h.file("full-zlib", "-00001");
+    let copy = h.outside.join("chunk");
+    std::fs::copy(&chunk, &copy).unwrap();
+    std::fs::remove_file(&chunk).unwrap();
+    std::os::unix::fs::symlink(&copy, &chunk).unwrap();
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.verify(true), 1, "symlink-refused");
+    assert!(errors(&r).contains(&"read-failed".to_string()), "{}", r.out);
+    expect(&h, &before, &h.restore("full-zlib"), 1, "read-failed");
+}
+
+#[test]
+fn metadata_names_that_climb_or_are_absolute_are_refused() {
+    for (case, make_name) in [
+        (
+            "climbs",
+            (|_: &Path, n: &str| format!("../../../../outside/{n}")) as fn(&Path, &str) -> String,
+        ),
+        ("absolute", |outside: &Path, n: &str| {
+            outside.join(n).to_string_lossy().into_owned()
+        }),
+    ] {
+        let h = hostile();
+        let meta = h.file("full-zlib", "_metadata");
+        let (name, _) = objects(&read_json(&meta)).remove(0);
+        let dir = meta.parent().unwrap();
+        // The named file outside is a valid copy of the chunk: reading it
+        // would make the backup verify clean.
+        std::fs::rename(dir.join(&name), h.outside.join(&name)).unwrap();
+        rename_object(&meta, 0, &make_name(&h.outside, &name));
+        let before = tree_hash(&h.share);
+        expect(&h, &before, &h.verify(true), 1, "name-invalid");
+        let r = expect(&h, &before, &h.restore("full-zlib"), 1, "name-invalid");
+        assert!(r.out.contains("FAILED"), "{case}: {}", r.out);
+    }
+}
+
+#[test]
+fn record_service_metadata_that_climbs_is_refused_before_opening() {
+    let h = hostile();
+    let meta = h.file("full-zlib", "_metadata");
+    let name = meta.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::copy(&meta, h.outside.join(&name)).unwrap();
+    let prefix = name.trim_end_matches("_metadata").to_string();
+    let rec = h.record("full-zlib", |v| {
+        v["service_metadata"] = Value::String(format!("../../../../outside/{prefix}"));
+    });
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.check(&rec), 1, "name-invalid");
+    assert!(!r.out.contains("\"ok\": true"), "{}", r.out);
+}
+
+#[test]
+fn container_through_a_link_out_of_the_share_is_refused() {
+    let h = hostile();
+    // a0/ moves outside, a link takes its place.
+    std::fs::rename(h.share.join("a0"), h.outside.join("a0")).unwrap();
+    std::os::unix::fs::symlink(h.outside.join("a0"), h.share.join("a0")).unwrap();
+    let before = tree_hash(&h.share);
+    let rec = h.record("full-zlib", |_| {});
+    expect(&h, &before, &h.check(&rec), 1, "container-escapes-share");
+}
+
+// ---- It says OK when it is not ----
+
+#[test]
+fn backup_directory_linked_out_of_the_share_fails_verify() {
+    let h = hostile();
+    std::fs::rename(h.share.join("a0"), h.outside.join("a0")).unwrap();
+    std::os::unix::fs::symlink(h.outside.join("a0"), h.share.join("a0")).unwrap();
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.verify(false), 1, "symlink-refused");
+    // The link, and the incrementals whose parent it hides.
+    let e = errors(&r);
+    assert_eq!(e[0], "symlink-refused", "{}", r.out);
+    assert!(e[1..].iter().all(|c| c == "parent-missing"), "{}", r.out);
+}
+
+#[test]
+fn sha256s_cut_short_refuses_restore() {
+    for (stem, keep) in [
+        ("full-zlib", 0usize),
+        ("full-zlib", 16384),
+        ("incr2-zlib", 100),
+    ] {
+        let h = hostile();
+        let sha = h.file(stem, "_sha256file");
+        let mut v = read_json(&sha);
+        v["sha256s"].as_array_mut().unwrap().truncate(keep);
+        write_json(&sha, &v);
+        let before = tree_hash(&h.share);
+        expect(&h, &before, &h.restore(stem), 1, "size-mismatch");
+        expect(&h, &before, &h.verify(false), 1, "size-mismatch");
+    }
+}
+
+#[test]
+fn offset_near_two_to_the_64_is_out_of_range_not_wrapped() {
+    let h = hostile();
+    let meta = h.file("full-zlib", "_metadata");
+    let mut v = read_json(&meta);
+    let o = v["objects"][1].as_object_mut().unwrap();
+    let info = o.values_mut().next().unwrap();
+    info["offset"] = serde_json::json!(18446744073709551600u64);
+    write_json(&meta, &v);
+    let before = tree_hash(&h.share);
+    expect(&h, &before, &h.verify(false), 1, "value-out-of-range");
+    let rec = h.record("full-zlib", |_| {});
+    expect(&h, &before, &h.check(&rec), 1, "value-out-of-range");
+}
+
+#[test]
+fn record_size_that_wraps_times_gib_is_out_of_range() {
+    let h = hostile();
+    let rec = h.record("full-zlib", |v| {
+        v["size"] = serde_json::json!(17179869185u64); // 2^34 + 1
+    });
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.check(&rec), 1, "value-out-of-range");
+    assert!(!r.out.contains("\"ok\": true"));
+}
+
+/// The first hash block an incremental does not store.
+fn inherited_block(meta: &Path, block: u64) -> u64 {
+    let mut stored: Vec<(u64, u64)> = objects(&read_json(meta))
+        .iter()
+        .map(|(_, i)| {
+            let (o, l) = (i["offset"].as_u64().unwrap(), i["length"].as_u64().unwrap());
+            (o / block, (o + l).div_ceil(block))
+        })
+        .collect();
+    stored.sort();
+    let mut i = 0;
+    for (a, e) in stored {
+        if i < a {
+            return i;
+        }
+        i = i.max(e);
+    }
+    i
+}
+
+#[test]
+fn wrong_hash_of_an_inherited_block_fails_verify_as_it_fails_restore() {
+    let h = hostile();
+    let sha = h.file("incr1-zlib", "_sha256file");
+    let mut v = read_json(&sha);
+    let block = v["chunk_size"].as_u64().unwrap();
+    let i = inherited_block(&h.file("incr1-zlib", "_metadata"), block) as usize;
+    let e = v["sha256s"][i].as_str().unwrap().to_string();
+    let flipped = if e.starts_with('0') { "1" } else { "0" };
+    v["sha256s"][i] = Value::String(format!("{flipped}{}", &e[1..]));
+    write_json(&sha, &v);
+    let before = tree_hash(&h.share);
+    expect(&h, &before, &h.verify(false), 1, "inherited-mismatch");
+    expect(&h, &before, &h.verify(true), 1, "inherited-mismatch");
+    expect(
+        &h,
+        &before,
+        &h.restore("incr1-zlib"),
+        1,
+        "inherited-mismatch",
+    );
+}
+
+// ---- It crashes or hangs ----
+
+#[test]
+fn huge_chunk_size_is_a_finding_not_an_abort() {
+    for cs in [
+        "1099511627776",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "0",
+        "-1",
+    ] {
+        let h = hostile();
+        let sha = h.file("full-zlib", "_sha256file");
+        let text = std::fs::read_to_string(&sha).unwrap();
+        let bent = text.replace("\"chunk_size\": 32768", &format!("\"chunk_size\": {cs}"));
+        assert_ne!(bent, text);
+        std::fs::write(&sha, bent).unwrap();
+        let before = tree_hash(&h.share);
+        let want = if cs.starts_with('-') || cs == "18446744073709551616" {
+            "sha256file-invalid"
+        } else {
+            "value-out-of-range"
+        };
+        expect(&h, &before, &h.verify(true), 1, want);
+        expect(&h, &before, &h.restore("full-zlib"), 1, want);
+    }
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+unsafe extern "C" {
+    #[link_name = "mkfifo"]
+    fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+}
+
+#[test]
+fn fifo_chunk_inside_or_behind_a_link_does_not_block() {
+    for behind_link in [false, true] {
+        let h = hostile();
+        let chunk = h.file("full-zlib", "-00002");
+        std::fs::remove_file(&chunk).unwrap();
+        if behind_link {
+            let fifo = h.outside.join("fifo");
+            mkfifo(&fifo);
+            std::os::unix::fs::symlink(&fifo, &chunk).unwrap();
+        } else {
+            mkfifo(&chunk);
+        }
+        let before = tree_hash(&h.share);
+        expect(&h, &before, &h.verify(true), 1, "read-failed");
+        expect(&h, &before, &h.restore("full-zlib"), 1, "read-failed");
+    }
+}
+
+// ---- It leaks and leaves things ----
+
+#[test]
+fn restore_output_inside_the_share_is_refused_before_anything_is_created() {
+    let h = hostile();
+    let before = tree_hash(&h.share);
+    for target in [
+        h.share.join("vol.img"),
+        h.share.join("a0/new.img"),
+        h.share.join("a0/../a0/x.img"),
+    ] {
+        let mut a = h.restore("full-zlib");
+        let n = a.len();
+        a[n - 1] = target.to_string_lossy().into_owned();
+        let r = expect(&h, &before, &a, 2, "");
+        assert!(r.err.contains("inside the share"), "{}", r.err);
+    }
+    // Through a link to the share from elsewhere, too.
+    let link = h.outside.join("share-link");
+    std::os::unix::fs::symlink(&h.share, &link).unwrap();
+    let mut a = h.restore("full-zlib");
+    let n = a.len();
+    a[n - 1] = link.join("vol.img").to_string_lossy().into_owned();
+    let r = expect(&h, &before, &a, 2, "");
+    assert!(r.err.contains("inside the share"), "{}", r.err);
+}
+
+/// A share with one slow-to-restore backup: 2 GiB of non-zero, highly
+/// compressible data in zlib chunks.
+fn slow_share(root: &Path) -> String {
+    use cbr::synth::{SynthBackup, uuid_from, write_backup};
+    let b = SynthBackup {
+        id: uuid_from(1, 42),
+        volume_id: uuid_from(2, 42),
+        container: None,
+        legacy_prefix: false,
+        timestamp: "20261125000000".into(),
+        name: Some("slow".into()),
+        description: None,
+        size: 2 << 30,
+        object_size: 256 << 20,
+        block: 32768,
+        compression: "zlib".into(),
+        parent: None,
+    };
+    write_backup(root, &b, &mut |_, buf| buf.fill(1)).unwrap();
+    b.id
+}
+
+#[test]
+fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
+    let t = tempfile::tempdir().unwrap();
+    let share = t.path().join("share");
+    let out = t.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let id = slow_share(&share);
+    for sig in ["TERM", "HUP", "INT"] {
+        let bin = assert_cmd::cargo::cargo_bin("cbr");
+        let mut child = Command::new(bin)
+            .args([
+                "restore",
+                "--share",
+                share.to_str().unwrap(),
+                &id,
+                "--jobs",
+                "1",
+            ])
+            .arg("--output")
+            .arg(out.join("vol.img"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the partial file, then signal.
+        let start = Instant::now();
+        while std::fs::read_dir(&out).unwrap().next().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(60), "no partial file");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let done_before_signal = child.try_wait().unwrap().is_some();
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            !done_before_signal,
+            "restore finished before SIG{sig}: make it slower"
+        );
+        assert!(!status.success(), "SIG{sig}: exit {status:?}");
+        let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert!(left.is_empty(), "SIG{sig} left {left:?}");
+    }
+}
