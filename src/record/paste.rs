@@ -638,6 +638,8 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
         None => return Ok(JsonFound::Url(i + 1, Box::new(empty_found(first.no)))),
     };
     let consumed = start + stream.byte_offset();
+    // Its scratch buffer holds the longest string unescaped (the url).
+    drop(stream);
     let json_text = &text[start..consumed];
     let (end_line, _) = line_of_offset(lines, consumed.saturating_sub(1));
     let next = end_line.min(lines.len());
@@ -648,31 +650,25 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
         });
     };
     // serde_json kept one value of a key given twice: which one was meant?
-    let dups = duplicate_keys(json_text).map_err(|e| PasteError::Json {
-        line: first.no,
-        column: 1,
-        err: e.to_string(),
-    })?;
-    let (inner, format) = match map.get("backup-record").and_then(|v| v.as_object()) {
-        Some(inner) => (inner.clone(), SourceFormat::ApiJson),
-        None => (map, SourceFormat::Json),
+    // (Checked once the big values are dropped: it unescapes strings again.)
+    let dups = || {
+        duplicate_keys(json_text).map_err(|e| PasteError::Json {
+            line: first.no,
+            column: 1,
+            err: e.to_string(),
+        })
+    };
+    // Taken out, not cloned: the url in it can be big.
+    let (inner, format) = if map.get("backup-record").is_some_and(|v| v.is_object()) {
+        let mut map = map;
+        match map.remove("backup-record") {
+            Some(serde_json::Value::Object(inner)) => (inner, SourceFormat::ApiJson),
+            _ => (super::Record::new(), SourceFormat::ApiJson),
+        }
+    } else {
+        (map, SourceFormat::Json)
     };
     if let Some(url) = inner.get("backup_url") {
-        let wrapper = if format == SourceFormat::ApiJson {
-            "backup-record."
-        } else {
-            ""
-        };
-        let read = ["backup-record", "backup_url", "backup_service"];
-        if let Some(d) = dups.iter().find(|d| {
-            read.iter()
-                .any(|k| d.path() == *k || d.path() == format!("{wrapper}{k}"))
-        }) {
-            return Err(PasteError::Malformed {
-                line: first.no,
-                what: format!("{d} in the export JSON: which one is meant?"),
-            });
-        }
         let Some(url) = url.as_str() else {
             return Err(PasteError::Malformed {
                 line: first.no,
@@ -688,6 +684,22 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
             .find(|l| l.text.contains("\"backup_url\""))
             .unwrap_or(first);
         let b64 = json_url_pieces(url_line, url);
+        drop(inner);
+        let wrapper = if format == SourceFormat::ApiJson {
+            "backup-record."
+        } else {
+            ""
+        };
+        let read = ["backup-record", "backup_url", "backup_service"];
+        if let Some(d) = dups()?.iter().find(|d| {
+            read.iter()
+                .any(|k| d.path() == *k || d.path() == format!("{wrapper}{k}"))
+        }) {
+            return Err(PasteError::Malformed {
+                line: first.no,
+                what: format!("{d} in the export JSON: which one is meant?"),
+            });
+        }
         return Ok(JsonFound::Url(
             next,
             Box::new(Found {
@@ -715,7 +727,7 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
                 url: None,
                 wrap: None,
                 line: first.no,
-                duplicate_keys: dups,
+                duplicate_keys: dups()?,
             }),
         ));
     }
