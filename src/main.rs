@@ -31,11 +31,61 @@ fn main() -> ExitCode {
             if commands::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("cbr: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            for line in error_lines(&err) {
+                eprintln!("{line}");
             }
             ExitCode::from(2)
         }
+    }
+}
+
+/// The lines printed for an error: the error, then one line per cause,
+/// leaving out a cause whose text was already printed (an error that
+/// embeds its source's message and also returns it as `source()`).
+fn error_lines(err: &anyhow::Error) -> Vec<String> {
+    let mut printed = String::new();
+    let mut out = Vec::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 && (text.is_empty() || printed.contains(&text)) {
+            continue;
+        }
+        out.push(if i == 0 {
+            format!("cbr: error: {text}")
+        } else {
+            format!("  caused by: {text}")
+        });
+        printed.push_str(&text);
+        printed.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_lines;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("line 4: {0}")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_printed_is_not_repeated() {
+        let io = std::io::Error::other("X went wrong");
+        let err = anyhow::Error::new(Wrapper(io)).context("cannot decode input");
+        assert_eq!(
+            error_lines(&err),
+            vec![
+                "cbr: error: cannot decode input".to_string(),
+                "  caused by: line 4: X went wrong".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn distinct_causes_are_all_printed() {
+        let err =
+            anyhow::Error::new(std::io::Error::other("no such file")).context("cannot read a.txt");
+        assert_eq!(error_lines(&err).len(), 2);
     }
 }

@@ -8,6 +8,16 @@ use std::io::Write;
 pub fn run(_g: &Global, args: DecodeArgs) -> Result<Outcome> {
     let inputs = read_inputs(&args.inputs)?;
     let records = decode_inputs(&inputs)?;
+    for (n, d) in records.iter().enumerate() {
+        for k in &d.duplicate_keys {
+            eprintln!(
+                "cbr: warning: record {} (line {}): {k}: only the last value is printed, \
+                 at the place of the first (`cbr lint` reports it; encode refuses it)",
+                n + 1,
+                d.line
+            );
+        }
+    }
     let mut out = std::io::stdout().lock();
     if let Some(field) = &args.field {
         // Check every record first: print nothing unless all have it.
@@ -30,17 +40,28 @@ pub fn run(_g: &Global, args: DecodeArgs) -> Result<Outcome> {
             }
         }
     } else if args.json {
-        let list: Vec<serde_json::Value> = records
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "backup_service": d.backup_service,
-                    "record": d.record,
-                    "source": d.source,
+        // Borrowed, not copied into a `Value`: a record can be big.
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            backup_service: &'a Option<String>,
+            record: &'a cbr::record::Record,
+            source: &'a cbr::record::Source,
+        }
+        #[derive(serde::Serialize)]
+        struct List<'a> {
+            records: Vec<Entry<'a>>,
+        }
+        let list = List {
+            records: records
+                .iter()
+                .map(|d| Entry {
+                    backup_service: &d.backup_service,
+                    record: &d.record,
+                    source: &d.source,
                 })
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "records": list }))?;
+                .collect(),
+        };
+        serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
     } else {
         for d in &records {

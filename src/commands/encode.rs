@@ -9,6 +9,7 @@ use std::io::Write;
 pub fn run(_g: &Global, args: EncodeArgs) -> Result<Outcome> {
     let input = read_input(args.input.as_deref())?;
     let records = decode_inputs(std::slice::from_ref(&input))?;
+    super::refuse_duplicate_keys(&records)?;
     let mut text = String::new();
     for d in &records {
         let service = service_for(args.service.as_deref(), d);

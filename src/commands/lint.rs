@@ -4,7 +4,7 @@ use super::{Global, Outcome, decode_inputs, print_findings, read_inputs};
 use crate::cli::LintArgs;
 use anyhow::Result;
 use cbr::findings::Findings;
-use cbr::record::lint::lint;
+use cbr::record::lint::lint_decoded;
 use std::io::Write;
 
 pub fn run(_g: &Global, args: LintArgs) -> Result<Outcome> {
@@ -13,7 +13,7 @@ pub fn run(_g: &Global, args: LintArgs) -> Result<Outcome> {
     let mut all = Findings::new();
     for (i, d) in records.iter().enumerate() {
         let batch = super::others(&records, i);
-        all.extend(lint(&d.record, d.backup_service.as_deref(), &batch));
+        all.extend(lint_decoded(d, &batch));
     }
     if args.json {
         super::print_json(&serde_json::json!({ "findings": all }))?;

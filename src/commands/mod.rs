@@ -192,6 +192,26 @@ pub fn decode_inputs(inputs: &[Input]) -> Result<Vec<cbr::record::Decoded>> {
     Ok(out)
 }
 
+/// Refuse records whose JSON has a key twice (encode, rewrite): the
+/// record holds one value of it, so it cannot be re-encoded as it was.
+pub fn refuse_duplicate_keys(records: &[cbr::record::Decoded]) -> Result<()> {
+    for (n, d) in records.iter().enumerate() {
+        if let Some(k) = d.duplicate_keys.first() {
+            let more = match d.duplicate_keys.len() {
+                1 => String::new(),
+                m => format!(" (and {} more duplicated key(s))", m - 1),
+            };
+            anyhow::bail!(
+                "record {} (line {}): {k}{more}: only one value of it can be kept, so it cannot \
+                 be re-encoded as it was written; remove all but the one meant",
+                n + 1,
+                d.line
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The lib's emit options from the command line's.
 pub fn emit_kind(kind: crate::cli::EmitKind) -> cbr::record::emit::EmitKind {
     use crate::cli::EmitKind as C;

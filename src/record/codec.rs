@@ -1,16 +1,30 @@
 //! base64 <-> record. The JSON inside is Python's `json.dumps` output; see
 //! [`super::pyjson`] for the exact serializer.
 
-use super::Record;
+use super::{DuplicateKey, Record, duplicate_keys};
 use base64::Engine;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum CodecError {
+    /// A character that cannot be where it is (offset in the base64,
+    /// whitespace removed): outside the alphabet, or `=` padding before the end.
     #[error("the base64 has a stray character {ch:?} at offset {offset}")]
     StrayChar { ch: char, offset: usize },
-    #[error("the base64 is not valid: {0}")]
-    Base64(String),
+    /// The length is not one base64 can have (a character is missing or extra).
+    #[error(
+        "the base64 is {len} characters long, which no base64 is: a character is missing \
+         or extra (was the paste cut?)"
+    )]
+    Length { len: usize },
+    /// The last character has bits set that no encoder leaves set.
+    #[error(
+        "the base64 ends in {ch:?} (offset {offset}), which no encoder writes there: \
+         the end of the paste was cut or edited"
+    )]
+    LastSymbol { ch: char, offset: usize },
+    #[error("the base64 has wrong `=` padding at its end")]
+    Padding,
     #[error("the base64 decodes to bytes that are not UTF-8 text (starting {0:?})")]
     NotUtf8(String),
     #[error("the base64 decodes to text that is not JSON ({preview:?}): {err}")]
@@ -21,21 +35,57 @@ pub enum CodecError {
 
 /// Decode a backup_url (whitespace inside is ignored) into its record.
 pub fn decode_url(url: &str) -> Result<Record, CodecError> {
-    let compact: String = url.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: std::borrow::Cow<'_, str> = if url.contains(char::is_whitespace) {
+        url.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        url.into()
+    };
+    decode_compact(&compact).map(|(record, _)| record)
+}
+
+/// Decode base64 without whitespace into its record and the keys its JSON
+/// has more than once (which the record keeps only one value of).
+/// Offsets in errors are offsets in `b64`.
+pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>), CodecError> {
+    use base64::DecodeError as D;
+    // The character that holds byte `offset` (the engine counts bytes).
+    let ch_at = |offset: usize| {
+        b64.char_indices()
+            .take_while(|(i, _)| *i <= offset)
+            .last()
+            .map_or('?', |(_, c)| c)
+    };
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| CodecError::Base64(e.to_string()))?;
+        .decode(b64.as_bytes())
+        .map_err(|e| match e {
+            D::InvalidByte(offset, _) => CodecError::StrayChar {
+                ch: ch_at(offset),
+                offset,
+            },
+            D::InvalidLength(len) => CodecError::Length { len },
+            D::InvalidLastSymbol(offset, _) => CodecError::LastSymbol {
+                ch: ch_at(offset),
+                offset,
+            },
+            D::InvalidPadding => CodecError::Padding,
+        })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let b = e.as_bytes();
         CodecError::NotUtf8(String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned())
     })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| CodecError::NotJson {
-            preview: text.chars().take(32).collect(),
-            err: e.to_string(),
-        })?;
+    let not_json = |e: serde_json::Error| CodecError::NotJson {
+        preview: text.chars().take(32).collect(),
+        err: e.to_string(),
+    };
+    // First the keys (borrowing the text), then the value.
+    let dups = duplicate_keys(&text).map_err(not_json)?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(not_json)?;
+    drop(text);
     match value {
-        serde_json::Value::Object(m) => Ok(m),
+        serde_json::Value::Object(m) => Ok((m, dups)),
         serde_json::Value::Array(_) => Err(CodecError::NotObject("an array")),
         serde_json::Value::String(_) => Err(CodecError::NotObject("a string")),
         serde_json::Value::Number(_) => Err(CodecError::NotObject("a number")),

@@ -199,6 +199,34 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
     out
 }
 
+/// Lint a decoded record: [`lint`], and an error for each key its JSON
+/// has more than once (the record holds one value of it, so it is not
+/// what was written and cannot be re-encoded as it was).
+pub fn lint_decoded(d: &super::Decoded, batch: &[&Record]) -> Findings {
+    let mut out = duplicate_key_findings(d);
+    out.extend(lint(&d.record, d.backup_service.as_deref(), batch));
+    out
+}
+
+/// One `duplicate-key` error per key given twice in one object.
+pub fn duplicate_key_findings(d: &super::Decoded) -> Findings {
+    let mut out = Findings::new();
+    let id = d.record.get("id").and_then(|v| v.as_str());
+    for k in &d.duplicate_keys {
+        out.push(
+            Finding::error(
+                "duplicate-key",
+                format!(
+                    "{k}: only one value was read, so the record is not what was written; \
+                     remove all but the one meant"
+                ),
+            )
+            .maybe_backup(id),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,12 +11,14 @@
 //! - [`lint`]: findings about a record alone.
 
 pub mod codec;
+pub mod dupkeys;
 pub mod edit;
 pub mod emit;
 pub mod lint;
 pub mod paste;
 pub mod pyjson;
 
+pub use dupkeys::{DuplicateKey, duplicate_keys};
 use serde::Serialize;
 
 /// A decoded record: a JSON object, keys in their original order.
@@ -105,6 +107,9 @@ pub struct Decoded {
     pub wrap: Option<usize>,
     /// 1-based line of the input where the record starts.
     pub line: usize,
+    /// Keys the record's JSON has more than once in one object: `record`
+    /// holds one value of each, so it is not what was written.
+    pub duplicate_keys: Vec<DuplicateKey>,
 }
 
 /// Guess the era of a record from its fields and service name.

@@ -10,7 +10,7 @@
 //! line and column: a record is never half-decoded.
 
 use super::codec::{self, CodecError};
-use super::{Decoded, Era, Source, SourceFormat, era_of};
+use super::{Decoded, Era, Source, SourceFormat, duplicate_keys, era_of};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till, take_while, take_while1};
 use nom::character::complete::{char, space0, space1};
@@ -30,19 +30,40 @@ pub enum PasteError {
          -f json/yaml/value/shell), a backup_url, an import command line or the decoded JSON"
     )]
     NoRecord { lines: usize },
-    #[error("line {line}, column {column}: {source}")]
+    /// The record's text is in the message, not a `source()`: printing
+    /// the chain would say it twice.
+    #[error("line {line}, column {column}: {err}")]
     Codec {
         line: usize,
         column: usize,
-        #[source]
-        source: CodecError,
+        err: CodecError,
     },
-    #[error("line {line}, column {column}: stray character {ch:?} in the base64 of the backup_url")]
+    #[error("the base64 has a stray character {ch:?} at line {line}, column {column}")]
     StrayChar {
         line: usize,
         column: usize,
         ch: char,
     },
+    #[error(
+        "the base64 is {len} characters long, which no base64 is: a character is missing or \
+         extra (it ends at line {line}, column {column}; was the paste cut?)"
+    )]
+    Length {
+        line: usize,
+        column: usize,
+        len: usize,
+    },
+    #[error(
+        "the base64 ends in {ch:?} at line {line}, column {column}, which no encoder writes \
+         there: the end of the paste was cut or edited"
+    )]
+    LastSymbol {
+        line: usize,
+        column: usize,
+        ch: char,
+    },
+    #[error("the input is {bytes} bytes, more than a paste can be (4 GiB)")]
+    TooBig { bytes: usize },
     #[error(
         "line {line}: the table has cells elided with `...`: the paste lost data; \
          copy it again from a wider terminal, or use `-f json`"
@@ -83,6 +104,7 @@ pub enum PasteError {
 }
 
 /// One line of the input, `\r` and trailing blanks removed.
+#[derive(Clone, Copy)]
 struct Line<'a> {
     /// 1-based line number.
     no: usize,
@@ -91,24 +113,161 @@ struct Line<'a> {
     offset: usize,
 }
 
-fn split_lines(text: &str) -> Vec<Line<'_>> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    for (i, raw) in text.split('\n').enumerate() {
-        out.push(Line {
-            no: i + 1,
-            text: raw.trim_end_matches(['\r', ' ', '\t']),
-            offset,
-        });
-        offset += raw.len() + 1;
-    }
-    out
+/// The lines of the input, found on demand from their start offsets (four
+/// bytes a line: a paste of millions of short lines stays small).
+struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<u32>,
 }
 
-/// The value of a record found: base64 pieces (one per physical line).
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Result<Self, PasteError> {
+        if u32::try_from(text.len()).is_err() {
+            return Err(PasteError::TooBig { bytes: text.len() });
+        }
+        let mut starts = vec![0u32];
+        // Offsets fit: the text is shorter than u32::MAX.
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| (i + 1) as u32),
+        );
+        Ok(Lines { text, starts })
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Line `i` (0-based); `i` must be below `len()`.
+    fn at(&self, i: usize) -> Line<'a> {
+        let start = self.starts[i] as usize;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.text.len(), |n| *n as usize - 1);
+        Line {
+            no: i + 1,
+            text: self.text[start..end].trim_end_matches(['\r', ' ', '\t']),
+            offset: start,
+        }
+    }
+
+    /// Lines `from..to`.
+    fn range(&self, from: usize, to: usize) -> impl Iterator<Item = Line<'a>> + '_ {
+        (from..to.min(self.len())).map(|i| self.at(i))
+    }
+}
+
+/// The 1-based column of `part` in `line` (a slice of it), else 1.
+fn column_in(line: &str, part: &str) -> usize {
+    let (l, p) = (line.as_ptr() as usize, part.as_ptr() as usize);
+    if p >= l && p <= l + line.len() {
+        p - l + 1
+    } else {
+        1
+    }
+}
+
+/// The base64 of a record being gathered from its pieces (physical lines,
+/// table cells…), with where each piece was in the input, so that an
+/// offset in the joined base64 can be named as a line and column.
+#[derive(Default)]
+struct B64 {
+    text: String,
+    /// Runs of pieces of the same length placed at a regular step (the
+    /// lines of wrapped base64 are one run).
+    runs: Vec<Run>,
+    /// Non-empty pieces.
+    pieces: usize,
+    first_len: usize,
+    /// The first character outside the base64 alphabet: (line, column, ch).
+    stray: Option<(usize, usize, char)>,
+}
+
+/// Pieces `k = 0..count` of length `len` start at text offset
+/// `start + k * len`, at line `line + k * dline`, column `column + k * dcol`.
+struct Run {
+    start: usize,
+    len: usize,
+    count: usize,
+    line: usize,
+    column: usize,
+    dline: usize,
+    dcol: usize,
+}
+
+impl B64 {
+    /// Add a piece found at 1-based `line` and `column`.
+    fn push(&mut self, line: usize, column: usize, piece: &str) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.stray.is_none()
+            && let Some((i, ch)) = piece.char_indices().find(|(_, c)| !is_b64(*c))
+        {
+            self.stray = Some((line, column + i, ch));
+        }
+        if self.pieces == 0 {
+            self.first_len = piece.len();
+        }
+        self.pieces += 1;
+        let start = self.text.len();
+        self.text.push_str(piece);
+        if let Some(r) = self.runs.last_mut()
+            && r.len == piece.len()
+            && line >= r.line
+        {
+            if r.count == 1 && (line > r.line || column > r.column) {
+                r.dline = line - r.line;
+                r.dcol = column.wrapping_sub(r.column);
+                r.count = 2;
+                return;
+            }
+            if r.count > 1
+                && line == r.line + r.count * r.dline
+                && column == r.column.wrapping_add(r.count.wrapping_mul(r.dcol))
+            {
+                r.count += 1;
+                return;
+            }
+        }
+        self.runs.push(Run {
+            start,
+            len: piece.len(),
+            count: 1,
+            line,
+            column,
+            dline: 0,
+            dcol: 0,
+        });
+    }
+
+    /// The line and column of byte `offset` of the joined text.
+    fn place(&self, offset: usize) -> (usize, usize) {
+        let idx = self
+            .runs
+            .partition_point(|r| r.start <= offset)
+            .saturating_sub(1);
+        let Some(r) = self.runs.get(idx) else {
+            return (1, 1);
+        };
+        let within = offset.saturating_sub(r.start);
+        let k = (within / r.len.max(1)).min(r.count.saturating_sub(1));
+        (
+            r.line + k * r.dline,
+            r.column
+                .wrapping_add(k.wrapping_mul(r.dcol))
+                .wrapping_add(within - k * r.len),
+        )
+    }
+}
+
+/// A record's base64 found in the input.
 struct Found {
     service: Option<String>,
-    pieces: Vec<String>,
+    b64: B64,
     format: SourceFormat,
     line: usize,
     column: usize,
@@ -121,11 +280,11 @@ pub fn decode_all(text: &str) -> Result<Vec<Decoded>, PasteError> {
     if text.trim().is_empty() {
         return Err(PasteError::Empty);
     }
-    let lines = split_lines(text);
+    let lines = Lines::new(text)?;
     let mut out = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let t = lines[i].text.trim_start();
+        let t = lines.at(i).text.trim_start();
         if t.is_empty() {
             i += 1;
             continue;
@@ -134,7 +293,7 @@ pub fn decode_all(text: &str) -> Result<Vec<Decoded>, PasteError> {
             parse_table(&lines, i)?
         } else if t.starts_with('{') {
             match parse_json_block(text, &lines, i)? {
-                JsonFound::Url(next, f) => (next, Some(f)),
+                JsonFound::Url(next, f) => (next, Some(*f)),
                 JsonFound::Record(next, d) => {
                     out.push(*d);
                     i = next;
@@ -168,41 +327,52 @@ fn is_b64(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='
 }
 
-/// Check every character of the pieces, then decode.
+/// Decode the base64 found; errors name their place in the input.
 fn finish(f: Found) -> Result<Decoded, PasteError> {
-    // A stray character names its place: the piece index is a line offset
-    // for line-per-piece formats.
-    for (k, piece) in f.pieces.iter().enumerate() {
-        if let Some((col, ch)) = piece.char_indices().find(|(_, c)| !is_b64(*c)) {
-            return Err(PasteError::StrayChar {
-                line: f.line + if f.pieces.len() > 1 { k } else { 0 },
-                column: if k == 0 { f.column + col } else { col + 1 },
-                ch,
-            });
-        }
+    let Found {
+        service,
+        b64,
+        format,
+        line,
+        column,
+        real_breaks,
+    } = f;
+    if let Some((line, column, ch)) = b64.stray {
+        return Err(PasteError::StrayChar { line, column, ch });
     }
-    let pieces: Vec<&str> = f
-        .pieces
-        .iter()
-        .map(String::as_str)
-        .filter(|p| !p.is_empty())
-        .collect();
-    let url: String = pieces.concat();
-    if url.is_empty() {
+    if b64.text.is_empty() {
         return Err(PasteError::Malformed {
-            line: f.line,
+            line,
             what: "the backup_url is empty".into(),
         });
     }
-    let record = codec::decode_url(&url).map_err(|source| PasteError::Codec {
-        line: f.line,
-        column: f.column,
-        source,
+    let (record, duplicate_keys) = codec::decode_compact(&b64.text).map_err(|e| match e {
+        CodecError::StrayChar { ch, offset } => {
+            let (line, column) = b64.place(offset);
+            PasteError::StrayChar { line, column, ch }
+        }
+        CodecError::LastSymbol { ch, offset } => {
+            let (line, column) = b64.place(offset);
+            PasteError::LastSymbol { line, column, ch }
+        }
+        CodecError::Length { len } => {
+            let (line, column) = b64.place(len.saturating_sub(1));
+            PasteError::Length { line, column, len }
+        }
+        CodecError::Padding => {
+            let (line, column) = b64.place(b64.text.len().saturating_sub(1));
+            PasteError::Codec {
+                line,
+                column,
+                err: CodecError::Padding,
+            }
+        }
+        err => PasteError::Codec { line, column, err },
     })?;
-    let era = era_of(&record, f.service.as_deref());
-    let (wrapped, wrap) = if pieces.len() > 1 && f.real_breaks {
-        (true, Some(pieces[0].len()))
-    } else if pieces.len() > 1 && era != Era::Current {
+    let era = era_of(&record, service.as_deref());
+    let (wrapped, wrap) = if b64.pieces > 1 && real_breaks {
+        (true, Some(b64.first_len))
+    } else if b64.pieces > 1 && era != Era::Current {
         // A folded openstackclient table: the folds hide the original line
         // breaks, and Kilo/Liberty always wrapped at 76.
         (true, Some(76))
@@ -210,16 +380,17 @@ fn finish(f: Found) -> Result<Decoded, PasteError> {
         (false, None)
     };
     Ok(Decoded {
-        backup_service: f.service,
+        backup_service: service,
         record,
         source: Source {
-            format: f.format,
+            format,
             wrapped,
             era,
         },
-        url: Some(url),
+        url: Some(b64.text),
         wrap,
-        line: f.line,
+        line,
+        duplicate_keys,
     })
 }
 
@@ -255,12 +426,12 @@ fn row(i: &str) -> IResult<&str, Vec<&str>> {
 
 type Step = (usize, Option<Found>);
 
-fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
+fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
     let mut end = start;
     while end < lines.len() {
-        let t = lines[end].text.trim_start();
+        let t = lines.at(end).text.trim_start();
         // Two borders in a row: one table ends and the next begins.
-        let prev_border = end > start && lines[end - 1].text.trim_start().starts_with('+');
+        let prev_border = end > start && lines.at(end - 1).text.trim_start().starts_with('+');
         if t.starts_with('+') && prev_border && end > start + 1 {
             break;
         }
@@ -270,15 +441,18 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
             break;
         }
     }
-    let block = &lines[start..end];
-    let first = &block[0];
+    let first = lines.at(start);
     // Elided cells make the paste lossy, whatever the table is.
-    if let Some(l) = block.iter().find(|l| l.text.contains("...")) {
+    if let Some(l) = lines.range(start, end).find(|l| l.text.contains("...")) {
         return Err(PasteError::Elided { line: l.no });
     }
-    let mut rows: Vec<(usize, Vec<&str>)> = Vec::new();
+    // One pass over the rows, keeping no row: the header, and each field
+    // as its key and the range of lines its value spans (a non-empty key
+    // starts a field, an empty one continues it).
     let mut width = None;
-    for l in block {
+    let mut header: Option<(usize, Vec<&str>)> = None;
+    let mut fields: Vec<Field<'_>> = Vec::new();
+    for (idx, l) in (start..end).zip(lines.range(start, end)) {
         let t = l.text.trim_start();
         if t.starts_with('+') {
             if border(t).map(|(r, _)| !r.trim().is_empty()).unwrap_or(true) {
@@ -308,11 +482,26 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
             }
             _ => {}
         }
-        rows.push((l.no, cells));
+        if header.is_none() {
+            header = Some((l.no, cells));
+            continue;
+        }
+        if let [key, _] = cells.as_slice() {
+            if key.is_empty() {
+                if let Some(f) = fields.last_mut() {
+                    f.end = idx + 1;
+                }
+            } else {
+                fields.push(Field {
+                    key,
+                    line: l.no,
+                    start: idx,
+                    end: idx + 1,
+                });
+            }
+        }
     }
-    let Some(last) = block.last() else {
-        return Ok((end, None));
-    };
+    let last = lines.at(end.saturating_sub(1).max(start));
     if !last.text.trim_start().starts_with('+') {
         return Err(PasteError::CutOff {
             line: last.no,
@@ -325,7 +514,7 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
             what: "there is no top border before this line".into(),
         });
     }
-    let Some((header_line, header)) = rows.first() else {
+    let Some((header_line, header)) = header else {
         return Ok((end, None));
     };
     let kind = match header.as_slice() {
@@ -340,7 +529,7 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
                 "table of something else".to_string()
             };
             return Err(PasteError::NotExportTable {
-                line: *header_line,
+                line: header_line,
                 what,
                 columns: cols.join(", "),
             });
@@ -350,90 +539,95 @@ fn parse_table(lines: &[Line<'_>], start: usize) -> Result<Step, PasteError> {
         SourceFormat::CinderclientTable => ("backup_service", "backup_url"),
         _ => ("Backup Service", "Metadata"),
     };
-    // Fields: a non-empty key starts a field, an empty one continues it.
-    let mut fields: Vec<(usize, String, Vec<String>)> = Vec::new();
-    for (no, cells) in rows.iter().skip(1) {
-        let (key, value) = match cells.as_slice() {
-            [k, v] => (*k, *v),
-            _ => continue,
-        };
-        if key.is_empty() {
-            if let Some(f) = fields.last_mut() {
-                f.2.push(value.to_string());
-            }
-        } else {
-            fields.push((*no, key.to_string(), vec![value.to_string()]));
-        }
-    }
-    let get = |k: &str| fields.iter().find(|f| f.1 == k);
+    let get = |k: &str| fields.iter().find(|f| f.key == k);
     let Some(url) = get(url_key) else {
         // A property table of something else (e.g. `backup-show`).
         return Err(PasteError::NotExportTable {
-            line: *header_line,
+            line: header_line,
             what: "property table without a backup_url".into(),
-            columns: fields
-                .iter()
-                .map(|f| f.1.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            columns: fields.iter().map(|f| f.key).collect::<Vec<_>>().join(", "),
         });
     };
-    let service = get(svc_key).map(|f| f.2.concat());
-    if service.is_none() {
+    let Some(service) = get(svc_key) else {
         return Err(PasteError::MissingRow {
-            line: *header_line,
+            line: header_line,
             field: if kind == SourceFormat::CinderclientTable {
                 "backup_service"
             } else {
                 "Backup Service"
             },
         });
-    }
-    let column = lines
-        .iter()
-        .find(|l| l.no == url.0)
-        .and_then(|l| l.text.find(url.2[0].as_str()))
-        .map_or(1, |c| c + 1);
+    };
+    let mut service_text = String::new();
+    field_values(lines, service, |_, v| service_text.push_str(v));
+    let mut b64 = B64::default();
+    let mut column = None;
+    field_values(lines, url, |l, v| {
+        let col = column_in(l.text, v);
+        column.get_or_insert(col);
+        b64.push(l.no, col, v);
+    });
     Ok((
         end,
         Some(Found {
-            service,
-            pieces: url.2.clone(),
+            service: Some(service_text),
+            b64,
             format: kind,
-            line: url.0,
-            column,
+            line: url.line,
+            column: column.unwrap_or(1),
             // prettytable prints embedded newlines as rows; cliff folds.
             real_breaks: kind == SourceFormat::CinderclientTable,
         }),
     ))
 }
 
+/// A field of a property table: its key, and lines `start..end` hold its value.
+struct Field<'a> {
+    key: &'a str,
+    line: usize,
+    start: usize,
+    end: usize,
+}
+
+/// Call `each` with every value cell of a field (rows already checked).
+fn field_values<'a>(lines: &Lines<'a>, f: &Field<'_>, mut each: impl FnMut(Line<'a>, &'a str)) {
+    for l in lines.range(f.start, f.end) {
+        if let Ok((_, cells)) = row(l.text.trim_start())
+            && let [_, v] = cells.as_slice()
+        {
+            each(l, v);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- JSON
 
 enum JsonFound {
-    Url(usize, Found),
+    Url(usize, Box<Found>),
     Record(usize, Box<Decoded>),
 }
 
-fn line_of_offset(lines: &[Line<'_>], offset: usize) -> (usize, usize) {
+fn line_of_offset(lines: &Lines<'_>, offset: usize) -> (usize, usize) {
     let idx = lines
-        .partition_point(|l| l.offset <= offset)
+        .starts
+        .partition_point(|s| *s as usize <= offset)
         .saturating_sub(1);
-    let l = &lines[idx.min(lines.len() - 1)];
+    let l = lines.at(idx.min(lines.len() - 1));
     (l.no, offset.saturating_sub(l.offset) + 1)
 }
 
-fn parse_json_block(text: &str, lines: &[Line<'_>], i: usize) -> Result<JsonFound, PasteError> {
-    let start = lines[i].offset + (lines[i].text.len() - lines[i].text.trim_start().len());
+fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound, PasteError> {
+    let first = lines.at(i);
+    let start = first.offset + (first.text.len() - first.text.trim_start().len());
     let tail = &text[start..];
     let mut stream = serde_json::Deserializer::from_str(tail).into_iter::<serde_json::Value>();
     let value = match stream.next() {
         Some(Ok(v)) => v,
         Some(Err(e)) => {
             let (line, column) = if e.line() == 1 {
-                (lines[i].no, start - lines[i].offset + e.column())
+                (first.no, start - first.offset + e.column())
             } else {
-                (lines[i].no + e.line() - 1, e.column())
+                (first.no + e.line() - 1, e.column())
             };
             return Err(PasteError::Json {
                 line,
@@ -441,28 +635,43 @@ fn parse_json_block(text: &str, lines: &[Line<'_>], i: usize) -> Result<JsonFoun
                 err: e.to_string(),
             });
         }
-        None => return Ok(JsonFound::Url(i + 1, empty_found(lines[i].no))),
+        None => return Ok(JsonFound::Url(i + 1, Box::new(empty_found(first.no)))),
     };
     let consumed = start + stream.byte_offset();
+    // Its scratch buffer holds the longest string unescaped (the url).
+    drop(stream);
+    let json_text = &text[start..consumed];
     let (end_line, _) = line_of_offset(lines, consumed.saturating_sub(1));
-    let next = lines
-        .iter()
-        .position(|l| l.no > end_line)
-        .unwrap_or(lines.len());
+    let next = end_line.min(lines.len());
     let serde_json::Value::Object(map) = value else {
         return Err(PasteError::JsonNotRecord {
-            line: lines[i].no,
+            line: first.no,
             what: "not an object".into(),
         });
     };
-    let (inner, format) = match map.get("backup-record").and_then(|v| v.as_object()) {
-        Some(inner) => (inner.clone(), SourceFormat::ApiJson),
-        None => (map, SourceFormat::Json),
+    // serde_json kept one value of a key given twice: which one was meant?
+    // (Checked once the big values are dropped: it unescapes strings again.)
+    let dups = || {
+        duplicate_keys(json_text).map_err(|e| PasteError::Json {
+            line: first.no,
+            column: 1,
+            err: e.to_string(),
+        })
+    };
+    // Taken out, not cloned: the url in it can be big.
+    let (inner, format) = if map.get("backup-record").is_some_and(|v| v.is_object()) {
+        let mut map = map;
+        match map.remove("backup-record") {
+            Some(serde_json::Value::Object(inner)) => (inner, SourceFormat::ApiJson),
+            _ => (super::Record::new(), SourceFormat::ApiJson),
+        }
+    } else {
+        (map, SourceFormat::Json)
     };
     if let Some(url) = inner.get("backup_url") {
         let Some(url) = url.as_str() else {
             return Err(PasteError::Malformed {
-                line: lines[i].no,
+                line: first.no,
                 what: "backup_url is not a string".into(),
             });
         };
@@ -470,21 +679,37 @@ fn parse_json_block(text: &str, lines: &[Line<'_>], i: usize) -> Result<JsonFoun
             .get("backup_service")
             .and_then(|v| v.as_str())
             .map(str::to_owned);
-        let pieces: Vec<String> = url.split('\n').map(|p| p.trim().to_string()).collect();
-        let url_line = lines[i..next]
-            .iter()
+        let url_line = lines
+            .range(i, next)
             .find(|l| l.text.contains("\"backup_url\""))
-            .map_or(lines[i].no, |l| l.no);
+            .unwrap_or(first);
+        let b64 = json_url_pieces(url_line, url);
+        drop(inner);
+        let wrapper = if format == SourceFormat::ApiJson {
+            "backup-record."
+        } else {
+            ""
+        };
+        let read = ["backup-record", "backup_url", "backup_service"];
+        if let Some(d) = dups()?.iter().find(|d| {
+            read.iter()
+                .any(|k| d.path() == *k || d.path() == format!("{wrapper}{k}"))
+        }) {
+            return Err(PasteError::Malformed {
+                line: first.no,
+                what: format!("{d} in the export JSON: which one is meant?"),
+            });
+        }
         return Ok(JsonFound::Url(
             next,
-            Found {
+            Box::new(Found {
                 service,
-                pieces,
+                b64,
                 format,
-                line: url_line,
+                line: url_line.no,
                 column: 1,
                 real_breaks: true,
-            },
+            }),
         ));
     }
     if looks_like_record(&inner) {
@@ -501,21 +726,61 @@ fn parse_json_block(text: &str, lines: &[Line<'_>], i: usize) -> Result<JsonFoun
                 },
                 url: None,
                 wrap: None,
-                line: lines[i].no,
+                line: first.no,
+                duplicate_keys: dups()?,
             }),
         ));
     }
     let keys: Vec<&str> = inner.keys().map(String::as_str).take(6).collect();
     Err(PasteError::JsonNotRecord {
-        line: lines[i].no,
+        line: first.no,
         what: format!("an object with keys {}", keys.join(", ")),
     })
+}
+
+/// The pieces of a backup_url given as a JSON string on `line` (split at
+/// its `\n`s), placed at their columns in the JSON text when the string has
+/// no other escapes (else all at the string's start).
+fn json_url_pieces(line: Line<'_>, url: &str) -> B64 {
+    let t = line.text;
+    // The string's first character: after `"backup_url"`, `:` and `"`.
+    let open = t.find("\"backup_url\"").and_then(|k| {
+        let after = &t[k + "\"backup_url\"".len()..];
+        let after = after.trim_start().strip_prefix(':')?.trim_start();
+        let body = after.strip_prefix('"')?;
+        Some(t.len() - body.len())
+    });
+    let simple = open.is_some_and(|o| {
+        let mut raw = t[o..].bytes();
+        while let Some(b) = raw.next() {
+            match b {
+                b'"' => return true,
+                b'\\' if raw.next() != Some(b'n') => return false,
+                _ => {}
+            }
+        }
+        false
+    });
+    let mut b64 = B64::default();
+    let mut raw_offset = 0;
+    for piece in url.split('\n') {
+        let lead = piece.len() - piece.trim_start().len();
+        let column = match open {
+            Some(o) if simple => o + 1 + raw_offset + lead,
+            Some(o) => o + 1,
+            None => 1,
+        };
+        b64.push(line.no, column, piece.trim());
+        // The piece and its two-character `\n`.
+        raw_offset += piece.len() + 2;
+    }
+    b64
 }
 
 fn empty_found(line: usize) -> Found {
     Found {
         service: None,
-        pieces: Vec::new(),
+        b64: B64::default(),
         format: SourceFormat::Json,
         line,
         column: 1,
@@ -541,8 +806,8 @@ fn keyed_line(i: &str) -> IResult<&str, (&str, char, &str)> {
     Ok((i, (key, sep, v)))
 }
 
-fn parse_keyed(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError> {
-    let Ok((_, (key, sep, _))) = keyed_line(lines[i].text.trim_start()) else {
+fn parse_keyed(lines: &Lines<'_>, i: usize) -> Result<Option<Step>, PasteError> {
+    let Ok((_, (_, sep, _))) = keyed_line(lines.at(i).text.trim_start()) else {
         return Ok(None);
     };
     let format = if sep == ':' {
@@ -556,7 +821,8 @@ fn parse_keyed(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError>
     // Read up to the two keys of one export, in either order.
     let mut seen = 0;
     while j < lines.len() && seen < 2 {
-        let t = lines[j].text.trim_start();
+        let l = lines.at(j);
+        let t = l.text.trim_start();
         let Ok((_, (k, _, v))) = keyed_line(t) else {
             if t.is_empty() {
                 j += 1;
@@ -565,66 +831,83 @@ fn parse_keyed(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError>
             break;
         };
         seen += 1;
-        let col = lines[j].text.len() - t.len() + (t.len() - v.len()) + 1;
-        let (value, next) = scalar(lines, j, v)?;
-        if k == "backup_service" {
-            service = Some(value.concat());
+        let col = column_in(l.text, v);
+        let next = if k == "backup_service" {
+            let mut text = String::new();
+            let next = scalar(lines, j, v, |_, p| text.push_str(p))?;
+            service = Some(text);
+            next
         } else {
-            found_url = Some((lines[j].no, col, value));
-        }
+            let mut b64 = B64::default();
+            let mut lines_seen = 0;
+            let next = scalar(lines, j, v, |l, p| {
+                lines_seen += 1;
+                b64.push(l.no, column_in(l.text, p), p);
+            })?;
+            found_url = Some((l.no, col, b64, lines_seen > 1));
+            next
+        };
         j = next;
     }
-    let _ = key;
     match found_url {
-        Some((line, column, pieces)) => {
-            let real_breaks = pieces.len() > 1;
-            Ok(Some((
-                j,
-                Some(Found {
-                    service,
-                    pieces,
-                    format,
-                    line,
-                    column,
-                    real_breaks,
-                }),
-            )))
-        }
+        Some((line, column, b64, real_breaks)) => Ok(Some((
+            j,
+            Some(Found {
+                service,
+                b64,
+                format,
+                line,
+                column,
+                real_breaks,
+            }),
+        ))),
         None => Ok(Some((j, None))),
     }
 }
 
 /// A scalar value starting on line `j` with text `v`: plain, or quoted
-/// (single or double) over several lines. Returns its lines' contents.
-fn scalar(lines: &[Line<'_>], j: usize, v: &str) -> Result<(Vec<String>, usize), PasteError> {
+/// (single or double) over several lines. Calls `each` with every line's
+/// part of it; returns the index of the line after it.
+fn scalar<'a>(
+    lines: &Lines<'a>,
+    j: usize,
+    v: &'a str,
+    mut each: impl FnMut(Line<'a>, &'a str),
+) -> Result<usize, PasteError> {
+    let first = lines.at(j);
     let v = v.trim();
     let quote = match v.chars().next() {
         Some(q @ ('\'' | '"')) => q,
-        _ => return Ok((vec![v.to_string()], j + 1)),
+        _ => {
+            each(first, v);
+            return Ok(j + 1);
+        }
     };
     let body = &v[1..];
     if let Some(end) = body.find(quote) {
-        return Ok((vec![body[..end].to_string()], j + 1));
+        each(first, &body[..end]);
+        return Ok(j + 1);
     }
-    let mut pieces = vec![body.trim().to_string()];
+    each(first, body.trim());
     let mut k = j + 1;
     while k < lines.len() {
-        let t = lines[k].text.trim();
+        let l = lines.at(k);
+        let t = l.text.trim();
         if let Some(end) = t.find(quote) {
             let last = t[..end].trim();
             if !last.is_empty() {
-                pieces.push(last.to_string());
+                each(l, last);
             }
-            return Ok((pieces, k + 1));
+            return Ok(k + 1);
         }
         // YAML folds a single-quoted scalar: an empty line is a newline.
         if !t.is_empty() {
-            pieces.push(t.to_string());
+            each(l, t);
         }
         k += 1;
     }
     Err(PasteError::CutOff {
-        line: lines[j].no,
+        line: first.no,
         what: format!("the quoted value that starts here never ends (no closing {quote})"),
     })
 }
@@ -693,8 +976,9 @@ fn shell_word(i: &str) -> IResult<&str, &str> {
     .parse(i)
 }
 
-fn parse_command(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError> {
-    let text = lines[i].text;
+fn parse_command(lines: &Lines<'_>, i: usize) -> Result<Option<Step>, PasteError> {
+    let first = lines.at(i);
+    let text = first.text;
     // The command may follow a prompt (`$ `, `[root@host ~]# `).
     let Some(pos) = ["cinder ", "openstack "]
         .iter()
@@ -710,7 +994,7 @@ fn parse_command(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteErro
     while joined.ends_with('\\') && j < lines.len() {
         joined.pop();
         joined.push(' ');
-        joined.push_str(lines[j].text.trim());
+        joined.push_str(lines.at(j).text.trim());
         j += 1;
     }
     let Ok((args, ())) = import_command(&joined) else {
@@ -729,25 +1013,31 @@ fn parse_command(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteErro
         .collect();
     let [service, url, ..] = positional.as_slice() else {
         return Err(PasteError::Malformed {
-            line: lines[i].no,
+            line: first.no,
             what: "the import command has no SERVICE and URL arguments".into(),
         });
     };
-    let column = text.find(*url).map_or(1, |c| c + 1);
+    // The url may be on a continuation line.
+    let (line, column) = lines
+        .range(i, j)
+        .find_map(|l| l.text.find(*url).map(|c| (l.no, c + 1)))
+        .unwrap_or((first.no, 1));
     if url.contains("$(") || url.contains('`') || url.starts_with('$') {
         return Err(PasteError::Unexpanded {
-            line: lines[i].no,
+            line,
             column,
             text: url.to_string(),
         });
     }
+    let mut b64 = B64::default();
+    b64.push(line, column, url);
     Ok(Some((
         j,
         Some(Found {
             service: Some(service.to_string()),
-            pieces: vec![url.to_string()],
+            b64,
             format: SourceFormat::Command,
-            line: lines[i].no,
+            line: first.no,
             column,
             real_breaks: false,
         }),
@@ -777,90 +1067,93 @@ fn starts_record_b64(t: &str) -> bool {
 
 /// Lines of base64 starting at `i` (the first begins a record). Stops at a
 /// blank line, a non-base64 line, or after a line ending in `=` padding.
-fn b64_run(lines: &[Line<'_>], i: usize) -> Result<(Vec<String>, usize), PasteError> {
-    let mut pieces = Vec::new();
+/// Returns the pieces and the index of the line after them.
+fn b64_run(lines: &Lines<'_>, i: usize) -> Result<(B64, usize), PasteError> {
+    let mut b64 = B64::default();
     let mut j = i;
     while j < lines.len() {
-        let t = lines[j].text.trim();
+        let l = lines.at(j);
+        let t = l.text.trim();
         if t.is_empty() {
             break;
         }
         if b64_line(t).is_err() {
             if j == i {
                 // The first line starts like a record but has a stray character.
-                let lead = lines[j].text.len() - lines[j].text.trim_start().len();
                 if let Some((col, ch)) = t.char_indices().find(|(_, c)| !is_b64(*c)) {
                     return Err(PasteError::StrayChar {
-                        line: lines[j].no,
-                        column: lead + col + 1,
+                        line: l.no,
+                        column: column_in(l.text, t) + col,
                         ch,
                     });
                 }
             }
             // A later line with one stray character inside a base64 line.
-            let stray: Vec<(usize, char)> = t.char_indices().filter(|(_, c)| !is_b64(*c)).collect();
-            if stray.len() == 1 && t.len() > 8 && !pieces.is_empty() {
-                let lead = lines[j].text.len() - lines[j].text.trim_start().len();
+            let mut stray = t.char_indices().filter(|(_, c)| !is_b64(*c));
+            if let (Some((col, ch)), None) = (stray.next(), stray.next())
+                && t.len() > 8
+                && b64.pieces > 0
+            {
                 return Err(PasteError::StrayChar {
-                    line: lines[j].no,
-                    column: lead + stray[0].0 + 1,
-                    ch: stray[0].1,
+                    line: l.no,
+                    column: column_in(l.text, t) + col,
+                    ch,
                 });
             }
             break;
         }
-        pieces.push(t.to_string());
+        b64.push(l.no, column_in(l.text, t), t);
         j += 1;
         if t.ends_with('=') {
             break;
         }
     }
-    Ok((pieces, j))
+    Ok((b64, j))
 }
 
 /// openstackclient `-f value`: the service name, then the url.
-fn parse_value(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError> {
-    let t = lines[i].text.trim();
+fn parse_value(lines: &Lines<'_>, i: usize) -> Result<Option<Step>, PasteError> {
+    let t = lines.at(i).text.trim();
     let is_service = t.starts_with("cinder.backup.drivers.")
         && !t.contains(char::is_whitespace)
         && i + 1 < lines.len()
-        && starts_record_b64(lines[i + 1].text.trim());
+        && starts_record_b64(lines.at(i + 1).text.trim());
     if !is_service {
         return Ok(None);
     }
-    let (pieces, next) = b64_run(lines, i + 1)?;
-    let real_breaks = pieces.len() > 1;
+    let (b64, next) = b64_run(lines, i + 1)?;
+    let real_breaks = b64.pieces > 1;
     Ok(Some((
         next,
         Some(Found {
             service: Some(t.to_string()),
-            pieces,
+            b64,
             format: SourceFormat::Value,
-            line: lines[i + 1].no,
+            line: i + 2,
             column: 1,
             real_breaks,
         }),
     )))
 }
 
-fn parse_bare(lines: &[Line<'_>], i: usize) -> Result<Option<Step>, PasteError> {
-    let t = lines[i].text.trim();
+fn parse_bare(lines: &Lines<'_>, i: usize) -> Result<Option<Step>, PasteError> {
+    let l = lines.at(i);
+    let t = l.text.trim();
     // A record's base64 starts with `eyJ`; any other long base64 line is
     // taken too, so that what it decodes to can be named.
     if !(starts_record_b64(t) || (t.len() >= 40 && b64_line(t).is_ok())) {
         return Ok(None);
     }
-    let (pieces, next) = b64_run(lines, i)?;
-    let real_breaks = pieces.len() > 1;
-    let column = lines[i].text.len() - lines[i].text.trim_start().len() + 1;
+    let (b64, next) = b64_run(lines, i)?;
+    let real_breaks = b64.pieces > 1;
     Ok(Some((
         next,
         Some(Found {
             service: None,
-            pieces,
+            b64,
             format: SourceFormat::Base64,
-            line: lines[i].no,
-            column,
+            line: l.no,
+            column: column_in(l.text, t),
             real_breaks,
         }),
     )))
