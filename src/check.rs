@@ -482,7 +482,7 @@ pub fn check_record(
     let mut c = RecordCheck {
         d,
         id: id.clone(),
-        out: crate::record::lint::lint(&d.record, d.backup_service.as_deref(), batch),
+        out: crate::record::lint::lint_decoded(d, batch),
     };
     target_service(&mut c, opts);
     against_share(&mut c, share, scan);

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! Hostile and corrupt record pastes: keys given twice, broken base64,
 //! and the error messages they give.
 
