@@ -130,6 +130,13 @@ impl Hostile {
         }
         a
     }
+    /// `verify` of one backup (and its chain): faster where that is all a
+    /// case bends.
+    fn verify_one(&self, deep: bool, stem: &str) -> Vec<String> {
+        let mut a = self.verify(deep);
+        a.push(id_of(stem));
+        a
+    }
     fn restore(&self, stem: &str) -> Vec<String> {
         vec![
             "restore".into(),
@@ -222,7 +229,13 @@ fn chunk_symlink_to_a_valid_copy_outside_is_never_opened() {
     std::fs::remove_file(&chunk).unwrap();
     std::os::unix::fs::symlink(&copy, &chunk).unwrap();
     let before = tree_hash(&h.share);
-    let r = expect(&h, &before, &h.verify(true), 1, "symlink-refused");
+    let r = expect(
+        &h,
+        &before,
+        &h.verify_one(true, "full-zlib"),
+        1,
+        "symlink-refused",
+    );
     assert!(errors(&r).contains(&"read-failed".to_string()), "{}", r.out);
     expect(&h, &before, &h.restore("full-zlib"), 1, "read-failed");
 }
@@ -308,7 +321,7 @@ fn sha256s_cut_short_refuses_restore() {
         write_json(&sha, &v);
         let before = tree_hash(&h.share);
         expect(&h, &before, &h.restore(stem), 1, "size-mismatch");
-        expect(&h, &before, &h.verify(false), 1, "size-mismatch");
+        expect(&h, &before, &h.verify_one(false, stem), 1, "size-mismatch");
     }
 }
 
@@ -370,8 +383,20 @@ fn wrong_hash_of_an_inherited_block_fails_verify_as_it_fails_restore() {
     v["sha256s"][i] = Value::String(format!("{flipped}{}", &e[1..]));
     write_json(&sha, &v);
     let before = tree_hash(&h.share);
-    expect(&h, &before, &h.verify(false), 1, "inherited-mismatch");
-    expect(&h, &before, &h.verify(true), 1, "inherited-mismatch");
+    expect(
+        &h,
+        &before,
+        &h.verify_one(false, "incr1-zlib"),
+        1,
+        "inherited-mismatch",
+    );
+    expect(
+        &h,
+        &before,
+        &h.verify_one(true, "incr1-zlib"),
+        1,
+        "inherited-mismatch",
+    );
     expect(
         &h,
         &before,
@@ -405,7 +430,7 @@ fn huge_chunk_size_is_a_finding_not_an_abort() {
         } else {
             "value-out-of-range"
         };
-        expect(&h, &before, &h.verify(true), 1, want);
+        expect(&h, &before, &h.verify_one(true, "full-zlib"), 1, want);
         expect(&h, &before, &h.restore("full-zlib"), 1, want);
     }
 }
@@ -435,7 +460,13 @@ fn fifo_chunk_inside_or_behind_a_link_does_not_block() {
             mkfifo(&chunk);
         }
         let before = tree_hash(&h.share);
-        expect(&h, &before, &h.verify(true), 1, "read-failed");
+        expect(
+            &h,
+            &before,
+            &h.verify_one(true, "full-zlib"),
+            1,
+            "read-failed",
+        );
         expect(&h, &before, &h.restore("full-zlib"), 1, "read-failed");
     }
 }
