@@ -739,11 +739,8 @@ fn record_size(c: &mut RecordCheck, share: &Share, b: &BackupEntry) {
 
 /// Step: parent_id — the record and the metadata must agree.
 fn parents(c: &mut RecordCheck, scan: &ShareScan, meta: &BackupMetadata) {
-    let rp = c
-        .rec()
-        .get("parent_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
+    // `""` is a full backup, as Cinder reads it.
+    let rp = crate::record::lint::id_field(c.rec(), "parent_id").map(str::to_owned);
     if c.rec().contains_key("parent_id") && rp.as_deref() != meta.parent_id.as_deref() {
         c.error(
             "parent-id-mismatch",

@@ -99,6 +99,22 @@ pub struct EmitArgs {
     /// Default: as the input was, one line for new records
     #[arg(long, value_name = "COLS")]
     pub wrap: Option<usize>,
+
+    /// The JSON layout of the record inside the url: `keep` writes a record
+    /// as it was written (another tool's compact JSON stays compact; an edit
+    /// changes only the bytes it must), `cinder` rewrites it as Cinder does
+    /// (Python's json.dumps)
+    #[arg(long, value_enum, default_value_t = LayoutChoice::Keep, value_name = "LAYOUT")]
+    pub layout: LayoutChoice,
+}
+
+/// `--layout`: keep a record's own JSON layout, or normalise to Cinder's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutChoice {
+    /// As the record was written
+    Keep,
+    /// As Cinder writes it (Python's json.dumps defaults)
+    Cinder,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
             }
         }
         let o = EmitOptions {
+            json: None,
             kind: emit_kind(args.emit.emit),
             wrap: wrap_for(args.emit.wrap, None),
             service: &args.service,

@@ -68,7 +68,9 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
         } else {
             None
         };
+        let json = d.json_text(&d.record, args.emit.layout == crate::cli::LayoutChoice::Cinder);
         let opts = EmitOptions {
+            json: Some(&json),
             kind: emit_kind(args.emit.emit),
             wrap: wrap_for(args.emit.wrap, Some(d)),
             service: &service,

@@ -27,6 +27,15 @@ pub enum CodecError {
     Padding,
     #[error("the base64 decodes to bytes that are not UTF-8 text (starting {0:?})")]
     NotUtf8(String),
+    #[error(
+        "the paste looks cut short: its base64 ({b64_len} characters) decodes to {json_len} bytes of \
+         JSON that stop in the middle, ending {tail:?}; copy the whole backup_url again"
+    )]
+    CutShort {
+        b64_len: usize,
+        json_len: usize,
+        tail: String,
+    },
     #[error("the base64 decodes to text that is not JSON ({preview:?}): {err}")]
     NotJson { preview: String, err: String },
     #[error("the base64 decodes to JSON that is not an object but {0}")]
@@ -43,13 +52,13 @@ pub fn decode_url(url: &str) -> Result<Record, CodecError> {
     } else {
         url.into()
     };
-    decode_compact(&compact).map(|(record, _)| record)
+    decode_compact(&compact).map(|(record, _, _)| record)
 }
 
 /// Decode base64 without whitespace into its record and the keys its JSON
 /// has more than once (which the record keeps only one value of).
 /// Offsets in errors are offsets in `b64`.
-pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>), CodecError> {
+pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>, String), CodecError> {
     use base64::DecodeError as D;
     // The character that holds byte `offset` (the engine counts bytes).
     let ch_at = |offset: usize| {
@@ -76,16 +85,29 @@ pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>), CodecErr
         let b = e.as_bytes();
         CodecError::NotUtf8(String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned())
     })?;
-    let not_json = |e: serde_json::Error| CodecError::NotJson {
-        preview: text.chars().take(32).collect(),
-        err: e.to_string(),
+    let not_json = |e: serde_json::Error| {
+        if e.classify() == serde_json::error::Category::Eof {
+            let tail: String = {
+                let t: Vec<char> = text.chars().rev().take(24).collect();
+                t.into_iter().rev().collect()
+            };
+            CodecError::CutShort {
+                b64_len: b64.len(),
+                json_len: text.len(),
+                tail,
+            }
+        } else {
+            CodecError::NotJson {
+                preview: text.chars().take(32).collect(),
+                err: e.to_string(),
+            }
+        }
     };
     // First the keys (borrowing the text), then the value.
     let dups = duplicate_keys(&text).map_err(not_json)?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(not_json)?;
-    drop(text);
     match value {
-        serde_json::Value::Object(m) => Ok((m, dups)),
+        serde_json::Value::Object(m) => Ok((m, dups, text)),
         serde_json::Value::Array(_) => Err(CodecError::NotObject("an array")),
         serde_json::Value::String(_) => Err(CodecError::NotObject("a string")),
         serde_json::Value::Number(_) => Err(CodecError::NotObject("a number")),
@@ -98,7 +120,11 @@ pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>), CodecErr
 /// `wrap` = Some(76) reproduces Kilo/Liberty's `base64.encodestring`
 /// (76-column lines, each ending in `\n`).
 pub fn encode_url(record: &Record, wrap: Option<usize>) -> String {
-    let json = super::pyjson::dumps_object(record);
+    encode_json(&super::pyjson::dumps_object(record), wrap)
+}
+
+/// Base64 of a JSON text, wrapped as [`encode_url`] does.
+pub fn encode_json(json: &str, wrap: Option<usize>) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(json.as_bytes());
     match wrap {
         Some(w) if w > 0 => {

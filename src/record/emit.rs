@@ -2,7 +2,7 @@
 //! the decoded record (`--emit` in the contract).
 
 use super::Record;
-use super::codec::encode_url;
+use super::codec::{encode_json, encode_url};
 
 /// What to print for a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,19 @@ pub struct EmitOptions<'a> {
     pub service: &'a str,
     /// With `Openstack`: scope the import to this project (`--os-project-id`).
     pub project_id: Option<&'a str>,
+    /// The record's JSON text to encode (its own layout, see
+    /// [`super::Decoded::json_text`]); `None`: Cinder's layout.
+    pub json: Option<&'a str>,
 }
 
 /// The text to print for one record (ends with a newline).
 pub fn emit(record: &Record, opts: &EmitOptions<'_>) -> String {
-    let url = encode_url(record, opts.wrap);
-    let one_line = || encode_url(record, None);
+    let encode = |wrap| match opts.json {
+        Some(j) => encode_json(j, wrap),
+        None => encode_url(record, wrap),
+    };
+    let url = encode(opts.wrap);
+    let one_line = || encode(None);
     match opts.kind {
         EmitKind::Url => {
             if url.ends_with('\n') {

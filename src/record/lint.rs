@@ -39,6 +39,27 @@ const REQUIRED: &[(&str, &str)] = &[
     ("object_count", "integer"),
 ];
 
+/// Id fields Cinder's Backup object declares nullable: other tools (a Go
+/// SDK) write `""` where Cinder writes `null`, and Cinder 29 imports that
+/// as it is (an empty `parent_id` is falsy: a full backup).
+pub const NULLABLE_IDS: &[&str] = &[
+    "parent_id",
+    "snapshot_id",
+    "restore_volume_id",
+    "encryption_key_id",
+    "temp_volume_id",
+    "temp_snapshot_id",
+];
+
+/// A record's id field as Cinder reads it: `None` for absent, `null` and
+/// (for the nullable ids, and the tenant ids import replaces) `""`.
+pub fn id_field<'a>(record: &'a Record, field: &str) -> Option<&'a str> {
+    record
+        .get(field)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+}
+
 fn type_ok(v: &Value, want: &str) -> bool {
     match want {
         "string" => v.is_string(),
@@ -93,7 +114,32 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
             format!("status is {status}: Cinder exports only available backups, so this record was edited or hand-made"),
         ));
     }
-    if let Some(k) = record.get("encryption_key_id").filter(|v| !v.is_null()) {
+    let empty: Vec<&str> = NULLABLE_IDS
+        .iter()
+        .chain(["project_id", "user_id"].iter())
+        .filter(|f| record.get(**f).and_then(|v| v.as_str()) == Some(""))
+        .copied()
+        .collect();
+    if !empty.is_empty() {
+        out.push(f(
+            Info,
+            "empty-id",
+            format!(
+                "{} {} \"\" where Cinder writes null (as other tools do): Cinder imports it as it is{}",
+                empty.join(", "),
+                if empty.len() == 1 { "is" } else { "are" },
+                if empty.contains(&"parent_id") {
+                    "; an empty parent_id is a full backup"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if let Some(k) = record
+        .get("encryption_key_id")
+        .filter(|v| !v.is_null() && v.as_str() != Some(""))
+    {
         out.push(f(
             Warning,
             "encryption-key",
@@ -102,7 +148,7 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
             ),
         ));
     }
-    if let Some(p) = record.get("parent_id").and_then(|v| v.as_str()) {
+    if let Some(p) = id_field(record, "parent_id") {
         let among = batch
             .iter()
             .any(|r| r.get("id").and_then(|v| v.as_str()) == Some(p));
@@ -175,7 +221,9 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
         "snapshot_id",
         "restore_volume_id",
     ] {
+        let nullable = NULLABLE_IDS.contains(&field);
         if let Some(v) = record.get(field).and_then(|v| v.as_str())
+            && !(nullable && v.is_empty())
             && !is_uuid(v)
         {
             out.push(f(
@@ -186,7 +234,8 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
         }
     }
     for field in ["project_id", "user_id"] {
-        if let Some(v) = record.get(field).and_then(|v| v.as_str())
+        // Import replaces both with the importing credentials' ids.
+        if let Some(v) = id_field(record, field)
             && !is_keystone_id(v)
         {
             out.push(f(

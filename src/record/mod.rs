@@ -14,6 +14,7 @@ pub mod codec;
 pub mod dupkeys;
 pub mod edit;
 pub mod emit;
+pub mod layout;
 pub mod lint;
 pub mod paste;
 pub mod pyjson;
@@ -101,8 +102,10 @@ pub struct Decoded {
     /// The decoded JSON object.
     pub record: Record,
     pub source: Source,
-    /// The backup_url as it was (whitespace removed), `None` for record-json.
-    pub url: Option<String>,
+    /// The JSON text the backup_url held, exactly (`None` for record-json,
+    /// whose text cbr's own decode wrote): edits patch it, so a record
+    /// written by another tool keeps its layout.
+    pub json: Option<String>,
     /// The wrap width of the original base64 (76 for Kilo/Liberty), `None` if one line.
     pub wrap: Option<usize>,
     /// 1-based line of the input where the record starts.
@@ -110,6 +113,20 @@ pub struct Decoded {
     /// Keys the record's JSON has more than once in one object: `record`
     /// holds one value of each, so it is not what was written.
     pub duplicate_keys: Vec<DuplicateKey>,
+}
+
+impl Decoded {
+    /// The JSON text to encode for `record` (this record, possibly
+    /// edited): its own text patched ([`layout::patch`]), or Cinder's
+    /// layout when `cinder_layout` or when it has no text of its own.
+    pub fn json_text(&self, record: &Record, cinder_layout: bool) -> String {
+        match (&self.json, cinder_layout) {
+            (Some(t), false) => {
+                layout::patch(t, record).unwrap_or_else(|| pyjson::dumps_object(record))
+            }
+            _ => pyjson::dumps_object(record),
+        }
+    }
 }
 
 /// Guess the era of a record from its fields and service name.

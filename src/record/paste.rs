@@ -346,7 +346,7 @@ fn finish(f: Found) -> Result<Decoded, PasteError> {
             what: "the backup_url is empty".into(),
         });
     }
-    let (record, duplicate_keys) = codec::decode_compact(&b64.text).map_err(|e| match e {
+    let (record, duplicate_keys, json) = codec::decode_compact(&b64.text).map_err(|e| match e {
         CodecError::StrayChar { ch, offset } => {
             let (line, column) = b64.place(offset);
             PasteError::StrayChar { line, column, ch }
@@ -387,7 +387,7 @@ fn finish(f: Found) -> Result<Decoded, PasteError> {
             wrapped,
             era,
         },
-        url: Some(b64.text),
+        json: Some(json),
         wrap,
         line,
         duplicate_keys,
@@ -724,7 +724,7 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
                     wrapped: false,
                     era,
                 },
-                url: None,
+                json: None,
                 wrap: None,
                 line: first.no,
                 duplicate_keys: dups()?,
