@@ -247,19 +247,36 @@ const KNOWN: &[(&str, &str, &str, &str)] = &[
         "sha256file",
         "chunk_size = ",
         "KILLED BY SIGNAL",
-        "verify --deep / check --deep allocate chunk_size bytes up front: abort on 2^40",
+        "verify --deep / check --deep: zero_block_sha (src/verify.rs:219, called at :328) \
+         allocates chunk_size bytes; 2^40 .. 2^63-1 abort with 'memory allocation failed'",
+    ),
+    (
+        "sha256file",
+        "chunk_size = ",
+        "PANIC",
+        "verify --deep / check --deep: the same vec![0; chunk_size] panics with \
+         'capacity overflow' for chunk_size >= 2^63",
     ),
     (
         "sha256file",
         "sha256s truncated",
         "RESTORE EXIT 0 WITH A WRONG IMAGE",
-        "restore stops at the end of a short sha256s list and exits 0 with a truncated image",
+        "restore sizes the image from the sha256s list: a short list gives exit 0 and a \
+         truncated image (an empty list: a 0-byte image)",
+    ),
+    (
+        "sha256file",
+        "sha256s = []",
+        "RESTORE EXIT 0 WITH A WRONG IMAGE",
+        "restore sizes the image from the sha256s list: an empty list gives exit 0 and a \
+         0-byte image",
     ),
     (
         "sha256file",
         "entries dropped",
         "RESTORE EXIT 0 WITH A WRONG IMAGE",
-        "restore stops at the end of a short sha256s list and exits 0 with a truncated image",
+        "restore sizes the image from the sha256s list: a short list gives exit 0 and a \
+         truncated image",
     ),
 ];
 
@@ -385,6 +402,8 @@ impl Case<'_> {
                 line.push_str("\"$HERE/mutated\"");
             } else if let Some(rest) = a.strip_prefix(&share) {
                 line.push_str(&format!("\"$D/share{rest}\""));
+            } else if let Some(rest) = a.strip_prefix(concat!(env!("CARGO_MANIFEST_DIR"), "/")) {
+                line.push_str(&shell_quote(rest));
             } else if a.ends_with("/out/img") {
                 line.push_str("\"$D/img\"");
             } else {
