@@ -13,7 +13,10 @@ pub fn run(_g: &Global, args: EncodeArgs) -> Result<Outcome> {
     let mut text = String::new();
     for d in &records {
         let service = service_for(args.service.as_deref(), d);
-        let json = d.json_text(&d.record, args.emit.layout == crate::cli::LayoutChoice::Cinder);
+        let json = d.json_text(
+            &d.record,
+            args.emit.layout == crate::cli::LayoutChoice::Cinder,
+        );
         let opts = EmitOptions {
             json: Some(&json),
             kind: emit_kind(args.emit.emit),

@@ -68,7 +68,10 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
         } else {
             None
         };
-        let json = d.json_text(&d.record, args.emit.layout == crate::cli::LayoutChoice::Cinder);
+        let json = d.json_text(
+            &d.record,
+            args.emit.layout == crate::cli::LayoutChoice::Cinder,
+        );
         let opts = EmitOptions {
             json: Some(&json),
             kind: emit_kind(args.emit.emit),

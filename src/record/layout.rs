@@ -251,7 +251,14 @@ pub fn patch(original: &str, new: &Record) -> Option<String> {
         let Some(v) = new.get(&m.key) else { continue };
         let old_text = &original[m.value_start..m.value_end];
         let same = serde_json::from_str::<Value>(old_text).is_ok_and(|old| &old == v);
-        kept.push((i, if same { old_text.to_string() } else { layout.write(v) }));
+        kept.push((
+            i,
+            if same {
+                old_text.to_string()
+            } else {
+                layout.write(v)
+            },
+        ));
     }
     let mut out = String::with_capacity(original.len() + 64);
     out.push_str(&original[..=open]);
