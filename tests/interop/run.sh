@@ -4,7 +4,15 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 LAB=$ROOT/tests/interop
-CBR=$ROOT/target/release/cbr
+CBR=${CBR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cbr}
+# Steps to run (default all): e.g. CBR_INTEROP_STEPS=4 runs only step 4.
+STEPS=" ${CBR_INTEROP_STEPS:-1 2 3 4} "
+step() { case $STEPS in *" $1 "*) return 0 ;; esac; return 1; }
+# Step 4's two cbr checks on compact records (lint, encode round trip):
+# 0 = expected to fail, reported as xfail/XPASS and not counted; 1 = hard
+# checks counted in "N passed, M failed". Switch to hard: change 0 to 1 here
+# (or run with CBR_COMPACT_HARD=1).
+CBR_COMPACT_HARD=${CBR_COMPACT_HARD:-0}
 FIX=$ROOT/fixtures/cinder-29
 skip() { echo "interop: SKIPPED: $*"; exit 0; }
 [ -x "$CBR" ] || cargo build --release --locked -q || { echo "interop: cannot build cbr"; exit 1; }
@@ -19,20 +27,25 @@ fi
 PY=$VENV/bin/python
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-pass=0; fail=0
+pass=0; fail=0; xfail=0; xpass=0
 ok() { echo "interop: ok   $*"; pass=$((pass + 1)); }
 bad() { echo "interop: FAIL $*"; fail=$((fail + 1)); }
 
 # manifest_sha MANIFEST ID
 manifest_sha() { python3 -c 'import json,sys; print(next(b["volume_sha256"] for b in json.load(open(sys.argv[1]))["backups"] if b["id"]==sys.argv[2]))' "$1" "$2"; }
+# import_run SHARE RECORD...: import_check.py's JSON in $WORK/import.out,
+# the restored sha256 in $got, Cinder's error (if any) in $err
+import_run() {
+  local share=$1; shift
+  "$PY" "$LAB/import_check.py" "$share" "$@" >"$WORK/import.out" 2>"$WORK/import.err"
+  got=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("restored_sha256") or "")' "$WORK/import.out" 2>/dev/null)
+  err=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("error") or "")' "$WORK/import.out" 2>/dev/null)
+  [ -n "$got" ] || [ -n "$err" ] || err="import_check.py printed no result: $(tail -1 "$WORK/import.err" 2>/dev/null)"
+}
 # import_and_restore SHARE WANT_SHA LABEL RECORD...
 import_and_restore() {
   local share=$1 want=$2 label=$3; shift 3
-  local out
-  out=$("$PY" "$LAB/import_check.py" "$share" "$@" 2>"$WORK/import.err")
-  local got err
-  got=$(printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("restored_sha256") or "")' 2>/dev/null)
-  err=$(printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("error") or "")' 2>/dev/null)
+  import_run "$share" "$@"
   if [ -n "$got" ] && [ "$got" = "$want" ] && [ -z "$err" ]; then
     ok "$label: imported by Cinder 29 and restored to $want"
   else
@@ -41,6 +54,7 @@ import_and_restore() {
   fi
 }
 
+if step 1; then
 echo "== 1. rewritten fixture records into the real Cinder"
 cp -r "$FIX/share" "$WORK/share1"
 P=44444444444444444444444444444444; U=55555555555555555555555555555555
@@ -53,8 +67,10 @@ done
 import_and_restore "$WORK/share1" "$(manifest_sha "$FIX/manifest.json" 5e3d24d4-0659-43cf-b107-c4e9be24598c)" "rewritten full+incr1+incr2" "${recs[@]}"
 "$CBR" rewrite -q --project-id $P --user-id $U --emit export-json "$FIX/records/seed-kilo-share.export.json" > "$WORK/kilo.json"
 import_and_restore "$WORK/share1" "$(manifest_sha "$FIX/manifest.json" 96128a75-e143-4d8a-9b93-e246af8e6a7d)" "rewritten Kilo record" "$WORK/kilo.json"
+fi
 
 SEED=${CBR_INTEROP_SEED:-$RANDOM}
+if step 2 || step 3; then
 echo "== 2. a fresh share from the real NFS driver (seed $SEED)"
 GEN=$WORK/gen
 if ! "$PY" "$LAB/generate.py" "$GEN" "$SEED" > "$WORK/gen.log" 2>&1; then
@@ -102,5 +118,90 @@ else
     rm -rf "$WORK/share3"
   done
 fi
+fi
+if step 4; then
+echo '== 4. records written by other tools (compact JSON, "" for null ids) into the real Cinder'
+cp -r "$FIX/share" "$WORK/share4"
+keep=()  # id fields Cinder 29 refuses as "": those stay null in the test records
+# compact STEM [KEEP_NULL...]: $WORK/c-STEM.json; prints the fields emptied
+compact() { local stem=$1; shift; python3 "$LAB/compact.py" "$FIX/records/$stem.export.json" "$WORK/c-$stem.json" "$@"; }
+# stored_ids: what Cinder stored for the id fields of the last import
+stored_ids() { python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["imported"][-1]; print(" ".join("%s=%s" % (k, json.dumps(b.get(k))) for k in ("parent_id","snapshot_id","restore_volume_id","encryption_key_id","temp_volume_id","temp_snapshot_id","is_incremental")))' "$WORK/import.out" 2>/dev/null; }
+# cbr_check LABEL CMD...: a cbr check on a compact record; hard only with CBR_COMPACT_HARD=1
+cbr_check() {
+  local label=$1; shift
+  if "$@" >"$WORK/cbrcheck.out" 2>&1; then
+    if [ "$CBR_COMPACT_HARD" = 1 ]; then ok "$label"; else echo "interop: XPASS $label (passes now: make it hard with CBR_COMPACT_HARD=1)"; xpass=$((xpass + 1)); fi
+  else
+    if [ "$CBR_COMPACT_HARD" = 1 ]; then bad "$label"; else echo "interop: xfail $label (expected to fail on today's cbr; reported only)"; xfail=$((xfail + 1)); fi
+    sed 's/^/  /' "$WORK/cbrcheck.out" | head -8
+  fi
+}
+# lint_no_error REC: cbr lint --json REC reports no finding of severity error
+lint_no_error() {
+  "$CBR" lint --json "$1" > "$WORK/lint.json" 2>"$WORK/lint.err"
+  python3 -c 'import json,sys
+f=[x for x in json.load(open(sys.argv[1]))["findings"] if x.get("severity")=="error"]
+[print("error %s: %s" % (x.get("code"), x.get("message"))) for x in f]
+sys.exit(1 if f else 0)' "$WORK/lint.json" || { cat "$WORK/lint.err"; return 1; }
+}
+# encode_same REC: cbr encode --emit url REC gives back REC's backup_url
+encode_same() {
+  local want have
+  want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup_url"])' "$1")
+  have=$("$CBR" encode -q --emit url "$1") || return 1
+  [ "$have" = "$want" ] && return 0
+  echo "cbr encode gave a different backup_url:"
+  python3 -c 'import base64,sys
+w, h = (base64.b64decode(a) for a in sys.argv[1:3])
+i = next((i for i, (x, y) in enumerate(zip(w, h)) if x != y), min(len(w), len(h)))
+print(" decoded JSON differs at byte %d:" % i); print(" want: ...%r" % w[max(0, i - 30):i + 40]); print(" got:  ...%r" % h[max(0, i - 30):i + 40])' "$want" "$have" 2>/dev/null \
+    || echo " got: ${have:0:120}"
+  return 1
+}
+FULL=a0f6583f-d913-426d-a8e2-d262262a433b  # full-zlib: the parent-less full of incr1/incr2
+# First the chain's full alone with every null id "". If Cinder refuses it,
+# find which field(s) it refuses by emptying one at a time, and keep those null.
+emptied=$(compact full-zlib)
+want=$(manifest_sha "$FIX/manifest.json" $FULL)
+import_run "$WORK/share4" "$WORK/c-full-zlib.json"
+if [ -z "$err" ] && [ "$got" = "$want" ]; then
+  ok "compact full-zlib (\"\" for: $emptied): imported by Cinder 29 and restored to $want"
+  echo "  Cinder stored: $(stored_ids)"
+else
+  echo "interop: Cinder 29 did not take full-zlib with \"\" for [$emptied]: ${err:-restored ${got:-nothing}}; trying one field at a time"
+  for f in $emptied; do
+    others=(); for g in $emptied; do [ "$g" = "$f" ] || others+=("$g"); done
+    python3 "$LAB/compact.py" "$FIX/records/full-zlib.export.json" "$WORK/probe.json" "${others[@]}" > /dev/null
+    import_run "$WORK/share4" "$WORK/probe.json"
+    if [ -n "$err" ] || [ "$got" != "$want" ]; then
+      echo "interop: FINDING Cinder 29 refuses \"\" for $f: ${err:-restored ${got:-nothing}, want $want}"
+      keep+=("$f")
+    else
+      echo "  \"\" for $f alone: accepted"
+    fi
+  done
+  emptied=$(compact full-zlib "${keep[@]}")
+  import_and_restore "$WORK/share4" "$want" "compact full-zlib (\"\" for: ${emptied:-none}; kept null: ${keep[*]:-none})" "$WORK/c-full-zlib.json"
+  echo "  Cinder stored: $(stored_ids)"
+fi
+declare -A em
+for stem in full-bz2 incr1-zlib incr2-zlib; do em[$stem]=$(compact $stem "${keep[@]}"); done
+import_and_restore "$WORK/share4" "$(manifest_sha "$FIX/manifest.json" daa0e87d-2b85-42ab-a96f-9fcdd67c2fc3)" "compact full-bz2 (\"\" for: ${em[full-bz2]})" "$WORK/c-full-bz2.json"
+echo "  Cinder stored: $(stored_ids)"
+import_and_restore "$WORK/share4" "$(manifest_sha "$FIX/manifest.json" 5e3d24d4-0659-43cf-b107-c4e9be24598c)" \
+  "compact full-zlib+incr1+incr2 (\"\" for: $emptied on the full, ${em[incr2-zlib]} on the incrementals)" \
+  "$WORK/c-full-zlib.json" "$WORK/c-incr1-zlib.json" "$WORK/c-incr2-zlib.json"
+echo "  Cinder stored for incr2: $(stored_ids)"
+if [ -x "$CBR" ]; then
+  for stem in full-zlib full-bz2 incr1-zlib incr2-zlib; do
+    cbr_check "cbr lint: no error on compact $stem" lint_no_error "$WORK/c-$stem.json"
+    cbr_check "cbr encode --emit url: compact $stem gives back the same base64" encode_same "$WORK/c-$stem.json"
+  done
+else
+  echo "interop: no cbr binary at $CBR: cbr checks of compact records not run"
+fi
+fi
+[ $((xfail + xpass)) -eq 0 ] || echo "interop: cbr checks on compact records reported only (CBR_COMPACT_HARD=0): $xfail expected failure(s), $xpass passing"
 echo "interop: $pass passed, $fail failed"
 [ $fail -eq 0 ]
