@@ -238,6 +238,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub deep: bool,
 
+    /// With --deep: also compute every chunk's md5 (by default md5 is
+    /// computed only for bytes no sha256 entry proves)
+    #[arg(long)]
+    pub md5: bool,
+
     /// The backup service of the target cloud
     #[arg(
         long,
@@ -274,9 +279,15 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub share: ShareArgs,
 
-    /// Read every chunk: decompress, check length, md5 and every block's sha256
+    /// Read every chunk: decompress, check its length and every block's
+    /// sha256 (md5 only for bytes no sha256 entry proves)
     #[arg(long)]
     pub deep: bool,
+
+    /// With --deep: also compute every chunk's md5, whether or not the
+    /// sha256file proves its bytes
+    #[arg(long)]
+    pub md5: bool,
 
     /// Parallel chunk readers (default: number of cores)
     #[arg(long, short, value_name = "N")]
@@ -327,6 +338,11 @@ pub struct RestoreArgs {
     /// Print the plan (which chunks of which backup land where) and write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Also compute the md5 of every chunk read (every block written is
+    /// proven by the sha256file either way)
+    #[arg(long)]
+    pub md5: bool,
 
     /// Parallel decompressors (default: number of cores)
     #[arg(long, short, value_name = "N")]

@@ -178,6 +178,9 @@ pub struct RestoreOptions {
     /// The target is a fresh (all-zero, sparse) file: zero blocks are skipped.
     pub fresh: bool,
     pub jobs: usize,
+    /// Also compute every chunk's md5 (every written block is proven by
+    /// the sha256file either way).
+    pub md5: bool,
 }
 
 /// What a restore did.
@@ -265,7 +268,7 @@ pub fn restore(
                 progress.advance(data.len() as u64, &b.id);
                 Ok(())
             };
-            stream_chunk(share, b, o, block, &mut sink)
+            stream_chunk(share, b, o, block, opts.md5, &mut sink)
         };
         stream_findings(&streamed, o, &mut |code, msg| findings.push(err(code, msg)));
         if let Some(p) = sha_problem {

@@ -25,6 +25,8 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Verify only a random sample of chunks: (percent, seed).
     pub sample: Option<(f64, u64)>,
+    /// Compute every chunk's md5, even where the sha256file proves its bytes.
+    pub md5: bool,
 }
 
 impl Default for VerifyOptions {
@@ -33,7 +35,32 @@ impl Default for VerifyOptions {
             deep: false,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             sample: None,
+            md5: false,
         }
+    }
+}
+
+/// Which hash proved how many (uncompressed) bytes: each byte is proven
+/// once, by the strongest hash that covers it.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Proven {
+    /// Bytes of non-zero blocks whose sha256 matched the sha256file.
+    pub sha256: u64,
+    /// Bytes of all-zero blocks whose sha256file entry is the zero block's
+    /// hash (proven by comparison, without hashing).
+    pub zero_compare: u64,
+    /// Bytes proven by the chunk's md5 alone (no sha256 entry covers them).
+    pub md5_only: u64,
+    /// Bytes whose md5 was also computed (`--md5`).
+    pub md5_also: u64,
+}
+
+impl Proven {
+    pub fn add(&mut self, o: &Proven) {
+        self.sha256 = self.sha256.saturating_add(o.sha256);
+        self.zero_compare = self.zero_compare.saturating_add(o.zero_compare);
+        self.md5_only = self.md5_only.saturating_add(o.md5_only);
+        self.md5_also = self.md5_also.saturating_add(o.md5_also);
     }
 }
 
@@ -47,6 +74,8 @@ pub struct VerifyReport {
     pub bytes_read: u64,
     /// Uncompressed bytes checked.
     pub data_bytes: u64,
+    /// Which hash proved how many bytes (`--deep`).
+    pub proven_by: Proven,
     pub findings: Findings,
 }
 
@@ -69,7 +98,9 @@ pub enum ChunkEnd {
 #[derive(Debug)]
 pub struct Streamed {
     pub end: ChunkEnd,
-    /// The md5 of the bytes that came out (up to `length`).
+    /// Whether the md5 was computed at all.
+    pub md5_checked: bool,
+    /// The md5 of the bytes that came out (up to `length`), when checked.
     pub md5_ok: bool,
     pub md5_hex: String,
     /// Bytes read from the file.
@@ -117,6 +148,7 @@ pub fn stream_chunk(
     backup: &BackupEntry,
     obj: &ChunkObject,
     block: usize,
+    with_md5: bool,
     sink: &mut ChunkSink<'_>,
 ) -> Result<Streamed, StreamError> {
     let file = backup
@@ -168,7 +200,9 @@ pub fn stream_chunk(
             }
         }
         if filled > 0 {
-            md5.update(&buf[..filled]);
+            if with_md5 {
+                md5.update(&buf[..filled]);
+            }
             sink(done, &buf[..filled]).map_err(StreamError::Stopped)?;
             done += filled as u64;
         }
@@ -197,9 +231,14 @@ pub fn stream_chunk(
             break ChunkEnd::Short(done);
         }
     };
-    let md5_hex = crate::share::sha256file::to_hex(&md5.finalize());
+    let md5_hex = if with_md5 {
+        crate::share::sha256file::to_hex(&md5.finalize())
+    } else {
+        String::new()
+    };
     Ok(Streamed {
-        md5_ok: md5_hex.eq_ignore_ascii_case(&obj.md5),
+        md5_checked: with_md5,
+        md5_ok: !with_md5 || md5_hex.eq_ignore_ascii_case(&obj.md5),
         md5_hex,
         end,
         stored_bytes: count.load(Ordering::Relaxed),
@@ -331,7 +370,7 @@ pub fn stream_findings(
                     ),
                 ),
             }
-            if !s.md5_ok && s.end == ChunkEnd::Complete {
+            if s.md5_checked && !s.md5_ok && s.end == ChunkEnd::Complete {
                 push(
                     "md5-mismatch",
                     format!(
@@ -352,9 +391,10 @@ pub fn verify_chunk(
     backup: &BackupEntry,
     obj: &ChunkObject,
     sha: Option<&Sha256File>,
+    always_md5: bool,
     findings: &mut Findings,
     progress: &dyn Progress,
-) -> (u64, u64) {
+) -> (u64, u64, Proven) {
     let rel = backup.rel(&obj.name);
     let err = |code: &'static str, msg: String| {
         Finding::error(code, msg)
@@ -369,6 +409,12 @@ pub fn verify_chunk(
     let mut window = sha
         .filter(|_| obj.offset.is_multiple_of(block_u64))
         .map(Window::new);
+    // md5 only where no sha256 entry proves the bytes (or when asked).
+    let covered = window.is_some()
+        && sha
+            .is_some_and(|s| first_block.saturating_add(obj.length.div_ceil(block_u64)) <= s.len());
+    let with_md5 = always_md5 || !covered;
+    let mut proven = Proven::default();
     let mut sha_problem = None;
     let mut beyond: Option<u64> = None;
     let mut bad = BadBlocks::default();
@@ -384,8 +430,12 @@ pub fn verify_chunk(
             let Some(w) = window.as_mut() else { continue };
             match w.get(idx) {
                 Ok(Some(want)) => {
-                    if block_sha(piece, &zero, block) != want {
+                    if piece.len() == block && want == zero && is_zero(piece) {
+                        proven.zero_compare += piece.len() as u64;
+                    } else if <[u8; 32]>::from(Sha256::digest(piece)) != want {
                         bad.push(idx);
+                    } else {
+                        proven.sha256 += piece.len() as u64;
                     }
                 }
                 Ok(None) => {
@@ -400,10 +450,22 @@ pub fn verify_chunk(
         progress.advance(data.len() as u64, &backup.id);
         Ok(())
     };
-    let streamed = stream_chunk(share, backup, obj, block, &mut sink);
+    let streamed = stream_chunk(share, backup, obj, block, with_md5, &mut sink);
     let stored = stream_findings(&streamed, obj, &mut |code, msg| {
         findings.push(err(code, msg))
     });
+    if let Ok(s) = &streamed
+        && s.md5_checked
+        && s.md5_ok
+        && s.end == ChunkEnd::Complete
+    {
+        if covered {
+            proven.md5_also = obj.length;
+        } else {
+            let by_sha = proven.sha256 + proven.zero_compare;
+            proven.md5_only = obj.length.saturating_sub(by_sha);
+        }
+    }
     if let Some(p) = sha_problem {
         findings.push(err(
             "sha256file-invalid",
@@ -447,7 +509,7 @@ pub fn verify_chunk(
             ),
         ));
     }
-    (stored, obj.length)
+    (stored, obj.length, proven)
 }
 
 /// A stable 64-bit hash (FNV-1a) for sharding and sampling.
@@ -528,15 +590,22 @@ pub fn verify(
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs.max(1))
             .build();
-        let run = || -> Vec<(Findings, u64, u64)> {
+        let run = || -> Vec<(Findings, u64, u64, Proven)> {
             items
                 .par_iter()
                 .with_max_len(1)
                 .map(|(i, o)| {
                     let mut f = Findings::new();
-                    let (stored, data) =
-                        verify_chunk(share, backups[*i], o, shas[*i].as_ref(), &mut f, progress);
-                    (f, stored, data)
+                    let (stored, data, proven) = verify_chunk(
+                        share,
+                        backups[*i],
+                        o,
+                        shas[*i].as_ref(),
+                        opts.md5,
+                        &mut f,
+                        progress,
+                    );
+                    (f, stored, data, proven)
                 })
                 .collect()
         };
@@ -545,7 +614,8 @@ pub fn verify(
             Err(_) => run(),
         };
         progress.finish();
-        for (f, stored, data) in results {
+        for (f, stored, data, proven) in results {
+            report.proven_by.add(&proven);
             report.findings.extend(f);
             report.bytes_read = report.bytes_read.saturating_add(stored);
             report.data_bytes = report.data_bytes.saturating_add(data);

@@ -22,16 +22,14 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
         let batch = super::others(&records, i);
         let mut report = check_record(&share, &found, d, &batch, &opts);
         if args.deep
-            && let Some(b) = report
-                .backup_id
-                .as_deref()
-                .and_then(|id| found.backups.iter().find(|b| b.id == id))
+            && let Some(b) = report.backup_id.as_deref().and_then(|id| found.get(id))
         {
             let chain = found.chain(b);
             let vopts = VerifyOptions {
                 deep: true,
                 jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
                 sample: None,
+                md5: args.md5,
             };
             let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
             let v = verify(&share, &found, &chain, &vopts, progress.as_ref());

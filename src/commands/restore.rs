@@ -142,7 +142,11 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             &share,
             &plan,
             &f,
-            &RestoreOptions { fresh: false, jobs },
+            &RestoreOptions {
+                fresh: false,
+                jobs,
+                md5: args.md5,
+            },
             progress.as_ref(),
         )?;
         f.sync_all()?;
@@ -172,7 +176,11 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             &share,
             &plan,
             &tmp.file,
-            &RestoreOptions { fresh: true, jobs },
+            &RestoreOptions {
+                fresh: true,
+                jobs,
+                md5: args.md5,
+            },
             progress.as_ref(),
         )?;
         if r.findings.has_errors() {

@@ -137,17 +137,13 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         "OBJECT", "OFFSET", "LENGTH", "STORED", "COMP", "MD5"
     )?;
     for o in &b.metadata.objects {
-        let stored =
-            b.chunk_files
-                .iter()
-                .find(|c| c.name == o.name)
-                .map_or("MISSING".to_string(), |c| {
-                    if c.is_file {
-                        human_bytes(c.size)
-                    } else {
-                        c.kind.describe().to_string()
-                    }
-                });
+        let stored = b.chunk_file(&o.name).map_or("MISSING".to_string(), |c| {
+            if c.is_file {
+                human_bytes(c.size)
+            } else {
+                c.kind.describe().to_string()
+            }
+        });
         let short = o.name.rsplit('-').next().unwrap_or(&o.name);
         writeln!(
             out,

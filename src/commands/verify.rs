@@ -58,11 +58,23 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     let found = scan(&share)?;
     // The backups asked for (with their chains), or all of them.
     let mut selected: Vec<&BackupEntry> = Vec::new();
+    // Backups asked for whose metadata the scan refused: their findings.
+    let mut refused = cbr::findings::Findings::new();
     if args.ids.is_empty() {
         selected.extend(found.backups.iter());
     } else {
         for id in &args.ids {
-            let b = found.find(id)?;
+            let b = match found.find(id) {
+                Ok(b) => b,
+                Err(e) => {
+                    let related = super::findings_about(&found, id);
+                    if related.is_empty() {
+                        return Err(e.into());
+                    }
+                    refused.extend(related);
+                    continue;
+                }
+            };
             for c in found.chain(b) {
                 if !selected.iter().any(|s| s.id == c.id) {
                     selected.push(c);
@@ -84,12 +96,19 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         deep: args.deep,
         jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
         sample: args.sample.map(|p| (p, args.seed)),
+        md5: args.md5,
     };
     let progress = super::progress::make(args.progress, g.quiet);
     let started = Instant::now();
     let mut report = verify(&share, &found, &selected, &opts, progress.as_ref());
-    // Share-wide findings belong to a whole-share verification.
-    if args.ids.is_empty() && shard.is_none() && since.is_none() {
+    if !refused.is_empty() {
+        refused.extend(report.findings.0.drain(..));
+        report.findings = refused;
+        report.ok = false;
+    }
+    // Share-wide findings belong to a whole-share verification; sharded,
+    // to shard 1, so that the shards together report them once.
+    if args.ids.is_empty() && shard.is_none_or(|(k, _)| k == 1) && since.is_none() {
         let mut all = found.findings.clone();
         all.extend(report.findings.0.drain(..));
         report.findings = all;
@@ -116,7 +135,26 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
             "{verdict} ({} backup(s){})",
             report.backups_checked,
             if opts.deep {
-                format!(", {} chunk(s) read", report.chunks_checked)
+                let p = &report.proven_by;
+                let mut s = format!(
+                    ", {} chunk(s) read; proven: {} by sha256, {} zero blocks by comparison",
+                    report.chunks_checked,
+                    human_bytes(p.sha256),
+                    human_bytes(p.zero_compare)
+                );
+                if p.md5_only > 0 {
+                    s.push_str(&format!(
+                        ", {} by md5 alone (no sha256 entry covers them)",
+                        human_bytes(p.md5_only)
+                    ));
+                }
+                if p.md5_also > 0 {
+                    s.push_str(&format!(
+                        ", md5 also computed over {}",
+                        human_bytes(p.md5_also)
+                    ));
+                }
+                s
             } else {
                 ", metadata only: add --deep to read every chunk".into()
             }

@@ -28,8 +28,9 @@ pub enum CodecError {
     #[error("the base64 decodes to bytes that are not UTF-8 text (starting {0:?})")]
     NotUtf8(String),
     #[error(
-        "the paste looks cut short: its base64 ({b64_len} characters) decodes to {json_len} bytes of \
-         JSON that stop in the middle, ending {tail:?}; copy the whole backup_url again"
+        "the paste looks cut short: its base64 ({b64_len} characters) decodes to {json_len} bytes \
+         that are not JSON as they stand: they stop in the middle, ending {tail:?}; copy the whole \
+         backup_url again"
     )]
     CutShort {
         b64_len: usize,

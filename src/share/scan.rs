@@ -21,6 +21,8 @@ pub enum ScanError {
     Root(#[from] AccessError),
     #[error("no backup with id {0} on the share")]
     NotFound(String),
+    #[error("backup {id} is on the share, but its files were refused: {why}")]
+    Refused { id: String, why: String },
     #[error("{id} is ambiguous: it matches {matches}")]
     Ambiguous { id: String, matches: String },
 }
@@ -462,7 +464,21 @@ impl ShareScan {
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
-            [] => Err(ScanError::NotFound(id.to_string())),
+            [] => {
+                // A backup whose metadata the scan refused names its id in
+                // the finding's path (container or object prefix).
+                let refused = self
+                    .findings
+                    .errors()
+                    .find(|f| id.len() >= 8 && f.path.as_deref().is_some_and(|p| p.contains(id)));
+                Err(match refused {
+                    Some(f) => ScanError::Refused {
+                        id: id.to_string(),
+                        why: format!("{} [{}]", f.message, f.code),
+                    },
+                    None => ScanError::NotFound(id.to_string()),
+                })
+            }
             many => Err(ScanError::Ambiguous {
                 id: id.to_string(),
                 matches: many

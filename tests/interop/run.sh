@@ -9,10 +9,9 @@ CBR=${CBR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cbr}
 STEPS=" ${CBR_INTEROP_STEPS:-1 2 3 4} "
 step() { case $STEPS in *" $1 "*) return 0 ;; esac; return 1; }
 # Step 4's two cbr checks on compact records (lint, encode round trip):
-# 0 = expected to fail, reported as xfail/XPASS and not counted; 1 = hard
-# checks counted in "N passed, M failed". Switch to hard: change 0 to 1 here
-# (or run with CBR_COMPACT_HARD=1).
-CBR_COMPACT_HARD=${CBR_COMPACT_HARD:-0}
+# 1 (default, since cbr keeps other tools' layouts and reads "" as Cinder
+# does) = hard checks counted in "N passed, M failed"; 0 = reported only.
+CBR_COMPACT_HARD=${CBR_COMPACT_HARD:-1}
 FIX=$ROOT/fixtures/cinder-29
 skip() { echo "interop: SKIPPED: $*"; exit 0; }
 [ -x "$CBR" ] || cargo build --release --locked -q || { echo "interop: cannot build cbr"; exit 1; }
