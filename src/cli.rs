@@ -58,8 +58,89 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Build an importable export record from the share alone
     Recover(RecoverArgs),
+    /// Turn a batch of exports into an ordered, checked, resumable migration runbook
+    Plan(PlanArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+/// `cbr plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Records to plan: pastes or record files, anything decode accepts
+    /// ('-': standard input; none: standard input unless --from-share)
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Plan from records recovered from the share (the source database is gone)
+    #[arg(long)]
+    pub from_share: bool,
+
+    /// Only these backups (ids or unique prefixes); repeatable
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Only backups of this source project; repeatable
+    #[arg(long = "project", value_name = "PROJECT")]
+    pub projects: Vec<String>,
+
+    /// Only backups created on or after this date (2026-11-24 or 2026-11-24T06:00:00Z)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+
+    /// Map a source project to a target project; repeatable
+    #[arg(long = "map-project", value_name = "SRC=DST")]
+    pub map_project: Vec<String>,
+
+    /// Mappings from a file: CSV `source,target[,user]` or JSON
+    #[arg(long, value_name = "FILE")]
+    pub map: Option<PathBuf>,
+
+    /// Target project for backups whose project has no mapping
+    #[arg(long, value_name = "PROJECT")]
+    pub default_project: Option<String>,
+
+    /// The backup service of the target cloud
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "cinder.backup.drivers.nfs.NFSBackupDriver"
+    )]
+    pub target_service: String,
+
+    /// The target's backup list (`openstack volume backup list --all-projects -f json`
+    /// or `cinder backup-list --all-tenants`): backups already there are skipped
+    #[arg(long, value_name = "FILE")]
+    pub target_backups: Option<PathBuf>,
+
+    /// Volume type of the volumes to create
+    #[arg(long, value_name = "TYPE")]
+    pub volume_type: Option<String>,
+
+    /// Availability zone of the volumes to create
+    #[arg(long, value_name = "ZONE")]
+    pub availability_zone: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanFormat::Sh, value_name = "FORMAT")]
+    pub format: PlanFormat,
+
+    /// Write one script per target project into DIR (with --format sh)
+    #[arg(long, value_name = "DIR")]
+    pub per_project: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// A bash runbook, resumable: re-running it skips what is done
+    Sh,
+    /// The plan as data
+    Json,
+    /// A table for a change-review board
+    Md,
 }
 
 /// Where the share is: `--share`, `CBR_SHARE`, or `--cinder-conf`.

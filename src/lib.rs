@@ -10,11 +10,13 @@
 //! - [`restore`]: a full+incremental chain to a raw image.
 //! - [`recover`]: an importable record from the share alone.
 //! - [`findings`]: problems found, as data.
+//! - [`plan`]: a batch of exports as an ordered, checked, resumable runbook.
 //! - [`progress`]: the trait through which long jobs report progress.
 //! - [`synth`]: a writer of Cinder's layout, for tests and benchmarks.
 
 pub mod check;
 pub mod findings;
+pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod recover;

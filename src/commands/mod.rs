@@ -9,6 +9,7 @@ mod decode;
 mod encode;
 mod lint;
 mod ls;
+mod plan;
 mod progress;
 mod recover;
 mod restore;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(a) => verify::run(&g, a),
         Command::Restore(a) => restore::run(&g, a),
         Command::Recover(a) => recover::run(&g, a),
+        Command::Plan(a) => plan::run(&g, a),
         Command::Completions(a) => completions(a),
     }
 }
