@@ -140,6 +140,81 @@ impl<R: Read> Read for CountingReader<R> {
 /// stops the stream.
 pub type ChunkSink<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 
+/// Chunks at least this long are decompressed on a thread of their own
+/// while the caller's thread hashes (and writes) what came out before: a
+/// backup of a few large chunks (Cinder's default object is 1.86 GiB) then
+/// uses two cores, not one.
+const PIPELINE_MIN: u64 = 16 << 20;
+
+/// Buffers in flight between the decompressing and the hashing thread.
+const IN_FLIGHT: usize = 3;
+
+/// The decoding side of a chunk: fills buffers, bounded to the declared
+/// length, and tells how the stream ended.
+struct Filler {
+    decoder: Box<dyn Read + Send>,
+    length: u64,
+    done: u64,
+    plain: bool,
+}
+
+/// One buffer's worth: how much came out, and the end if this is the last.
+struct Fill {
+    filled: usize,
+    end: Option<ChunkEnd>,
+}
+
+impl Filler {
+    fn next(&mut self, buf: &mut [u8]) -> Result<Fill, StreamError> {
+        let want = (buf.len() as u64).min(self.length - self.done) as usize;
+        let mut filled = 0;
+        while filled < want {
+            match self.decoder.read(&mut buf[filled..want]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(if self.plain {
+                        StreamError::Read(e)
+                    } else {
+                        StreamError::Decompress {
+                            reason: e.to_string(),
+                            at: self.done + filled as u64,
+                        }
+                    });
+                }
+            }
+        }
+        self.done += filled as u64;
+        let end = if self.done == self.length {
+            // Anything more is a stream longer than declared.
+            let mut probe = [0u8; 1];
+            let more = loop {
+                match self.decoder.read(&mut probe) {
+                    Ok(n) => break n > 0,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(StreamError::Decompress {
+                            reason: e.to_string(),
+                            at: self.done,
+                        });
+                    }
+                }
+            };
+            Some(if more {
+                ChunkEnd::Long
+            } else {
+                ChunkEnd::Complete
+            })
+        } else if filled < want {
+            Some(ChunkEnd::Short(self.done))
+        } else {
+            None
+        };
+        Ok(Fill { filled, end })
+    }
+}
+
 /// Stream one chunk file through its decoder, md5 and `sink`, which gets
 /// each piece of decompressed data with its offset inside the chunk. Pieces
 /// are whole hash blocks (`block` bytes) except possibly the last one.
@@ -160,7 +235,7 @@ pub fn stream_chunk(
         inner: std::io::BufReader::with_capacity(1 << 18, file),
         count: count.clone(),
     };
-    let mut decoder: Box<dyn Read> = match &obj.compression {
+    let decoder: Box<dyn Read + Send> = match &obj.compression {
         Compression::None => Box::new(raw),
         Compression::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(std::io::BufReader::new(
             raw,
@@ -173,62 +248,35 @@ pub fn stream_chunk(
     };
     let block = block.clamp(1, crate::share::sha256file::MAX_BLOCK as usize);
     let cap = (BUF / block).max(1) * block;
-    let mut buf = vec![0u8; cap];
+    let mut filler = Filler {
+        decoder,
+        length: obj.length,
+        done: 0,
+        plain: matches!(obj.compression, Compression::None),
+    };
     let mut md5 = Md5::new();
     let mut done: u64 = 0;
-    let length = obj.length;
-    let end = loop {
-        // Fill the buffer (as far as the declared length allows).
-        let want = (cap as u64).min(length - done) as usize;
-        let mut filled = 0;
-        while filled < want {
-            match decoder.read(&mut buf[filled..want]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let kind_is_io = matches!(obj.compression, Compression::None);
-                    return Err(if kind_is_io {
-                        StreamError::Read(e)
-                    } else {
-                        StreamError::Decompress {
-                            reason: e.to_string(),
-                            at: done + filled as u64,
-                        }
-                    });
-                }
+    let mut consume = |buf: &[u8]| -> Result<(), StreamError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if with_md5 {
+            md5.update(buf);
+        }
+        sink(done, buf).map_err(StreamError::Stopped)?;
+        done += buf.len() as u64;
+        Ok(())
+    };
+    let end = if obj.length >= PIPELINE_MIN {
+        pipelined(&mut filler, cap, &mut consume)?
+    } else {
+        let mut buf = vec![0u8; cap.min(obj.length.max(1) as usize)];
+        loop {
+            let f = filler.next(&mut buf)?;
+            consume(&buf[..f.filled])?;
+            if let Some(end) = f.end {
+                break end;
             }
-        }
-        if filled > 0 {
-            if with_md5 {
-                md5.update(&buf[..filled]);
-            }
-            sink(done, &buf[..filled]).map_err(StreamError::Stopped)?;
-            done += filled as u64;
-        }
-        if done == length {
-            // Anything more is a stream longer than declared.
-            let mut probe = [0u8; 1];
-            let more = loop {
-                match decoder.read(&mut probe) {
-                    Ok(n) => break n > 0,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(StreamError::Decompress {
-                            reason: e.to_string(),
-                            at: done,
-                        });
-                    }
-                }
-            };
-            break if more {
-                ChunkEnd::Long
-            } else {
-                ChunkEnd::Complete
-            };
-        }
-        if filled < want {
-            break ChunkEnd::Short(done);
         }
     };
     let md5_hex = if with_md5 {
@@ -242,6 +290,55 @@ pub fn stream_chunk(
         md5_hex,
         end,
         stored_bytes: count.load(Ordering::Relaxed),
+    })
+}
+
+/// Decompress on a scoped thread, consume on this one; buffers go round
+/// between the two (at most [`IN_FLIGHT`] of them), so memory stays flat.
+fn pipelined(
+    filler: &mut Filler,
+    cap: usize,
+    consume: &mut dyn FnMut(&[u8]) -> Result<(), StreamError>,
+) -> Result<ChunkEnd, StreamError> {
+    use std::sync::mpsc::{channel, sync_channel};
+    let (full_tx, full_rx) = sync_channel::<Result<(Vec<u8>, Fill), StreamError>>(IN_FLIGHT);
+    let (free_tx, free_rx) = channel::<Vec<u8>>();
+    for _ in 0..IN_FLIGHT {
+        let _ = free_tx.send(vec![0u8; cap]);
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            // Ends when the stream ends, fails, or the consumer hangs up.
+            while let Ok(mut buf) = free_rx.recv() {
+                let r = filler.next(&mut buf);
+                let last = !matches!(&r, Ok(f) if f.end.is_none());
+                if full_tx.send(r.map(|f| (buf, f))).is_err() || last {
+                    break;
+                }
+            }
+        });
+        // Both ends of this side are dropped before the scope joins the
+        // thread, so a consumer that stops early never leaves it blocked.
+        let (full_rx, free_tx) = (full_rx, free_tx);
+        let result = loop {
+            let Ok(item) = full_rx.recv() else {
+                break Err(StreamError::Stopped("the decompressing thread ended".into()));
+            };
+            let (buf, f) = match item {
+                Ok(x) => x,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = consume(&buf[..f.filled]) {
+                break Err(e);
+            }
+            if let Some(end) = f.end {
+                break Ok(end);
+            }
+            let _ = free_tx.send(buf);
+        };
+        drop(full_rx);
+        drop(free_tx);
+        result
     })
 }
 
