@@ -95,6 +95,33 @@ fn main() {
         mib(rate * cores as f64),
         tput / (rate * cores as f64)
     );
+    // The journal's cost: the same run recording every chunk (best of 2 each).
+    let best = |args: &[&str]| (0..2).map(|_| run_rss(args).0).fold(f64::MAX, f64::min);
+    let plain = best(&["verify", "--deep", "-q", "--share", s]);
+    let jdir = dir.path().join("journals");
+    let mut k = 0;
+    let journaled = (0..2)
+        .map(|_| {
+            k += 1;
+            let j = jdir.join(format!("j{k}.sqlite"));
+            run_rss(&[
+                "verify",
+                "--deep",
+                "-q",
+                "--share",
+                s,
+                "--journal",
+                j.to_str().expect("utf8"),
+            ])
+            .0
+        })
+        .fold(f64::MAX, f64::min);
+    println!(
+        "verify --deep --journal: {:.0} MiB/s against {:.0} MiB/s without: the journal costs {:.1}% (goal < 5%)",
+        mib(data / journaled),
+        mib(data / plain),
+        (journaled / plain - 1.0) * 100.0
+    );
     let dsecs = decompress_only(&share);
     println!(
         "verify --deep vs a decompress-only pass on {cores} cores ({:.0} MiB/s): ratio {:.2} (goal >= 0.8)",

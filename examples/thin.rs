@@ -48,10 +48,12 @@ pub fn thin_volume(seed: u64) -> impl FnMut(u64, &mut [u8]) {
     }
 }
 
-
 fn main() {
     let dir = std::env::args().nth(1).expect("dir");
-    let obj: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(64 << 20);
+    let obj: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64 << 20);
     let b = cbr::synth::SynthBackup {
         id: cbr::synth::uuid_from(1, 11),
         volume_id: cbr::synth::uuid_from(1, 12),

@@ -60,8 +60,57 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Turn a batch of exports into an ordered, checked, resumable migration runbook
     Plan(PlanArgs),
+    /// The verification journal: overdue and failed backups, merging shards
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Print a shell completion script
     Completions(CompletionsArgs),
+}
+
+/// `--journal [FILE]`: where the verification journal is (never the share).
+#[derive(Debug, Clone, Args)]
+pub struct JournalArg {
+    /// Record (or read) every chunk's verification in this SQLite journal;
+    /// without FILE: $XDG_STATE_HOME/cbr/journal.sqlite
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pub journal: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Backups whose last proof is older than a window, or failed
+    Report(JournalReportArgs),
+    /// Merge journals (e.g. of --shard K/N runs on several hosts) into one
+    Merge(JournalMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalReportArgs {
+    #[command(flatten)]
+    pub journal: JournalArg,
+
+    /// The share: also list its backups the journal has never proven
+    #[command(flatten)]
+    pub share: ShareArgs,
+
+    /// Overdue: not proven within this window (e.g. 30d, 12h)
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub older_than: String,
+
+    /// Print {"backups": [{"backup_id", "status", "last_ok_at", "chunks"}]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JournalMergeArgs {
+    /// The journal to merge into (created if missing)
+    #[arg(long, value_name = "FILE")]
+    pub into: PathBuf,
+
+    /// Journals to merge
+    #[arg(value_name = "JOURNAL", required = true)]
+    pub inputs: Vec<PathBuf>,
 }
 
 /// `cbr plan`.
@@ -287,6 +336,10 @@ pub struct LsArgs {
     #[arg(long)]
     pub tree: bool,
 
+    /// Add each backup's last verification from this journal
+    #[command(flatten)]
+    pub journal: JournalArg,
+
     /// Print {"backups": [...], "findings": [...]}
     #[arg(long)]
     pub json: bool,
@@ -300,6 +353,10 @@ pub struct ShowArgs {
 
     #[command(flatten)]
     pub share: ShareArgs,
+
+    /// Add the backup's last verification from this journal
+    #[command(flatten)]
+    pub journal: JournalArg,
 
     /// Print one JSON document
     #[arg(long)]
@@ -364,6 +421,27 @@ pub struct VerifyArgs {
     /// sha256 (md5 only for bytes no sha256 entry proves)
     #[arg(long)]
     pub deep: bool,
+
+    #[command(flatten)]
+    pub journal: JournalArg,
+
+    /// With --journal: continue the last unfinished run, skipping chunks it
+    /// proved whose files are unchanged (size, mtime, inode)
+    #[arg(long, requires = "journal")]
+    pub resume: bool,
+
+    /// With --journal: read only chunks not proven OK within this window
+    /// (e.g. 30d) or whose files changed since — a rolling scrub
+    #[arg(long, value_name = "DURATION", requires = "journal")]
+    pub older_than: Option<String>,
+
+    /// Stop cleanly (start no more chunks) after this long, e.g. 2h
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<String>,
+
+    /// Stop cleanly after this many bytes of chunk data (uncompressed)
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
 
     /// With --deep: also compute every chunk's md5, whether or not the
     /// sha256file proves its bytes

@@ -10,12 +10,14 @@
 //! - [`restore`]: a full+incremental chain to a raw image.
 //! - [`recover`]: an importable record from the share alone.
 //! - [`findings`]: problems found, as data.
+//! - [`journal`]: the verification journal (SQLite): resumable, rolling scrubs.
 //! - [`plan`]: a batch of exports as an ordered, checked, resumable runbook.
 //! - [`progress`]: the trait through which long jobs report progress.
 //! - [`synth`]: a writer of Cinder's layout, for tests and benchmarks.
 
 pub mod check;
 pub mod findings;
+pub mod journal;
 pub mod plan;
 pub mod progress;
 pub mod record;

@@ -76,6 +76,10 @@ pub struct VerifyReport {
     pub data_bytes: u64,
     /// Which hash proved how many bytes (`--deep`).
     pub proven_by: Proven,
+    /// Chunks not read because a journal says they are already proven.
+    pub chunks_skipped: u64,
+    /// Chunks left for a later run (a budget ran out).
+    pub chunks_deferred: u64,
     pub findings: Findings,
 }
 
@@ -322,7 +326,9 @@ fn pipelined(
         let (full_rx, free_tx) = (full_rx, free_tx);
         let result = loop {
             let Ok(item) = full_rx.recv() else {
-                break Err(StreamError::Stopped("the decompressing thread ended".into()));
+                break Err(StreamError::Stopped(
+                    "the decompressing thread ended".into(),
+                ));
             };
             let (buf, f) = match item {
                 Ok(x) => x,
@@ -639,6 +645,54 @@ pub fn in_sample(backup_id: &str, chunk: &str, pct: f64, seed: u64) -> bool {
     (h as f64 / u64::MAX as f64) * 100.0 < pct
 }
 
+/// A chunk file's identity: what a journal compares to know it unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+/// One chunk verified, for whoever records it.
+#[derive(Debug)]
+pub struct ChunkOutcome<'a> {
+    pub backup: &'a BackupEntry,
+    pub object: &'a ChunkObject,
+    pub file: Option<FileId>,
+    pub findings: &'a Findings,
+    pub proven: Proven,
+    pub stored_bytes: u64,
+}
+
+/// `true`: this chunk (whose file is as given) is already proven.
+pub type SkipHook<'a> = dyn Fn(&BackupEntry, &ChunkObject, Option<FileId>) -> bool + Sync + 'a;
+
+/// Hooks of a journaled verification: which chunks to skip, when to stop,
+/// and who hears of each chunk verified (called from worker threads).
+#[derive(Default)]
+pub struct VerifyHooks<'a> {
+    /// `true`: already proven, do not read it.
+    pub skip: Option<&'a SkipHook<'a>>,
+    /// `true`: the budget is spent, do not start this chunk (nor any later).
+    pub stop: Option<&'a (dyn Fn(&ChunkObject) -> bool + Sync)>,
+    pub done: Option<&'a (dyn Fn(&ChunkOutcome<'_>) + Sync)>,
+}
+
+fn file_id(share: &Share, b: &BackupEntry, o: &ChunkObject) -> Option<FileId> {
+    b.open(share, &o.name).ok().map(|f| FileId {
+        size: f.size,
+        mtime_ns: f.mtime_ns,
+        inode: f.inode,
+    })
+}
+
+/// What became of one work item.
+enum Item {
+    Checked(Findings, u64, u64, Proven),
+    Skipped,
+    Deferred,
+}
+
 /// Verify `backups` (callers include the chains they want checked).
 pub fn verify(
     share: &Share,
@@ -646,6 +700,25 @@ pub fn verify(
     backups: &[&BackupEntry],
     opts: &VerifyOptions,
     progress: &dyn Progress,
+) -> VerifyReport {
+    verify_with(
+        share,
+        scan,
+        backups,
+        opts,
+        progress,
+        &VerifyHooks::default(),
+    )
+}
+
+/// [`verify`] with a journal's hooks.
+pub fn verify_with(
+    share: &Share,
+    scan: &ShareScan,
+    backups: &[&BackupEntry],
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+    hooks: &VerifyHooks<'_>,
 ) -> VerifyReport {
     use rayon::prelude::*;
     let mut report = VerifyReport {
@@ -687,22 +760,39 @@ pub fn verify(
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.jobs.max(1))
             .build();
-        let run = || -> Vec<(Findings, u64, u64, Proven)> {
+        let journaled = hooks.skip.is_some() || hooks.done.is_some();
+        let run = || -> Vec<Item> {
             items
                 .par_iter()
                 .with_max_len(1)
                 .map(|(i, o)| {
+                    let b = backups[*i];
+                    if hooks.stop.is_some_and(|stop| stop(o)) {
+                        return Item::Deferred;
+                    }
+                    let id = if journaled {
+                        file_id(share, b, o)
+                    } else {
+                        None
+                    };
+                    if hooks.skip.is_some_and(|skip| skip(b, o, id)) {
+                        progress.advance(o.length, &b.id);
+                        return Item::Skipped;
+                    }
                     let mut f = Findings::new();
-                    let (stored, data, proven) = verify_chunk(
-                        share,
-                        backups[*i],
-                        o,
-                        shas[*i].as_ref(),
-                        opts.md5,
-                        &mut f,
-                        progress,
-                    );
-                    (f, stored, data, proven)
+                    let (stored, data, proven) =
+                        verify_chunk(share, b, o, shas[*i].as_ref(), opts.md5, &mut f, progress);
+                    if let Some(done) = hooks.done {
+                        done(&ChunkOutcome {
+                            backup: b,
+                            object: o,
+                            file: id,
+                            findings: &f,
+                            proven,
+                            stored_bytes: stored,
+                        });
+                    }
+                    Item::Checked(f, stored, data, proven)
                 })
                 .collect()
         };
@@ -711,7 +801,18 @@ pub fn verify(
             Err(_) => run(),
         };
         progress.finish();
-        for (f, stored, data, proven) in results {
+        for item in results {
+            let (f, stored, data, proven) = match item {
+                Item::Checked(f, s, d, p) => (f, s, d, p),
+                Item::Skipped => {
+                    report.chunks_skipped += 1;
+                    continue;
+                }
+                Item::Deferred => {
+                    report.chunks_deferred += 1;
+                    continue;
+                }
+            };
             report.proven_by.add(&proven);
             report.findings.extend(f);
             report.bytes_read = report.bytes_read.saturating_add(stored);

@@ -62,6 +62,7 @@ fn row<'a>(share: &Share, b: &'a BackupEntry) -> Row<'a> {
 pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
     let found = scan(&share)?;
+    let last = super::journal::last_by_backup(&args.journal, &share)?;
     let outcome = if found.findings.has_errors() {
         Outcome::Problems
     } else {
@@ -71,10 +72,25 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
         use rayon::prelude::*;
         // Reading each sha256file's header is the costly part: in parallel.
         let rows: Vec<Row> = found.backups.par_iter().map(|b| row(&share, b)).collect();
-        super::print_json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "backups": rows,
             "findings": found.findings,
-        }))?;
+        });
+        // With --journal: each backup's last verification (null: never).
+        if let (Some(last), Some(list)) = (&last, doc["backups"].as_array_mut()) {
+            for (r, b) in list.iter_mut().zip(&found.backups) {
+                r["last_verified"] = match last.get(&b.id) {
+                    Some(l) => serde_json::json!({
+                        "oldest_ok_at": l.oldest_ok_at,
+                        "last_at": l.last_at,
+                        "failed": l.failed,
+                        "chunks": l.chunks,
+                    }),
+                    None => serde_json::Value::Null,
+                };
+            }
+        }
+        super::print_json(&doc)?;
         return Ok(outcome);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -82,6 +98,20 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
         print_tree(&mut out, &share, &found)?;
     } else {
         print_table(&mut out, &found)?;
+    }
+    if let Some(last) = &last {
+        writeln!(out, "\nlast verification (journal):")?;
+        for b in &found.backups {
+            let s = match last.get(&b.id) {
+                None => "never".to_string(),
+                Some(l) if l.failed => format!("FAILED ({})", super::journal::when(l.last_at)),
+                Some(l) => format!(
+                    "ok, every chunk proven since {}",
+                    l.oldest_ok_at.map_or("-".into(), super::journal::when)
+                ),
+            };
+            writeln!(out, "  {}  {s}", b.id)?;
+        }
     }
     if !found.findings.is_empty() {
         writeln!(out)?;

@@ -7,6 +7,7 @@
 mod check;
 mod decode;
 mod encode;
+mod journal;
 mod lint;
 mod ls;
 mod plan;
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Restore(a) => restore::run(&g, a),
         Command::Recover(a) => recover::run(&g, a),
         Command::Plan(a) => plan::run(&g, a),
+        Command::Journal(c) => journal::run(&g, c),
         Command::Completions(a) => completions(a),
     }
 }

@@ -52,8 +52,10 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     let chain_ids: Vec<&str> = chain.iter().map(|c| c.id.as_str()).collect();
     let dependants: Vec<&str> = b.dependants(&found).iter().map(|c| c.id.as_str()).collect();
     let chain_complete = chain.first().is_some_and(|c| c.parent_id().is_none());
+    let last =
+        super::journal::last_by_backup(&args.journal, &share)?.map(|m| m.get(&b.id).copied());
     if args.json {
-        super::print_json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "id": b.id,
             "container": b.container,
             "prefix": b.prefix,
@@ -71,11 +73,26 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
             "dependants": dependants,
             "record": record,
             "complete": b.complete(),
-        }))?;
+        });
+        if let Some(l) = last {
+            doc["last_verified"] = serde_json::to_value(l)?;
+        }
+        super::print_json(&doc)?;
         return Ok(Outcome::Ok);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "backup      {}", b.id)?;
+    if let Some(l) = last {
+        let s = match l {
+            None => "never (not in the journal)".to_string(),
+            Some(l) if l.failed => format!("FAILED at {}", super::journal::when(l.last_at)),
+            Some(l) => format!(
+                "ok, every chunk proven since {}",
+                l.oldest_ok_at.map_or("-".into(), super::journal::when)
+            ),
+        };
+        writeln!(out, "verified    {s}")?;
+    }
     writeln!(
         out,
         "volume      {}",

@@ -4,7 +4,7 @@ use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::VerifyArgs;
 use anyhow::{Result, bail};
 use cbr::share::scan::{BackupEntry, scan};
-use cbr::verify::{VerifyOptions, in_shard, verify};
+use cbr::verify::{VerifyOptions, in_shard};
 use std::io::Write;
 use std::time::Instant;
 
@@ -100,7 +100,83 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     };
     let progress = super::progress::make(args.progress, g.quiet);
     let started = Instant::now();
-    let mut report = verify(&share, &found, &selected, &opts, progress.as_ref());
+    // The journal, and what it lets this run skip.
+    let journal_path = super::journal::path_of(&args.journal);
+    if let Some(p) = &journal_path {
+        if !args.deep {
+            bail!("--journal records chunk verifications: it needs --deep");
+        }
+        super::journal::refuse_inside(&share, p)?;
+    }
+    let journal = match &journal_path {
+        Some(p) => Some(cbr::journal::Journal::open(
+            p,
+            &super::journal::share_id(&share),
+            args.shard.as_deref(),
+            args.resume,
+        )?),
+        None => None,
+    };
+    let older =
+        match &args.older_than {
+            Some(d) => Some(cbr::journal::parse_duration(d).ok_or_else(|| {
+                anyhow::anyhow!("--older-than {d:?}: expected e.g. 30d, 12h, 45m")
+            })?),
+            None => None,
+        };
+    let budget = match &args.budget {
+        Some(d) => Some(std::time::Duration::from_secs(
+            cbr::journal::parse_duration(d)
+                .ok_or_else(|| anyhow::anyhow!("--budget {d:?}: expected e.g. 2h, 30m"))?,
+        )),
+        None => None,
+    };
+    let proven_in_run = match (&journal, args.resume) {
+        (Some(j), true) => j.proven_in_run()?,
+        _ => Default::default(),
+    };
+    let last = match (&journal, older) {
+        (Some(j), Some(_)) => j.last_checks()?,
+        _ => Default::default(),
+    };
+    let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
+    let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
+        let key = (b.id.clone(), o.name.clone());
+        let Some(id) = id else { return false };
+        proven_in_run.get(&key) == Some(&id)
+            || cutoff.is_some_and(|c| {
+                last.get(&key)
+                    .is_some_and(|l| l.ok && l.file == id && l.at >= c)
+            })
+    };
+    let started_bytes = std::sync::atomic::AtomicU64::new(0);
+    let stop = |o: &cbr::share::ChunkObject| {
+        let before = started_bytes.fetch_add(o.length, std::sync::atomic::Ordering::Relaxed);
+        budget.is_some_and(|b| started.elapsed() >= b)
+            || args.max_bytes.is_some_and(|m| before >= m)
+    };
+    let journal_error = std::sync::Mutex::new(None);
+    let done = |c: &cbr::verify::ChunkOutcome<'_>| {
+        if let Some(j) = &journal
+            && let Err(e) = j.record(c)
+            && let Ok(mut g) = journal_error.lock()
+        {
+            g.get_or_insert(e);
+        }
+    };
+    let hooks = cbr::verify::VerifyHooks {
+        skip: (journal.is_some() && (args.resume || older.is_some())).then_some(&skip as _),
+        stop: (budget.is_some() || args.max_bytes.is_some()).then_some(&stop as _),
+        done: journal.is_some().then_some(&done as _),
+    };
+    let mut report =
+        cbr::verify::verify_with(&share, &found, &selected, &opts, progress.as_ref(), &hooks);
+    if let Some(j) = &journal {
+        if let Some(e) = journal_error.into_inner().ok().flatten() {
+            return Err(e.into());
+        }
+        j.finish()?;
+    }
     if !refused.is_empty() {
         refused.extend(report.findings.0.drain(..));
         report.findings = refused;
@@ -152,6 +228,18 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
                     s.push_str(&format!(
                         ", md5 also computed over {}",
                         human_bytes(p.md5_also)
+                    ));
+                }
+                if report.chunks_skipped > 0 {
+                    s.push_str(&format!(
+                        "; {} chunk(s) skipped, already proven (journal)",
+                        report.chunks_skipped
+                    ));
+                }
+                if report.chunks_deferred > 0 {
+                    s.push_str(&format!(
+                        "; budget spent: {} chunk(s) left for the next run",
+                        report.chunks_deferred
                     ));
                 }
                 s
