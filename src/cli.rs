@@ -14,7 +14,8 @@ use std::path::PathBuf;
 records byte-exactly, rewrite them for another tenant, list and check the share, verify \
 every chunk, restore images and recover records without the source cloud.",
     propagate_version = true,
-    arg_required_else_help = true
+    arg_required_else_help = true,
+    after_long_help = codes_help()
 )]
 pub struct Cli {
     /// Silence everything but results and errors
@@ -27,6 +28,24 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Exit statuses and the table of finding codes (man cbr(1)).
+fn codes_help() -> String {
+    let mut s = String::from(
+        "Exit status:\n  0  all good\n  1  problems found (findings of severity error, refused steps)\n  \
+         2  could not do the job (bad input, unreadable share or journal); nothing on stdout\n\n\
+         Finding codes:\n",
+    );
+    for (code, what) in cbr::findings::CODES {
+        s.push_str(&format!("  {code:<26} {what}\n"));
+    }
+    s.push_str(
+        "\nExamples:\n  cbr decode export.txt\n  cbr check export.txt --share /var/lib/cinder/backup_mount/<md5>\n  \
+         cbr verify --deep --share DIR --journal --older-than 30d\n  \
+         cbr plan --share DIR --map-project SRC=DST exports/*.txt > migrate.sh\n",
+    );
+    s
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +134,10 @@ pub struct JournalMergeArgs {
 
 /// `cbr plan`.
 #[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+cbr plan --share DIR --map-project SRC=DST exports/*.txt > migrate.sh\n  \
+cbr plan --share DIR --from-share --default-project DST --format md\n  \
+cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt")]
 pub struct PlanArgs {
     /// Records to plan: pastes or record files, anything decode accepts
     /// ('-': standard input; none: standard input unless --from-share)
@@ -248,6 +271,9 @@ pub enum LayoutChoice {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  cbr decode export.txt\n  cbr decode --field id export.txt\n  cbr decode --json export.txt"
+)]
 pub struct DecodeArgs {
     /// Files to read ('-' for standard input; none: standard input)
     #[arg(value_name = "INPUT")]
@@ -364,6 +390,9 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  cbr check export.txt --share /var/lib/cinder/backup_mount/<md5>\n  cbr check --deep --json export.txt --share DIR"
+)]
 pub struct CheckArgs {
     /// Record(s) to check: any paste decode accepts ('-' or none: standard input)
     #[arg(value_name = "INPUT")]
@@ -409,6 +438,9 @@ pub enum ProgressKind {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  cbr verify --share DIR\n  cbr verify --deep --share DIR 96128a75\n  cbr verify --deep --share DIR --journal --older-than 30d --budget 6h\n  cbr verify --deep --share DIR --shard 2/8 --journal shard-2.sqlite"
+)]
 pub struct VerifyArgs {
     /// Backups to verify (ids or unique prefixes), with their chains; none: all
     #[arg(value_name = "ID")]
@@ -478,6 +510,9 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  cbr restore --share DIR 96128a75 --output vol.img\n  cbr restore --share DIR 96128a75 --output /dev/vdb --force\n  cbr restore --share DIR 96128a75 --output vol.img --dry-run"
+)]
 pub struct RestoreArgs {
     /// Backup id (or a unique prefix) whose volume image to write
     #[arg(value_name = "ID")]
@@ -513,6 +548,9 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_long_help = "Examples:\n  cbr recover --share DIR 96128a75 --emit cinder\n  cbr recover --share DIR 5e3d24d4 --chain --project-id P --emit openstack"
+)]
 pub struct RecoverArgs {
     /// Backup id (or a unique prefix) to build a record for
     #[arg(value_name = "ID")]

@@ -7,6 +7,140 @@
 use serde::Serialize;
 use std::fmt;
 
+/// Every finding code, with what it means (the man pages' table).
+pub const CODES: &[(&str, &str)] = &[
+    ("record-field-missing", "a field import needs is missing"),
+    ("record-field-type", "a field has a type import refuses"),
+    (
+        "status-not-available",
+        "the record's status is not 'available'",
+    ),
+    ("invalid-id", "an id is not a UUID / keystone id"),
+    (
+        "empty-id",
+        "\"\" where Cinder writes null (info; imports fine)",
+    ),
+    ("duplicate-key", "the record's JSON has a key twice"),
+    (
+        "encryption-key",
+        "the target needs the volume's encryption key (warning)",
+    ),
+    (
+        "era-inconsistent",
+        "fields and prefix of different releases (warning)",
+    ),
+    (
+        "parent-must-be-imported",
+        "an incremental: import its parent first (info)",
+    ),
+    (
+        "service-not-accepted",
+        "the target's backup service will refuse the record",
+    ),
+    (
+        "container-missing",
+        "the record's container is not on the share",
+    ),
+    (
+        "container-escapes-share",
+        "the container leaves the share (absolute, '..', a link)",
+    ),
+    (
+        "metadata-missing",
+        "no <prefix>_metadata where the record points",
+    ),
+    ("metadata-invalid", "a _metadata file cbr cannot read"),
+    (
+        "name-invalid",
+        "a name that is not one path component: nothing is opened by it",
+    ),
+    (
+        "value-out-of-range",
+        "a number beyond what Cinder writes, or whose sums overflow",
+    ),
+    ("sha256file-missing", "no <prefix>_sha256file"),
+    ("sha256file-invalid", "a _sha256file cbr cannot read"),
+    (
+        "id-mismatch",
+        "record, metadata and sha256file name different backups",
+    ),
+    (
+        "volume-id-mismatch",
+        "record and metadata name different volumes",
+    ),
+    (
+        "name-mismatch",
+        "record and metadata differ in name or description (warning)",
+    ),
+    (
+        "object-missing",
+        "a chunk the metadata lists is not on the share",
+    ),
+    (
+        "object-unlisted",
+        "a file with the prefix the metadata does not list",
+    ),
+    (
+        "object-count-mismatch",
+        "object_count does not fit the chunks",
+    ),
+    (
+        "object-count-legacy",
+        "object_count is chunks + 1, the pre-Stein convention (info)",
+    ),
+    ("chunk-empty", "a chunk file of 0 bytes"),
+    ("offset-unaligned", "a chunk not on a hash block boundary"),
+    (
+        "coverage-gap",
+        "a full backup's chunks do not cover the volume",
+    ),
+    (
+        "size-mismatch",
+        "chunks, sha256file, metadata and record disagree on the size",
+    ),
+    (
+        "parent-missing",
+        "a parent of the chain is not on the share",
+    ),
+    (
+        "parent-id-mismatch",
+        "record and metadata name different parents",
+    ),
+    (
+        "parent-mismatch",
+        "parent of another block size or a smaller volume",
+    ),
+    (
+        "inherited-mismatch",
+        "a block an incremental inherits has another hash than in its parent",
+    ),
+    (
+        "length-mismatch",
+        "a chunk decompresses to another length than the metadata says",
+    ),
+    ("md5-mismatch", "a chunk's md5 differs from the metadata's"),
+    ("sha256-mismatch", "hash blocks differ from the sha256file"),
+    ("decompress-failed", "a chunk does not decompress"),
+    (
+        "read-failed",
+        "a file cannot be read (or is not a regular file)",
+    ),
+    (
+        "symlink-refused",
+        "a symbolic link on the share: never followed",
+    ),
+    ("orphan-chunks", "chunk files with no metadata (warning)"),
+    (
+        "stray-file",
+        "a file Cinder does not write (info, or warning for FIFOs/devices)",
+    ),
+    ("too-deep", "a directory too deep to walk (warning)"),
+    (
+        "share-root-suspect",
+        "--share is probably one level too high or too low (warning)",
+    ),
+];
+
 /// How bad a finding is. Ordered: `Info < Warning < Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -355,9 +355,24 @@ pub fn is_zero(b: &[u8]) -> bool {
         .all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0)
 }
 
-/// The sha256 of a block of `n` zero bytes.
+/// The sha256 of a block of `n` zero bytes (computed once per size and
+/// thread: an incremental has thousands of one-block chunks).
 pub fn zero_block_sha(n: usize) -> [u8; 32] {
-    Sha256::digest(vec![0u8; n]).into()
+    thread_local! {
+        static CACHE: std::cell::RefCell<Vec<(usize, [u8; 32])>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    CACHE.with(|c| {
+        if let Some((_, h)) = c.borrow().iter().find(|(k, _)| *k == n) {
+            return *h;
+        }
+        let h: [u8; 32] = Sha256::digest(vec![0u8; n]).into();
+        let mut c = c.borrow_mut();
+        if c.len() >= 8 {
+            c.remove(0);
+        }
+        c.push((n, h));
+        h
+    })
 }
 
 /// Per-block sha256 of data, with the zero shortcut.

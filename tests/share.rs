@@ -266,3 +266,48 @@ fn share_found_from_cinder_conf_and_env() {
     assert_eq!(code, 2);
     assert!(err.contains("not a directory"));
 }
+
+#[test]
+fn share_given_one_level_too_high_is_warned_with_the_root_to_use() {
+    let (t, _share) = share_copy();
+    let (code, v) = ls(t.path());
+    assert_eq!(code, 0, "{v}");
+    let f: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "share-root-suspect")
+        .collect();
+    assert_eq!(f.len(), 1, "{v}");
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("--share {}", t.path().join("share").display())),
+        "{msg}"
+    );
+    // The real root gets no such warning.
+    let (_, v) = ls(&t.path().join("share"));
+    assert!(!codes(&v, "warning").contains(&"share-root-suspect".to_string()), "{v}");
+}
+
+#[test]
+fn share_given_at_one_backups_directory_is_warned_with_the_root_to_use() {
+    let (_t, share) = share_copy();
+    let dir = share.join("96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d");
+    let (_, v) = ls(&dir);
+    let w = codes(&v, "warning");
+    assert_eq!(w, vec!["share-root-suspect"], "{v}");
+    let msg = v["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("--share {}", share.display())), "{msg}");
+}
+
+#[test]
+fn man_page_of_cbr_lists_every_finding_code_and_the_exit_statuses() {
+    let page = std::fs::read_to_string(fixtures().join("../man/cbr.1")).unwrap();
+    for (code, _) in cbr::findings::CODES {
+        // roff writes '-' as '\-'.
+        assert!(page.contains(&code.replace('-', "\\-")), "man/cbr.1 lacks {code}");
+    }
+    assert!(page.contains("Exit status"));
+    let verify = std::fs::read_to_string(fixtures().join("../man/cbr-verify.1")).unwrap();
+    assert!(verify.contains("Examples"), "cbr-verify.1 has no examples");
+}

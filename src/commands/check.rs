@@ -85,7 +85,19 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                     format!("will fail because {first}")
                 }
             };
-            writeln!(out, "verdict: {verdict}\n")?;
+            writeln!(out, "verdict: {verdict}")?;
+            if r.ok {
+                // The exact import for the target: the record's own service
+                // name (the target's driver must start with it) and its url.
+                let service = super::service_for(None, d);
+                let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+                writeln!(
+                    out,
+                    "import on the target ({}) with:\n  openstack volume backup record import {service} {url}",
+                    opts.target_service
+                )?;
+            }
+            writeln!(out)?;
         }
         if reports.len() > 1 {
             let ready = reports.iter().filter(|r| r.ok).count();

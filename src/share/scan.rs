@@ -279,6 +279,7 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
     backups.sort_by(|a, b| {
         (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
     });
+    findings.extend(root_hints(share, &backups));
     let mut index = HashMap::with_capacity(backups.len());
     for (i, b) in backups.iter().enumerate() {
         index.entry(b.id.clone()).or_insert(i);
@@ -288,6 +289,81 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
         findings,
         index,
     })
+}
+
+/// Whether `c` is the default container of backup `id`: `ab/cd/<id>`.
+fn is_default_container(c: &str, id: &str) -> bool {
+    c == super::default_container(id)
+}
+
+/// Guard rails: a `--share` one level above the share (every backup sits
+/// under one directory, in Cinder's layout below it) or at one backup's own
+/// directory. Records name containers relative to the real root, so
+/// nothing would match from here: say so, and name the root.
+fn root_hints(share: &Share, backups: &[BackupEntry]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(first) = backups.first() else {
+        return out;
+    };
+    // Too high: a common first component, Cinder's layout under it.
+    if let Some((top, _)) = first.container.split_once('/') {
+        let under = |b: &BackupEntry| {
+            b.container
+                .strip_prefix(top)
+                .and_then(|r| r.strip_prefix('/'))
+                .map(str::to_owned)
+        };
+        let all_under = backups.iter().all(|b| under(b).is_some());
+        let layout = backups
+            .iter()
+            .filter_map(|b| under(b).map(|c| is_default_container(&c, &b.id)))
+            .filter(|x| *x)
+            .count();
+        if all_under && layout * 2 >= backups.len() {
+            let root = share.root.join(top);
+            out.push(
+                Finding::warning(
+                    "share-root-suspect",
+                    format!(
+                        "every backup here sits under {top}/, in Cinder's layout below it: the share root is \
+                         probably {} (give --share {}); records name containers from the real root and \
+                         will not match from here",
+                        root.display(),
+                        root.display()
+                    ),
+                )
+                .path(top.to_string()),
+            );
+        }
+    }
+    // Too low: the backups' files right at the root, which is named like
+    // a backup's default container.
+    let at_root: Vec<&BackupEntry> = backups.iter().filter(|b| b.container.is_empty()).collect();
+    if let [b] = at_root.as_slice() {
+        let path = share.root.to_string_lossy().replace('\\', "/");
+        let tail = super::default_container(&b.id);
+        if path.trim_end_matches('/').ends_with(&tail) {
+            let root = share
+                .root
+                .ancestors()
+                .nth(3)
+                .map_or_else(|| share.root.join("../../.."), |p| p.to_path_buf());
+            out.push(
+                Finding::warning(
+                    "share-root-suspect",
+                    format!(
+                        "this is the directory of backup {} ({tail}), not a share root: the share root is \
+                         probably {} (give --share {})",
+                        b.id,
+                        root.display(),
+                        root.display()
+                    ),
+                )
+                .backup(b.id.clone()),
+            );
+        }
+    }
+    out
 }
 
 /// The backup of one `<prefix>_metadata` file in `d`, marking the entries

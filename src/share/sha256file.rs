@@ -428,6 +428,9 @@ pub struct Window<'a> {
     sha: &'a Sha256File,
     start: u64,
     entries: Vec<[u8; 32]>,
+    /// Entries the next load reads: starts small (a chunk of an
+    /// incremental may need one entry) and doubles up to [`WINDOW`].
+    next: u64,
 }
 
 /// Entries held by a [`Window`] at a time (512 KiB).
@@ -439,6 +442,7 @@ impl<'a> Window<'a> {
             sha,
             start: 0,
             entries: Vec::new(),
+            next: 64,
         }
     }
 
@@ -451,7 +455,8 @@ impl<'a> Window<'a> {
         if !in_window {
             self.entries.clear();
             self.start = i;
-            let count = WINDOW.min(self.sha.len() - i);
+            let count = self.next.min(self.sha.len() - i);
+            self.next = (self.next * 2).min(WINDOW);
             self.sha.read_range(i, count, &mut self.entries)?;
         }
         Ok(self.entries.get((i - self.start) as usize).copied())
