@@ -65,6 +65,15 @@ fn main() {
     assert!(st.success());
     let ours = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&out);
+    // CBR_BENCH_ONLY_CBR=DIR: keep the share in DIR for profiling, stop here.
+    if let Some(keep) = std::env::var_os("CBR_BENCH_ONLY_CBR") {
+        let _ = std::fs::rename(&share, &keep);
+        println!(
+            "restore of a {size} GiB full + 2 incrementals: cbr {ours:.1}s; share kept in {}",
+            Path::new(&keep).display()
+        );
+        return;
+    }
 
     let venv_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
     let (label, theirs) = if venv_py.exists() {

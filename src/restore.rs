@@ -234,16 +234,37 @@ pub fn restore(
         let streamed = {
             let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
                 let vol = o.offset + off;
+                // Consecutive blocks to write go out in one pwrite: fewer
+                // syscalls, less contention on the image's inode lock.
+                let mut run: Option<(u64, usize, usize)> = None; // (volume offset, data from, data to)
+                let mut flush = |run: &mut Option<(u64, usize, usize)>| -> Result<(), String> {
+                    if let Some((at, from, to)) = run.take() {
+                        if let Err(e) = out.write_all_at(&data[from..to], at) {
+                            let msg = format!("cannot write the image at {at}: {e}");
+                            write_err = Some(e);
+                            return Err(msg);
+                        }
+                        written += (to - from) as u64;
+                    }
+                    Ok(())
+                };
                 for (k, piece) in data.chunks(block).enumerate() {
                     let p_start = vol + (k * block) as u64;
                     let p_end = p_start + piece.len() as u64;
                     if !c.live.iter().any(|l| l.start < p_end && p_start < l.end) {
+                        flush(&mut run)?;
                         continue;
                     }
                     let idx = p_start / block as u64;
+                    let all_zero = is_zero(piece);
                     match window.get(idx) {
                         Ok(Some(want)) => {
-                            if block_sha(piece, &zero, block) != want {
+                            let got = if all_zero && piece.len() == block {
+                                zero
+                            } else {
+                                block_sha(piece, &zero, usize::MAX)
+                            };
+                            if got != want {
                                 bad.push(idx);
                             }
                         }
@@ -255,16 +276,21 @@ pub fn restore(
                             return Err(format!("cannot read the sha256file: {e}"));
                         }
                     }
-                    if opts.fresh && is_zero(piece) {
+                    if opts.fresh && all_zero {
+                        flush(&mut run)?;
                         continue;
                     }
-                    if let Err(e) = out.write_all_at(piece, p_start) {
-                        let msg = format!("cannot write the image at {p_start}: {e}");
-                        write_err = Some(e);
-                        return Err(msg);
+                    let from = k * block;
+                    let to = from + piece.len();
+                    match &mut run {
+                        Some((_, _, end)) if *end == from => *end = to,
+                        _ => {
+                            flush(&mut run)?;
+                            run = Some((p_start, from, to));
+                        }
                     }
-                    written += piece.len() as u64;
                 }
+                flush(&mut run)?;
                 progress.advance(data.len() as u64, &b.id);
                 Ok(())
             };

@@ -286,7 +286,10 @@ fn share_given_one_level_too_high_is_warned_with_the_root_to_use() {
     );
     // The real root gets no such warning.
     let (_, v) = ls(&t.path().join("share"));
-    assert!(!codes(&v, "warning").contains(&"share-root-suspect".to_string()), "{v}");
+    assert!(
+        !codes(&v, "warning").contains(&"share-root-suspect".to_string()),
+        "{v}"
+    );
 }
 
 #[test]
@@ -297,7 +300,10 @@ fn share_given_at_one_backups_directory_is_warned_with_the_root_to_use() {
     let w = codes(&v, "warning");
     assert_eq!(w, vec!["share-root-suspect"], "{v}");
     let msg = v["findings"][0]["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("--share {}", share.display())), "{msg}");
+    assert!(
+        msg.contains(&format!("--share {}", share.display())),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -305,7 +311,10 @@ fn man_page_of_cbr_lists_every_finding_code_and_the_exit_statuses() {
     let page = std::fs::read_to_string(fixtures().join("../man/cbr.1")).unwrap();
     for (code, _) in cbr::findings::CODES {
         // roff writes '-' as '\-'.
-        assert!(page.contains(&code.replace('-', "\\-")), "man/cbr.1 lacks {code}");
+        assert!(
+            page.contains(&code.replace('-', "\\-")),
+            "man/cbr.1 lacks {code}"
+        );
     }
     assert!(page.contains("Exit status"));
     let verify = std::fs::read_to_string(fixtures().join("../man/cbr-verify.1")).unwrap();
