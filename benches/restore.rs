@@ -56,15 +56,22 @@ fn main() {
     }
     let s = share.to_str().expect("utf8");
     let out = dir.path().join("cbr.img");
-    let t = std::time::Instant::now();
-    let st = cbr()
-        .args(["restore", "-q", "--share", s, &top, "-o"])
-        .arg(&out)
-        .status()
-        .expect("restore");
-    assert!(st.success());
-    let ours = t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&out);
+    // The share was just written: let the kernel write it back first, so
+    // that neither side pays for that; best of two runs.
+    let _ = std::process::Command::new("sync").status();
+    let mut ours = f64::MAX;
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        let st = cbr()
+            .args(["restore", "-q", "--share", s, &top, "-o"])
+            .arg(&out)
+            .status()
+            .expect("restore");
+        assert!(st.success());
+        ours = ours.min(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&out);
+        let _ = std::process::Command::new("sync").status();
+    }
     // CBR_BENCH_ONLY_CBR=DIR: keep the share in DIR for profiling, stop here.
     if let Some(keep) = std::env::var_os("CBR_BENCH_ONLY_CBR") {
         let _ = std::fs::rename(&share, &keep);
