@@ -23,8 +23,16 @@ pub fn median(n: usize, mut f: impl FnMut()) -> Duration {
     v[n / 2]
 }
 
-/// Run cbr with CBR_REPORT_RSS and return (seconds, peak RSS in KiB).
+/// Run cbr with CBR_REPORT_RSS and return (seconds, peak RSS in KiB),
+/// asserting success.
 pub fn run_rss(args: &[&str]) -> (f64, u64) {
+    let (secs, kib, code) = run_rss_code(args);
+    assert_eq!(code, Some(0), "cbr {args:?} failed");
+    (secs, kib)
+}
+
+/// Run cbr with CBR_REPORT_RSS: (seconds, peak RSS in KiB, exit status).
+pub fn run_rss_code(args: &[&str]) -> (f64, u64, Option<i32>) {
     let t = Instant::now();
     let out = cbr()
         .args(args)
@@ -32,11 +40,6 @@ pub fn run_rss(args: &[&str]) -> (f64, u64) {
         .output()
         .expect("run cbr");
     let secs = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "cbr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let err = String::from_utf8_lossy(&out.stderr);
     let kib = err
         .lines()
@@ -44,55 +47,12 @@ pub fn run_rss(args: &[&str]) -> (f64, u64) {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    (secs, kib)
+    (secs, kib, out.status.code())
 }
 
-/// Deterministic volume content: ~70% zero blocks, ~20% text-like
-/// (compressible), ~10% random, decided per 32 KiB block.
+/// Deterministic volume content (see [`cbr::synth::thin_volume`]).
 pub fn thin_volume(seed: u64) -> impl FnMut(u64, &mut [u8]) {
-    move |offset: u64, buf: &mut [u8]| {
-        const B: usize = 32768;
-        for (k, block) in buf.chunks_mut(B).enumerate() {
-            let idx = offset / B as u64 + k as u64;
-            let r = cbr::verify::stable_hash(&[&seed.to_le_bytes(), &idx.to_le_bytes()]);
-            match r % 10 {
-                0..=6 => block.fill(0),
-                7 | 8 => {
-                    let words: [&[u8]; 8] = [
-                        b"backup ",
-                        b"volume ",
-                        b"cinder ",
-                        b"chunk ",
-                        b"nfs ",
-                        b"2026-11-24 ",
-                        b"ERROR ",
-                        b"INFO ",
-                    ];
-                    let mut x = r;
-                    let mut i = 0;
-                    while i < block.len() {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        let w = words[(x % 8) as usize];
-                        let n = w.len().min(block.len() - i);
-                        block[i..i + n].copy_from_slice(&w[..n]);
-                        i += n;
-                    }
-                }
-                _ => {
-                    let mut x = r | 1;
-                    for c in block.chunks_mut(8) {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        let b = x.to_le_bytes();
-                        c.copy_from_slice(&b[..c.len()]);
-                    }
-                }
-            }
-        }
-    }
+    cbr::synth::thin_volume(seed)
 }
 
 pub fn gib(n: u64) -> u64 {

@@ -15,7 +15,6 @@
 mod common;
 use common::*;
 use std::io::Write;
-use std::time::Instant;
 
 fn synth(share: &std::path::Path, id: u64, chunks: u64, block: u64) -> String {
     let b = cbr::synth::SynthBackup {
@@ -39,24 +38,8 @@ fn synth(share: &std::path::Path, id: u64, chunks: u64, block: u64) -> String {
 
 /// Seconds and peak RSS (KiB) of a run that may exit 0 or 1.
 fn rss(args: &[&str]) -> (f64, u64) {
-    let t = Instant::now();
-    let out = cbr()
-        .args(args)
-        .env("CBR_REPORT_RSS", "1")
-        .output()
-        .expect("run");
-    let secs = t.elapsed().as_secs_f64();
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{args:?}: {out:?}"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    let kib = err
-        .lines()
-        .find_map(|l| l.strip_prefix("cbr: peak RSS "))
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let (secs, kib, code) = run_rss_code(args);
+    assert!(matches!(code, Some(0 | 1)), "{args:?}: exit {code:?}");
     (secs, kib)
 }
 
