@@ -542,14 +542,14 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
     for l in &plan.skipped {
         s.push_str(&format!(
             "#   skipped {}: {}\n",
-            l.backup_id,
+            one_line(&l.backup_id),
             one_line(&l.reason)
         ));
     }
     for l in &plan.refused {
         s.push_str(&format!(
             "#   REFUSED {}: {}\n",
-            l.backup_id,
+            one_line(&l.backup_id),
             one_line(&l.reason)
         ));
     }
@@ -624,8 +624,12 @@ wait_for() {
     s
 }
 
+/// Text for one comment line of a script (ids and reasons come from
+/// records): no control characters.
 fn one_line(s: &str) -> String {
-    s.replace('\n', " ")
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A runbook table a change-review board can read.

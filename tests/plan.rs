@@ -358,3 +358,29 @@ fn md_plan_and_from_share_plan() {
         "{out}"
     );
 }
+
+#[test]
+fn record_values_cannot_break_out_of_the_script() {
+    // A record whose id carries a newline and a command, given twice (so
+    // it lands in the header's skipped list) and once more with a bad
+    // parent (refused): the script must keep it on comment lines.
+    let (code, out, _) = run(&["decode", &rec("full-zlib")]);
+    assert_eq!(code, 0);
+    let mut v: Value = serde_json::from_str(&out).unwrap();
+    v["id"] = Value::String("x\ntouch /tmp/cbr-pwned\n".into());
+    v["parent_id"] = Value::String("y\ntouch /tmp/cbr-pwned\n".into());
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("evil.json");
+    let one = serde_json::to_string_pretty(&v).unwrap();
+    std::fs::write(&f, format!("{one}\n{one}\n")).unwrap();
+    let (_, script, _) = run(&["plan", "-q", "--default-project", DST, f.to_str().unwrap()]);
+    for line in script.lines() {
+        assert!(
+            !line.trim_start().starts_with("touch "),
+            "a record value became a command: {line:?}"
+        );
+    }
+    let p = t.path().join("plan.sh");
+    std::fs::write(&p, &script).unwrap();
+    check_script(&p);
+}
