@@ -188,8 +188,9 @@ impl Journal {
         let e = sql(path);
         let unfinished: Option<i64> = if resume {
             conn.query_row(
-                "SELECT id FROM runs WHERE share = ?1 AND finished IS NULL ORDER BY id DESC LIMIT 1",
-                params![share],
+                "SELECT id FROM runs WHERE share = ?1 AND shard IS ?2 AND finished IS NULL
+                 ORDER BY id DESC LIMIT 1",
+                params![share, shard],
                 |r| r.get(0),
             )
             .optional()
@@ -403,12 +404,61 @@ pub fn shares(conn: &Connection, path: &Path) -> Result<Vec<String>, JournalErro
 
 /// Merge journals into `out` (created if missing): runs get new ids, every
 /// check is kept, so the merged journal answers as one that saw all runs.
+/// A row of `runs`: id, share, host, shard, started, finished.
+type RunRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+/// An existing journal, opened read-only (merge inputs are never changed
+/// nor created).
+fn open_existing(path: &Path) -> Result<Connection, JournalError> {
+    let not = |why: String| JournalError::NotAJournal {
+        path: path.to_owned(),
+        why,
+    };
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        return Err(not("it does not exist or is empty".into()));
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| not(e.to_string()))?;
+    let schema: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(|e| not(e.to_string()))?;
+    if schema.as_deref() != Some(SCHEMA) {
+        return Err(not(format!("its schema is {schema:?}, not {SCHEMA:?}")));
+    }
+    Ok(conn)
+}
+
+/// Merge journals into `out` (created if missing). A run is copied once
+/// (matched by share, host, shard and start) and closed — a merged journal
+/// is a record, not a run to resume; a check already there is not copied
+/// again, so merging twice changes nothing.
 pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<u64, JournalError> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    for input in inputs {
+        drop(open_existing(input)?);
+        if same(input, out) {
+            return Err(JournalError::NotAJournal {
+                path: input.clone(),
+                why: "it is the journal merged into".into(),
+            });
+        }
+    }
     let mut conn = open_conn(out)?;
     let mut added = 0u64;
     for input in inputs {
-        // Refuse what is not a journal before attaching it.
-        drop(open_conn(input)?);
         let e = sql(out);
         let tx = conn.transaction().map_err(&e)?;
         tx.execute(
@@ -416,24 +466,59 @@ pub fn merge(out: &Path, inputs: &[PathBuf]) -> Result<u64, JournalError> {
             params![input.to_string_lossy()],
         )
         .map_err(&e)?;
-        let base: i64 = tx
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM main.runs", [], |r| {
-                r.get(0)
-            })
-            .map_err(&e)?;
-        tx.execute(
-            "INSERT INTO main.runs(id, share, host, shard, started, finished)
-             SELECT id + ?1, share, host, shard, started, finished FROM src.runs",
-            params![base],
-        )
-        .map_err(&e)?;
-        added += tx
-            .execute(
-                "INSERT INTO main.checks SELECT run + ?1, share, backup_id, chunk, size, mtime_ns,
-                     inode, verdict, codes, proven, checked_at FROM src.checks",
-                params![base],
-            )
-            .map_err(&e)? as u64;
+        let runs: Vec<RunRow> = {
+            let mut st = tx
+                .prepare("SELECT id, share, host, shard, started, finished FROM src.runs")
+                .map_err(&e)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .map_err(&e)?;
+            rows.collect::<Result<_, _>>().map_err(&e)?
+        };
+        for (id, share, host, shard, started, finished) in runs {
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM main.runs WHERE share = ?1 AND host IS ?2 AND shard IS ?3
+                     AND started = ?4",
+                    params![share, host, shard, started],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&e)?;
+            let to = match existing {
+                Some(x) => x,
+                None => {
+                    tx.execute(
+                        "INSERT INTO main.runs(share, host, shard, started, finished)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![share, host, shard, started, finished.unwrap_or(started)],
+                    )
+                    .map_err(&e)?;
+                    tx.last_insert_rowid()
+                }
+            };
+            added += tx
+                .execute(
+                    "INSERT INTO main.checks
+                     SELECT ?1, s.share, s.backup_id, s.chunk, s.size, s.mtime_ns, s.inode,
+                            s.verdict, s.codes, s.proven, s.checked_at
+                     FROM src.checks s WHERE s.run = ?2 AND NOT EXISTS (
+                         SELECT 1 FROM main.checks m WHERE m.share = s.share
+                         AND m.backup_id = s.backup_id AND m.chunk = s.chunk
+                         AND m.checked_at = s.checked_at AND m.verdict = s.verdict)",
+                    params![to, id],
+                )
+                .map_err(&e)? as u64;
+        }
         tx.commit().map_err(&e)?;
         conn.execute("DETACH DATABASE src", []).map_err(sql(out))?;
     }

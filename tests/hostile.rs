@@ -488,6 +488,14 @@ fn restore_output_inside_the_share_is_refused_before_anything_is_created() {
         let r = expect(&h, &before, &a, 2, "");
         assert!(r.err.contains("inside the share"), "{}", r.err);
     }
+    // Through a link from outside to a directory inside the share.
+    let sublink = h.outside.join("sublink");
+    std::os::unix::fs::symlink(h.share.join("a0"), &sublink).unwrap();
+    let mut a = h.restore("full-zlib");
+    let n = a.len();
+    a[n - 1] = sublink.join("img.raw").to_string_lossy().into_owned();
+    let r = expect(&h, &before, &a, 2, "");
+    assert!(r.err.contains("inside the share"), "{}", r.err);
     // Through a link to the share from elsewhere, too.
     let link = h.outside.join("share-link");
     std::os::unix::fs::symlink(&h.share, &link).unwrap();

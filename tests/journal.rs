@@ -301,3 +301,41 @@ fn budget_and_max_bytes_stop_cleanly_and_the_next_slice_goes_on() {
     assert_eq!(v["chunks_skipped"], 1);
     assert_eq!(v["chunks_checked"], 52);
 }
+
+#[test]
+fn merging_twice_changes_nothing_and_a_missing_or_self_input_is_refused() {
+    let (t, share) = share_copy();
+    let (a, m) = (t.path().join("a.sqlite"), t.path().join("m.sqlite"));
+    assert_eq!(verify_j(&share, &a, &[]).0, 0);
+    for _ in 0..2 {
+        let (code, _, err) = run(&[
+            "journal",
+            "merge",
+            "--into",
+            m.to_str().unwrap(),
+            a.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(checks(&m).len(), 53);
+    }
+    let typo = t.path().join("typo/shard-9.sqlite");
+    let (code, _, err) = run(&[
+        "journal",
+        "merge",
+        "--into",
+        m.to_str().unwrap(),
+        typo.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!typo.exists() && !typo.parent().unwrap().exists());
+    let (code, _, _) = run(&[
+        "journal",
+        "merge",
+        "--into",
+        m.to_str().unwrap(),
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(checks(&m).len(), 53);
+}

@@ -361,20 +361,41 @@ impl Share {
     /// existing ancestor of it is the share root (by device and inode, so
     /// another mount or a link to the same directory counts too).
     pub fn contains(&self, path: &Path) -> bool {
+        self.contains_depth(path, 0)
+    }
+
+    fn contains_depth(&self, path: &Path, depth: usize) -> bool {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
             match std::env::current_dir() {
                 Ok(d) => d.join(path),
-                Err(_) => return false,
+                Err(_) => return true, // cannot tell: refuse
             }
         };
+        // A dangling link as the last component: where it points counts
+        // (a writer following it would create its target).
+        if depth < 8
+            && let Ok(m) = std::fs::symlink_metadata(&abs)
+            && m.file_type().is_symlink()
+            && let Ok(t) = std::fs::read_link(&abs)
+        {
+            let target = match abs.parent() {
+                Some(dir) if t.is_relative() => dir.join(t),
+                _ => t,
+            };
+            if self.contains_depth(&target, depth + 1) {
+                return true;
+            }
+        }
+        // The deepest existing ancestor, with every link and `..`
+        // resolved; then its real ancestors, compared by device and inode.
         let mut cur = Some(abs.as_path());
         while let Some(p) = cur {
-            if let Ok(st) = rustix::fs::stat(p)
-                && (st.st_dev, st.st_ino) == self.id
-            {
-                return true;
+            if let Ok(real) = std::fs::canonicalize(p) {
+                return real.ancestors().any(|a| {
+                    rustix::fs::stat(a).is_ok_and(|st| (st.st_dev, st.st_ino) == self.id)
+                });
             }
             cur = p.parent();
         }
@@ -633,5 +654,13 @@ mod tests {
         assert!(s.contains(&root.join("d/new-file")));
         assert!(s.contains(&root.join("dirlink/share/x")));
         assert!(!s.contains(&t.path().join("elsewhere")));
+        // A link from outside to a directory inside the share.
+        std::os::unix::fs::symlink(root.join("d"), t.path().join("sublink")).unwrap();
+        assert!(s.contains(&t.path().join("sublink/img.raw")));
+        // A dangling link whose target would be created inside the share.
+        std::os::unix::fs::symlink(root.join("d/new.sqlite"), t.path().join("dangling")).unwrap();
+        assert!(s.contains(&t.path().join("dangling")));
+        // `..` out of the share is outside.
+        assert!(!s.contains(&root.join("d/../../x.raw")));
     }
 }
