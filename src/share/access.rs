@@ -348,8 +348,12 @@ impl Share {
 
     /// Open a regular file of the share; anything else is refused.
     pub fn open_file(&self, rel: &str) -> Result<ShareFile, AccessError> {
+        let shown = components(rel)?.join("/");
+        // Look before opening: a device node is never opened (opening some
+        // has side effects); the fstat after the open still decides.
+        not_special(self.fd.as_fd(), shown.as_str(), &shown)?;
         let fd = self.open_beneath(rel, file_flags())?;
-        regular(fd, components(rel)?.join("/"))
+        regular(fd, shown)
     }
 
     /// Read a whole (small) file of the share, refusing one over `limit`.
@@ -401,6 +405,29 @@ impl Share {
         }
         false
     }
+}
+
+/// Refuse a FIFO, device or socket by a look (`fstatat`, no link
+/// followed at the end) before anything opens it. Errors of the look are
+/// left to the open, which reports them.
+fn not_special(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    shown: &str,
+) -> Result<(), AccessError> {
+    if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if matches!(
+            ft,
+            FileType::Fifo | FileType::Socket | FileType::CharacterDevice | FileType::BlockDevice
+        ) {
+            return Err(AccessError::NotRegular {
+                path: shown.to_string(),
+                kind: kind_name(ft),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn regular(fd: OwnedFd, rel: String) -> Result<ShareFile, AccessError> {
@@ -525,6 +552,7 @@ impl ShareDir {
             path: path.clone(),
             reason,
         })?;
+        not_special(self.fd.as_fd(), name, &path)?;
         let fd = rustix::fs::openat(&self.fd, name, file_flags(), Mode::empty())
             .map_err(|e| self.classify(name, e))?;
         regular(fd, path)
