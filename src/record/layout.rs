@@ -99,35 +99,7 @@ impl Layout {
     }
 
     fn write_str(&self, s: &str, out: &mut String) {
-        use std::fmt::Write;
-        if self.ensure_ascii && !self.html_escape {
-            out.push_str(&super::pyjson::dumps(&Value::String(s.to_string())));
-            return;
-        }
-        out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '<' | '>' | '&' if self.html_escape => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c if self.ensure_ascii && !c.is_ascii() => {
-                    let mut buf = [0u16; 2];
-                    for unit in c.encode_utf16(&mut buf) {
-                        let _ = write!(out, "\\u{unit:04x}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
+        super::pyjson::write_str_styled(s, out, self.ensure_ascii, self.html_escape);
     }
 }
 

@@ -55,6 +55,15 @@ fn write_value(value: &Value, out: &mut String) {
 }
 
 fn write_str(s: &str, out: &mut String) {
+    write_str_styled(s, out, true, false);
+}
+
+/// A JSON string as a writer of a given style writes it: Python's
+/// `json.dumps` (`ensure_ascii`: anything past `~` as `\uXXXX`, astral
+/// characters as surrogate pairs, `\b` `\f` short), or raw UTF-8; with
+/// `html_escape`, `<` `>` `&` as `\u003c`… and `\b` `\f` long, as Go's
+/// encoding/json writes them.
+pub fn write_str_styled(s: &str, out: &mut String, ensure_ascii: bool, html_escape: bool) {
     use std::fmt::Write;
     out.push('"');
     for c in s.chars() {
@@ -64,9 +73,12 @@ fn write_str(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+            '\u{08}' if !html_escape => out.push_str("\\b"),
+            '\u{0c}' if !html_escape => out.push_str("\\f"),
+            '<' | '>' | '&' if html_escape => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 || (ensure_ascii && (c as u32) > 0x7e) => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     let _ = write!(out, "\\u{unit:04x}");
