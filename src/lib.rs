@@ -23,6 +23,7 @@ pub mod progress;
 pub mod record;
 pub mod recover;
 pub mod restore;
+pub mod sha256_lanes;
 pub mod share;
 pub mod synth;
 pub mod verify;

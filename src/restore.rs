@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
 use crate::share::sha256file::Window;
 use crate::share::{BackupEntry, Share, ShareScan};
-use crate::verify::{BadBlocks, block_sha, is_zero, stream_chunk, stream_findings, zero_block_sha};
+use crate::verify::{BadBlocks, is_zero, stream_chunk, stream_findings, zero_block_sha};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -248,45 +248,61 @@ pub fn restore(
                     }
                     Ok(())
                 };
+                // First prove the live blocks (hashing several at a time),
+                // then write them.
+                let mut live: Vec<(usize, bool)> = Vec::new(); // (block in data, all zero)
+                let mut todo: Vec<(u64, &[u8], [u8; 32])> = Vec::new();
+                let mut wrong: Vec<u64> = Vec::new();
                 for (k, piece) in data.chunks(block).enumerate() {
                     let p_start = vol + (k * block) as u64;
                     let p_end = p_start + piece.len() as u64;
                     if !c.live.iter().any(|l| l.start < p_end && p_start < l.end) {
-                        flush(&mut run)?;
                         continue;
                     }
                     let idx = p_start / block as u64;
                     let all_zero = is_zero(piece);
                     match window.get(idx) {
-                        Ok(Some(want)) => {
-                            let got = if all_zero && piece.len() == block {
-                                zero
-                            } else {
-                                block_sha(piece, &zero, usize::MAX)
-                            };
-                            if got != want {
-                                bad.push(idx);
+                        Ok(Some(want)) if all_zero && piece.len() == block => {
+                            if want != zero {
+                                wrong.push(idx);
                             }
                         }
+                        Ok(Some(want)) => todo.push((idx, piece, want)),
                         // The plan stops at the sha256file's end; a block
                         // past it is proven by nothing: refuse it.
-                        Ok(None) => bad.push(idx),
+                        Ok(None) => wrong.push(idx),
                         Err(e) => {
                             sha_problem = Some(e.to_string());
                             return Err(format!("cannot read the sha256file: {e}"));
                         }
                     }
+                    live.push((k, all_zero));
+                }
+                let pieces: Vec<&[u8]> = todo.iter().map(|t| t.1).collect();
+                let mut sums = vec![[0u8; 32]; pieces.len()];
+                crate::sha256_lanes::digest_many(&pieces, &mut sums);
+                wrong.extend(
+                    todo.iter()
+                        .zip(&sums)
+                        .filter(|((_, _, want), got)| want != *got)
+                        .map(|((idx, _, _), _)| *idx),
+                );
+                wrong.sort_unstable();
+                for idx in wrong {
+                    bad.push(idx);
+                }
+                for (k, all_zero) in live {
                     if opts.fresh && all_zero {
                         flush(&mut run)?;
                         continue;
                     }
                     let from = k * block;
-                    let to = from + piece.len();
+                    let to = (from + block).min(data.len());
                     match &mut run {
                         Some((_, _, end)) if *end == from => *end = to,
                         _ => {
                             flush(&mut run)?;
-                            run = Some((p_start, from, to));
+                            run = Some((vol + from as u64, from, to));
                         }
                     }
                 }

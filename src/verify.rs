@@ -375,15 +375,6 @@ pub fn zero_block_sha(n: usize) -> [u8; 32] {
     })
 }
 
-/// Per-block sha256 of data, with the zero shortcut.
-pub fn block_sha(data: &[u8], zero_sha: &[u8; 32], full_block: usize) -> [u8; 32] {
-    if data.len() == full_block && is_zero(data) {
-        *zero_sha
-    } else {
-        Sha256::digest(data).into()
-    }
-}
-
 /// Merge sorted block indexes into inclusive ranges.
 pub fn ranges(mut blocks: Vec<u64>) -> Vec<(u64, u64)> {
     blocks.sort_unstable();
@@ -537,6 +528,8 @@ pub fn verify_chunk(
     let mut beyond: Option<u64> = None;
     let mut bad = BadBlocks::default();
     let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
+        // Blocks to hash, gathered and then hashed several at a time.
+        let mut todo: Vec<(u64, &[u8], [u8; 32])> = Vec::new();
         for (k, piece) in data.chunks(block).enumerate() {
             let idx = first_block + off / block_u64 + k as u64;
             // A short last piece before the declared end is a truncated
@@ -550,10 +543,8 @@ pub fn verify_chunk(
                 Ok(Some(want)) => {
                     if piece.len() == block && want == zero && is_zero(piece) {
                         proven.zero_compare += piece.len() as u64;
-                    } else if <[u8; 32]>::from(Sha256::digest(piece)) != want {
-                        bad.push(idx);
                     } else {
-                        proven.sha256 += piece.len() as u64;
+                        todo.push((idx, piece, want));
                     }
                 }
                 Ok(None) => {
@@ -563,6 +554,16 @@ pub fn verify_chunk(
                     sha_problem = Some(e.to_string());
                     window = None;
                 }
+            }
+        }
+        let pieces: Vec<&[u8]> = todo.iter().map(|t| t.1).collect();
+        let mut sums = vec![[0u8; 32]; pieces.len()];
+        crate::sha256_lanes::digest_many(&pieces, &mut sums);
+        for ((idx, piece, want), got) in todo.iter().zip(&sums) {
+            if got == want {
+                proven.sha256 += piece.len() as u64;
+            } else {
+                bad.push(*idx);
             }
         }
         progress.advance(data.len() as u64, &backup.id);
