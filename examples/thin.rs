@@ -1,5 +1,6 @@
 #![allow(clippy::disallowed_methods)] // writes a benchmark share, not a share it reads
-//! Profiling aid: write a 2 GiB thin zlib volume like the benchmarks do.
+//! Profiling aid: write a 2 GiB thin volume like the benchmarks do.
+//! Usage: thin DIR [OBJECT_SIZE] [COMPRESSION (zlib)]
 fn main() {
     let dir = std::env::args().nth(1).expect("dir");
     let obj: u64 = std::env::args()
@@ -17,7 +18,7 @@ fn main() {
         size: 2 << 30,
         object_size: obj,
         block: 32768,
-        compression: "zlib".into(),
+        compression: std::env::args().nth(3).unwrap_or_else(|| "zlib".into()),
         parent: None,
     };
     cbr::synth::write_backup(

@@ -17,23 +17,30 @@ use sha2::{Digest, Sha256};
 /// Hash every message of `msgs` into `out` (same length), several at a
 /// time where their lengths agree.
 pub fn digest_many(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+    let n = msgs.len().min(out.len());
+    let (msgs, out) = (&msgs[..n], &mut out[..n]);
     #[cfg(target_arch = "x86_64")]
     if x86::available() {
         let mut i = 0;
-        while i + LANES <= msgs.len().min(out.len()) {
-            let m: [&[u8]; LANES] = std::array::from_fn(|n| msgs[i + n]);
-            if m.iter().all(|x| x.len() == m[0].len()) {
-                // SAFETY: the CPU has the features; the lengths agree.
-                let h = unsafe { x86::lanes(m) };
-                out[i..i + LANES].copy_from_slice(&h);
-                i += LANES;
-            } else {
-                out[i] = Sha256::digest(msgs[i]).into();
-                i += 1;
+        while i < n {
+            // The widest group of equal lengths from here, at most LANES.
+            let len = msgs[i].len();
+            let k = msgs[i..(i + LANES).min(n)]
+                .iter()
+                .take_while(|m| m.len() == len)
+                .count();
+            let m = &msgs[i..i + k];
+            let o = &mut out[i..i + k];
+            // SAFETY: the CPU has the features; the lengths agree.
+            unsafe {
+                match k {
+                    4 => o.copy_from_slice(&x86::lanes::<4>([m[0], m[1], m[2], m[3]])),
+                    3 => o.copy_from_slice(&x86::lanes::<3>([m[0], m[1], m[2]])),
+                    2 => o.copy_from_slice(&x86::lanes::<2>([m[0], m[1]])),
+                    _ => o[0] = Sha256::digest(m[0]).into(),
+                }
             }
-        }
-        for (m, o) in msgs[i..].iter().zip(&mut out[i..]) {
-            *o = Sha256::digest(m).into();
+            i += k.max(1);
         }
         return;
     }
@@ -43,7 +50,7 @@ pub fn digest_many(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
 }
 
 /// Messages hashed at once.
-const LANES: usize = 4;
+const LANES: usize = 4; // the match in digest_many has an arm per width
 
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)] // lanes walk several arrays in lockstep
@@ -242,16 +249,18 @@ mod tests {
             0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000, 4096, 32768, 32769,
         ];
         for n in lens {
-            let msgs: Vec<Vec<u8>> = (0..9).map(|k| bytes(n, 1 + k + 16 * n as u64)).collect();
-            let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
-            let mut out = vec![[0u8; 32]; refs.len()];
-            digest_many(&refs, &mut out);
-            for (k, (m, o)) in refs.iter().zip(&out).enumerate() {
-                assert_eq!(
-                    *o,
-                    <[u8; 32]>::from(Sha256::digest(m)),
-                    "len {n}, message {k}"
-                );
+            // Every group width: 9 = 4 + 4 + 1, 7 = 4 + 3, 6 = 4 + 2.
+            for count in [1, 2, 3, 6, 7, 9] {
+                let msgs: Vec<Vec<u8>> = (0..count)
+                    .map(|k| bytes(n, 1 + k + 16 * n as u64))
+                    .collect();
+                let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+                let mut out = vec![[0u8; 32]; refs.len()];
+                digest_many(&refs, &mut out);
+                for (k, (m, o)) in refs.iter().zip(&out).enumerate() {
+                    let want = <[u8; 32]>::from(Sha256::digest(m));
+                    assert_eq!(*o, want, "len {n}, message {k} of {count}");
+                }
             }
         }
     }
