@@ -235,15 +235,18 @@ pub fn stream_chunk(
         .map_err(StreamError::Open)?
         .file;
     let count = std::sync::Arc::new(AtomicU64::new(0));
-    let raw = CountingReader {
-        inner: std::io::BufReader::with_capacity(1 << 18, file),
-        count: count.clone(),
-    };
+    // One buffer between the file and the decoder (zlib's decoder takes
+    // its input straight from it); counted as it is filled.
+    let raw = std::io::BufReader::with_capacity(
+        1 << 18,
+        CountingReader {
+            inner: file,
+            count: count.clone(),
+        },
+    );
     let decoder: Box<dyn Read + Send> = match &obj.compression {
         Compression::None => Box::new(raw),
-        Compression::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(std::io::BufReader::new(
-            raw,
-        ))),
+        Compression::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(raw)),
         Compression::Bz2 => Box::new(bzip2::read::BzDecoder::new(raw)),
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(raw).map_err(StreamError::Read)?)
