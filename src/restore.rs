@@ -13,7 +13,9 @@ use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
 use crate::share::sha256file::Window;
 use crate::share::{BackupEntry, Share, ShareScan};
-use crate::verify::{BadBlocks, is_zero, stream_chunk, stream_findings, zero_block_sha};
+use crate::verify::{
+    BadBlocks, Pending, blocks_match, is_zero, stream_chunk, stream_findings, zero_block_sha,
+};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -251,7 +253,7 @@ pub fn restore(
                 // First prove the live blocks (hashing several at a time),
                 // then write them.
                 let mut live: Vec<(usize, bool)> = Vec::new(); // (block in data, all zero)
-                let mut todo: Vec<(u64, &[u8], [u8; 32])> = Vec::new();
+                let mut todo: Vec<Pending<'_>> = Vec::new();
                 let mut wrong: Vec<u64> = Vec::new();
                 for (k, piece) in data.chunks(block).enumerate() {
                     let p_start = vol + (k * block) as u64;
@@ -278,14 +280,11 @@ pub fn restore(
                     }
                     live.push((k, all_zero));
                 }
-                let pieces: Vec<&[u8]> = todo.iter().map(|t| t.1).collect();
-                let mut sums = vec![[0u8; 32]; pieces.len()];
-                crate::sha256_lanes::digest_many(&pieces, &mut sums);
                 wrong.extend(
                     todo.iter()
-                        .zip(&sums)
-                        .filter(|((_, _, want), got)| want != *got)
-                        .map(|((idx, _, _), _)| *idx),
+                        .zip(blocks_match(&todo))
+                        .filter(|(_, ok)| !ok)
+                        .map(|(t, _)| t.0),
                 );
                 wrong.sort_unstable();
                 for idx in wrong {

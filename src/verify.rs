@@ -378,6 +378,19 @@ pub fn zero_block_sha(n: usize) -> [u8; 32] {
     })
 }
 
+/// A hash block waiting for its proof: (block index, its bytes, the
+/// sha256 the sha256file lists for it).
+pub type Pending<'a> = (u64, &'a [u8], [u8; 32]);
+
+/// Hash the gathered blocks several at a time (see [`crate::sha256_lanes`]):
+/// for each, whether its sha256 is the one wanted.
+pub fn blocks_match(todo: &[Pending<'_>]) -> Vec<bool> {
+    let pieces: Vec<&[u8]> = todo.iter().map(|t| t.1).collect();
+    let mut sums = vec![[0u8; 32]; pieces.len()];
+    crate::sha256_lanes::digest_many(&pieces, &mut sums);
+    todo.iter().zip(&sums).map(|(t, got)| t.2 == *got).collect()
+}
+
 /// Merge sorted block indexes into inclusive ranges.
 pub fn ranges(mut blocks: Vec<u64>) -> Vec<(u64, u64)> {
     blocks.sort_unstable();
@@ -532,7 +545,7 @@ pub fn verify_chunk(
     let mut bad = BadBlocks::default();
     let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
         // Blocks to hash, gathered and then hashed several at a time.
-        let mut todo: Vec<(u64, &[u8], [u8; 32])> = Vec::new();
+        let mut todo: Vec<Pending<'_>> = Vec::new();
         for (k, piece) in data.chunks(block).enumerate() {
             let idx = first_block + off / block_u64 + k as u64;
             // A short last piece before the declared end is a truncated
@@ -559,11 +572,8 @@ pub fn verify_chunk(
                 }
             }
         }
-        let pieces: Vec<&[u8]> = todo.iter().map(|t| t.1).collect();
-        let mut sums = vec![[0u8; 32]; pieces.len()];
-        crate::sha256_lanes::digest_many(&pieces, &mut sums);
-        for ((idx, piece, want), got) in todo.iter().zip(&sums) {
-            if got == want {
+        for ((idx, piece, _), ok) in todo.iter().zip(blocks_match(&todo)) {
+            if ok {
                 proven.sha256 += piece.len() as u64;
             } else {
                 bad.push(*idx);
@@ -846,6 +856,25 @@ pub fn verify_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_block_among_those_hashed_together_is_the_one_blamed() {
+        let data: Vec<Vec<u8>> = (0..7u8).map(|k| vec![k + 1; 4096]).collect();
+        let mut todo: Vec<Pending<'_>> = data
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u64, d.as_slice(), Sha256::digest(d).into()))
+            .collect();
+        assert!(blocks_match(&todo).iter().all(|&ok| ok));
+        for wrong in [0, 2, 3, 5, 6] {
+            let saved = todo[wrong].2;
+            todo[wrong].2[7] ^= 1;
+            let got = blocks_match(&todo);
+            let bad: Vec<usize> = (0..7).filter(|&i| !got[i]).collect();
+            assert_eq!(bad, vec![wrong]);
+            todo[wrong].2 = saved;
+        }
+    }
 
     #[test]
     fn zero_detection() {
