@@ -14,7 +14,8 @@ use crate::share::metadata::ChunkObject;
 use crate::share::sha256file::Window;
 use crate::share::{BackupEntry, Share, ShareScan};
 use crate::verify::{
-    BadBlocks, Pending, blocks_match, is_zero, stream_chunk, stream_findings, zero_block_sha,
+    BadBlocks, HASH_BATCH, Pending, blocks_match, is_zero, stream_chunk, stream_findings,
+    zero_block_sha,
 };
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -250,59 +251,69 @@ pub fn restore(
                     }
                     Ok(())
                 };
-                // First prove the live blocks (hashing several at a time),
-                // then write them.
-                let mut live: Vec<(usize, bool)> = Vec::new(); // (block in data, all zero)
-                let mut todo: Vec<Pending<'_>> = Vec::new();
-                let mut wrong: Vec<u64> = Vec::new();
-                for (k, piece) in data.chunks(block).enumerate() {
-                    let p_start = vol + (k * block) as u64;
-                    let p_end = p_start + piece.len() as u64;
-                    if !c.live.iter().any(|l| l.start < p_end && p_start < l.end) {
-                        continue;
-                    }
-                    let idx = p_start / block as u64;
-                    let all_zero = is_zero(piece);
-                    match window.get(idx) {
-                        Ok(Some(want)) if all_zero && piece.len() == block => {
-                            if want != zero {
-                                wrong.push(idx);
+                // In groups of at most HASH_BATCH blocks (memory bounded
+                // whatever the block size): first prove the live blocks,
+                // hashing several at a time, then write them.
+                let mut failed: Option<String> = None;
+                for (g, group) in data.chunks(block.saturating_mul(HASH_BATCH)).enumerate() {
+                    let mut live: Vec<(usize, bool)> = Vec::with_capacity(HASH_BATCH); // (block in data, all zero)
+                    let mut todo: Vec<Pending<'_>> = Vec::with_capacity(HASH_BATCH);
+                    let mut wrong: Vec<u64> = Vec::new();
+                    for (j, piece) in group.chunks(block).enumerate() {
+                        let k = g * HASH_BATCH + j;
+                        let p_start = vol + (k * block) as u64;
+                        let p_end = p_start + piece.len() as u64;
+                        if !c.live.iter().any(|l| l.start < p_end && p_start < l.end) {
+                            continue;
+                        }
+                        let idx = p_start / block as u64;
+                        let all_zero = is_zero(piece);
+                        match window.get(idx) {
+                            Ok(Some(want)) if all_zero && piece.len() == block => {
+                                if want != zero {
+                                    wrong.push(idx);
+                                }
+                            }
+                            Ok(Some(want)) => todo.push((idx, piece, want)),
+                            // The plan stops at the sha256file's end; a block
+                            // past it is proven by nothing: refuse it.
+                            Ok(None) => wrong.push(idx),
+                            Err(e) => {
+                                sha_problem = Some(e.to_string());
+                                failed = Some(format!("cannot read the sha256file: {e}"));
+                                break;
                             }
                         }
-                        Ok(Some(want)) => todo.push((idx, piece, want)),
-                        // The plan stops at the sha256file's end; a block
-                        // past it is proven by nothing: refuse it.
-                        Ok(None) => wrong.push(idx),
-                        Err(e) => {
-                            sha_problem = Some(e.to_string());
-                            return Err(format!("cannot read the sha256file: {e}"));
-                        }
+                        live.push((k, all_zero));
                     }
-                    live.push((k, all_zero));
-                }
-                wrong.extend(
-                    todo.iter()
-                        .zip(blocks_match(&todo))
-                        .filter(|(_, ok)| !ok)
-                        .map(|(t, _)| t.0),
-                );
-                wrong.sort_unstable();
-                for idx in wrong {
-                    bad.push(idx);
-                }
-                for (k, all_zero) in live {
-                    if opts.fresh && all_zero {
-                        flush(&mut run)?;
-                        continue;
+                    wrong.extend(
+                        todo.iter()
+                            .zip(blocks_match(&todo))
+                            .filter(|(_, ok)| !ok)
+                            .map(|(t, _)| t.0),
+                    );
+                    wrong.sort_unstable();
+                    for idx in wrong {
+                        bad.push(idx);
                     }
-                    let from = k * block;
-                    let to = (from + block).min(data.len());
-                    match &mut run {
-                        Some((_, _, end)) if *end == from => *end = to,
-                        _ => {
+                    for (k, all_zero) in live {
+                        if opts.fresh && all_zero {
                             flush(&mut run)?;
-                            run = Some((vol + from as u64, from, to));
+                            continue;
                         }
+                        let from = k * block;
+                        let to = (from + block).min(data.len());
+                        match &mut run {
+                            Some((_, _, end)) if *end == from => *end = to,
+                            _ => {
+                                flush(&mut run)?;
+                                run = Some((vol + from as u64, from, to));
+                            }
+                        }
+                    }
+                    if let Some(m) = failed {
+                        flush(&mut run)?;
+                        return Err(m);
                     }
                 }
                 flush(&mut run)?;

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 /// Hash every message of `msgs` into `out` (same length), several at a
 /// time where their lengths agree.
 pub fn digest_many(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+    debug_assert_eq!(msgs.len(), out.len());
     let n = msgs.len().min(out.len());
     let (msgs, out) = (&msgs[..n], &mut out[..n]);
     #[cfg(target_arch = "x86_64")]
@@ -50,6 +51,7 @@ pub fn digest_many(msgs: &[&[u8]], out: &mut [[u8; 32]]) {
 }
 
 /// Messages hashed at once.
+#[cfg(target_arch = "x86_64")]
 const LANES: usize = 4; // the match in digest_many has an arm per width
 
 #[cfg(target_arch = "x86_64")]
@@ -210,11 +212,13 @@ mod x86 {
 
     /// # Safety
     /// The CPU must have the SHA extensions, SSSE3 and SSE4.1
-    /// ([`available`]); the messages must be of equal length.
+    /// ([`available`]). The messages must be of equal length (checked).
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     pub unsafe fn lanes<const N: usize>(m: [&[u8]; N]) -> [[u8; 32]; N] {
         let len = m[0].len();
-        debug_assert!(m.iter().all(|x| x.len() == len));
+        // Not a memory-safety matter (every access is checked), but a lane
+        // of another length would hash wrong: refuse, whatever the build.
+        assert!(m.iter().all(|x| x.len() == len), "lanes of unequal length");
         let mut l = [load_state(&H0); N];
         let whole: [&[[u8; 64]]; N] = std::array::from_fn(|n| m[n].as_chunks::<64>().0);
         compress(&mut l, whole, len / 64);

@@ -378,6 +378,11 @@ pub fn zero_block_sha(n: usize) -> [u8; 32] {
     })
 }
 
+/// Blocks gathered before they are hashed together: a bound on the
+/// memory that gathering takes, whatever the block size (a hostile
+/// sha256file may say 1 byte).
+pub const HASH_BATCH: usize = 64;
+
 /// A hash block waiting for its proof: (block index, its bytes, the
 /// sha256 the sha256file lists for it).
 pub type Pending<'a> = (u64, &'a [u8], [u8; 32]);
@@ -544,39 +549,42 @@ pub fn verify_chunk(
     let mut beyond: Option<u64> = None;
     let mut bad = BadBlocks::default();
     let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
-        // Blocks to hash, gathered and then hashed several at a time.
-        let mut todo: Vec<Pending<'_>> = Vec::new();
-        for (k, piece) in data.chunks(block).enumerate() {
-            let idx = first_block + off / block_u64 + k as u64;
-            // A short last piece before the declared end is a truncated
-            // stream: length-mismatch says it, its hash would only repeat it.
-            let piece_end = off + (k * block + piece.len()) as u64;
-            if piece.len() < block && piece_end != obj.length {
-                continue;
-            }
-            let Some(w) = window.as_mut() else { continue };
-            match w.get(idx) {
-                Ok(Some(want)) => {
-                    if piece.len() == block && want == zero && is_zero(piece) {
-                        proven.zero_compare += piece.len() as u64;
-                    } else {
-                        todo.push((idx, piece, want));
+        for (g, group) in data.chunks(block.saturating_mul(HASH_BATCH)).enumerate() {
+            let off = off + (g * block * HASH_BATCH) as u64;
+            // Blocks to hash, gathered and then hashed several at a time.
+            let mut todo: Vec<Pending<'_>> = Vec::with_capacity(HASH_BATCH);
+            for (k, piece) in group.chunks(block).enumerate() {
+                let idx = first_block + off / block_u64 + k as u64;
+                // A short last piece before the declared end is a truncated
+                // stream: length-mismatch says it, its hash would only repeat it.
+                let piece_end = off + (k * block + piece.len()) as u64;
+                if piece.len() < block && piece_end != obj.length {
+                    continue;
+                }
+                let Some(w) = window.as_mut() else { continue };
+                match w.get(idx) {
+                    Ok(Some(want)) => {
+                        if piece.len() == block && want == zero && is_zero(piece) {
+                            proven.zero_compare += piece.len() as u64;
+                        } else {
+                            todo.push((idx, piece, want));
+                        }
+                    }
+                    Ok(None) => {
+                        beyond.get_or_insert(idx);
+                    }
+                    Err(e) => {
+                        sha_problem = Some(e.to_string());
+                        window = None;
                     }
                 }
-                Ok(None) => {
-                    beyond.get_or_insert(idx);
-                }
-                Err(e) => {
-                    sha_problem = Some(e.to_string());
-                    window = None;
-                }
             }
-        }
-        for ((idx, piece, _), ok) in todo.iter().zip(blocks_match(&todo)) {
-            if ok {
-                proven.sha256 += piece.len() as u64;
-            } else {
-                bad.push(*idx);
+            for ((idx, piece, _), ok) in todo.iter().zip(blocks_match(&todo)) {
+                if ok {
+                    proven.sha256 += piece.len() as u64;
+                } else {
+                    bad.push(*idx);
+                }
             }
         }
         progress.advance(data.len() as u64, &backup.id);

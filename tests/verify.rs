@@ -434,3 +434,98 @@ fn restore_dry_run_prints_the_plan_and_writes_nothing() {
     assert_eq!(stdout.matches("backup ").count(), 3, "{stdout}");
     assert!(!out.exists());
 }
+
+/// Blocks are hashed in batches (`HASH_BATCH`) several at a time: with
+/// 64-byte hash blocks a 1 MiB chunk is 256 batches, and a wrong block in
+/// any lane of any batch must be the one blamed, by verify and by restore,
+/// while the intact share restores byte for byte.
+#[test]
+fn small_hash_blocks_are_proven_and_blamed_across_batches() {
+    use cbr::synth::{SynthBackup, uuid_from, write_backup};
+    let t = tempfile::tempdir().unwrap();
+    let share = t.path().join("share");
+    let b = SynthBackup {
+        id: uuid_from(1, 77),
+        volume_id: uuid_from(2, 77),
+        container: None,
+        legacy_prefix: false,
+        timestamp: "20261125000000".into(),
+        name: None,
+        description: None,
+        size: 1 << 20,
+        object_size: 1 << 20,
+        block: 64,
+        compression: "none".into(),
+        parent: None,
+    };
+    // Every fifth block zero, the others distinct.
+    let content = |o: u64, buf: &mut [u8]| {
+        for (i, x) in buf.iter_mut().enumerate() {
+            let at = o + i as u64;
+            *x = if (at / 64) % 5 == 0 {
+                0
+            } else {
+                (at * 7 + at / 64) as u8 | 1
+            };
+        }
+    };
+    write_backup(&share, &b, &mut { content }).unwrap();
+    let mut image = vec![0u8; 1 << 20];
+    content(0, &mut image);
+    let s = share.to_str().unwrap();
+    let out = t.path().join("img");
+    let (code, stdout, _) = run(&[
+        "restore",
+        "-q",
+        "--share",
+        s,
+        &b.id,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(std::fs::read(&out).unwrap(), image, "the restored image");
+    std::fs::remove_file(&out).unwrap();
+    let chunk = find_file(&share, &b.id, "-00001");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    // Blocks in the first batch, a batch's first and last, a later lane,
+    // and a zero block.
+    let wrong = [3u64, 64, 127, 4001, 16380];
+    for w in wrong {
+        bytes[(w * 64 + 9) as usize] ^= 0x80;
+    }
+    std::fs::write(&chunk, &bytes).unwrap();
+    let (code, v) = run_json(&["verify", "--deep", "--json", "--share", s]);
+    assert_eq!(code, 1, "{v}");
+    let blamed: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "sha256-mismatch")
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(blamed.len(), wrong.len(), "{blamed:?}");
+    for (w, m) in wrong.iter().zip(&blamed) {
+        assert!(m.contains(&format!("hash block {w} ")), "block {w}: {m}");
+    }
+    let proven = v["proven_by"]["sha256"].as_u64().unwrap()
+        + v["proven_by"]["zero_compare"].as_u64().unwrap();
+    assert_eq!(proven, (1 << 20) - 64 * wrong.len() as u64, "{v}");
+    let (code, stdout, _) = run(&[
+        "restore",
+        "-q",
+        "--share",
+        s,
+        &b.id,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    for w in wrong {
+        assert!(
+            stdout.contains(&format!("hash block {w} ")),
+            "restore, block {w}: {stdout}"
+        );
+    }
+    assert!(!out.exists());
+}
