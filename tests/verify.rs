@@ -462,7 +462,7 @@ fn small_hash_blocks_are_proven_and_blamed_across_batches() {
     let content = |o: u64, buf: &mut [u8]| {
         for (i, x) in buf.iter_mut().enumerate() {
             let at = o + i as u64;
-            *x = if (at / 64) % 5 == 0 {
+            *x = if (at / 64).is_multiple_of(5) {
                 0
             } else {
                 (at * 7 + at / 64) as u8 | 1
