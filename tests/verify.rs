@@ -474,15 +474,18 @@ fn small_hash_blocks_are_proven_and_blamed_across_batches() {
     content(0, &mut image);
     let s = share.to_str().unwrap();
     let out = t.path().join("img");
-    let (code, stdout, _) = run(&[
-        "restore",
-        "-q",
-        "--share",
-        s,
-        &b.id,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let restore = || {
+        run(&[
+            "restore",
+            "-q",
+            "--share",
+            s,
+            &b.id,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (code, stdout, _) = restore();
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(std::fs::read(&out).unwrap(), image, "the restored image");
     std::fs::remove_file(&out).unwrap();
@@ -511,15 +514,7 @@ fn small_hash_blocks_are_proven_and_blamed_across_batches() {
     let proven = v["proven_by"]["sha256"].as_u64().unwrap()
         + v["proven_by"]["zero_compare"].as_u64().unwrap();
     assert_eq!(proven, (1 << 20) - 64 * wrong.len() as u64, "{v}");
-    let (code, stdout, _) = run(&[
-        "restore",
-        "-q",
-        "--share",
-        s,
-        &b.id,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (code, stdout, _) = restore();
     assert_eq!(code, 1, "{stdout}");
     for w in wrong {
         assert!(
