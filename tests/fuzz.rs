@@ -1359,27 +1359,15 @@ fn fuzz_metadata() {
         byte_edits(),
     );
     drive(target, strategy, |no, (stem, edit, bytes), report| {
-        let id = backup(stem).0;
-        let file = find_file(&sh.share, &id, "_metadata");
-        let original = std::fs::read(&file).expect("metadata");
-        let mut j = parse_j(&original);
-        let what = apply_meta_edit(&mut j, &edit, &other);
-        let mutated = apply_bytes(render(&j, true).into_bytes(), &bytes);
-        let mut case = Case {
-            target,
-            no,
-            label: "",
-            mutation: format!("{stem} ({id}) _metadata: {what}; byte edits {bytes:?}"),
-            bytes: &mutated,
-            path: file.clone(),
-            share_rel: Some(sh.rel(&file)),
-            saved: None,
-        };
+        let e = edit_json(&sh, stem, "_metadata", &bytes, |j| {
+            apply_meta_edit(j, &edit, &other)
+        });
+        let mut case = e.case(target, no, &sh);
         share_case(
             report,
             &mut sh,
             &mut case,
-            &original,
+            &e.original,
             stem,
             &[
                 &["verify", "--share", "SHARE"],
@@ -1390,6 +1378,52 @@ fn fuzz_metadata() {
             ],
         );
     });
+}
+
+/// A backup's JSON file (`_metadata`, `_sha256file`) edited as a value by
+/// `edit` (which says what it did), then byte by byte.
+struct EditedJson {
+    file: PathBuf,
+    original: Vec<u8>,
+    mutated: Vec<u8>,
+    mutation: String,
+}
+
+fn edit_json(
+    sh: &Share,
+    stem: &str,
+    suffix: &str,
+    bytes: &[ByteEdit],
+    edit: impl FnOnce(&mut J) -> String,
+) -> EditedJson {
+    let id = backup(stem).0;
+    let file = find_file(&sh.share, &id, suffix);
+    let original = std::fs::read(&file).expect(suffix);
+    let mut j = parse_j(&original);
+    let what = edit(&mut j);
+    let mutated = apply_bytes(render(&j, true).into_bytes(), bytes);
+    let mutation = format!("{stem} ({id}) {suffix}: {what}; byte edits {bytes:?}");
+    EditedJson {
+        file,
+        original,
+        mutated,
+        mutation,
+    }
+}
+
+impl EditedJson {
+    fn case(&self, target: &'static str, no: u32, sh: &Share) -> Case<'_> {
+        Case {
+            target,
+            no,
+            label: "",
+            mutation: self.mutation.clone(),
+            bytes: &self.mutated,
+            path: self.file.clone(),
+            share_rel: Some(sh.rel(&self.file)),
+            saved: None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1560,22 +1594,10 @@ fn fuzz_sha256file() {
         byte_edits(),
     );
     drive(target, strategy, |no, (stem, edit, bytes), report| {
-        let id = backup(stem).0;
-        let file = find_file(&sh.share, &id, "_sha256file");
-        let original = std::fs::read(&file).expect("sha256file");
-        let mut j = parse_j(&original);
-        let what = apply_sha_edit(&mut j, &edit);
-        let mutated = apply_bytes(render(&j, true).into_bytes(), &bytes);
-        let mut case = Case {
-            target,
-            no,
-            label: "",
-            mutation: format!("{stem} ({id}) _sha256file: {what}; byte edits {bytes:?}"),
-            bytes: &mutated,
-            path: file.clone(),
-            share_rel: Some(sh.rel(&file)),
-            saved: None,
-        };
+        let e = edit_json(&sh, stem, "_sha256file", &bytes, |j| {
+            apply_sha_edit(j, &edit)
+        });
+        let mut case = e.case(target, no, &sh);
         let record = records
             .join(format!("{stem}.export.json"))
             .to_string_lossy()
@@ -1584,7 +1606,7 @@ fn fuzz_sha256file() {
             report,
             &mut sh,
             &mut case,
-            &original,
+            &e.original,
             stem,
             &[
                 &["verify", "--share", "SHARE", "ID"],
