@@ -27,12 +27,11 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import traceback
 import uuid
 
 import cinderlab  # noqa: F401  (sets up config and objects)
-from cinderlab import CONF, GiB, sha256_file
+from cinderlab import GiB, sha256_file, target_cinder
 
 # The user behind `openstack` when the plan names no target_user.
 OPERATOR_USER = "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e"
@@ -43,24 +42,11 @@ def main():
     plan = json.load(open(plan_path))
     want_sha = {b["id"]: b["volume_sha256"]
                 for b in json.load(open(manifest_path))["backups"]}
-    work = tempfile.mkdtemp(prefix="cinder-plan-target-")
-    CONF.set_override("connection", "sqlite:///%s/cinder.db" % work,
-                      group="database")
-    CONF.set_override("state_path", work)
-    CONF.set_override("backup_share", "fileserver:/vol/backups")
-    CONF.set_override("backup_driver",
-                      "cinder.backup.drivers.nfs.NFSBackupDriver")
-    from cinder.db import migration
-    migration.db_sync()
+    work, api, mgr = target_cinder(share, "cinder-plan-target-")
     from cinder import context, exception, objects
-    from cinder.backup import api as backup_api
-    from cinder.backup import manager as backup_manager
     from cinder.backup.drivers import nfs
     from cinder.db import api as db
     from cinder.objects import fields
-    nfs.NFSBackupDriver._init_backup_repo_path = lambda s: share
-    import cinder.volume.volume_utils as vu
-    vu.notify_about_backup_usage = lambda *a, **k: None
 
     def ctx(project, user, admin):
         c = context.RequestContext(user_id=user, project_id=project,
@@ -75,13 +61,6 @@ def main():
         except exception.BackupNotFound:
             return False
 
-    api = backup_api.API.__new__(backup_api.API)
-    api._list_backup_hosts = lambda: ["target-host@nfs"]
-    mgr = backup_manager.BackupManager.__new__(backup_manager.BackupManager)
-    mgr.driver_name = CONF.backup_driver
-    mgr.az = "nova"
-    mgr.host = "target-host@nfs"
-    mgr.service = nfs.NFSBackupDriver
     admin = context.get_admin_context()
     vtype = db.volume_type_create(admin, {"name": "target-type"})
 
