@@ -9,6 +9,7 @@
 //! - [`verify`]: chunk integrity — decompression, md5, per-block sha256.
 //! - [`restore`]: a full+incremental chain to a raw image.
 //! - [`recover`]: an importable record from the share alone.
+//! - [`escape`]: one escaper per output sink (shell, terminal, markdown).
 //! - [`findings`]: problems found, as data.
 //! - [`journal`]: the verification journal (SQLite): resumable, rolling scrubs.
 //! - [`plan`]: a batch of exports as an ordered, checked, resumable runbook.
@@ -16,6 +17,7 @@
 //! - [`synth`]: a writer of Cinder's layout, for tests and benchmarks.
 
 pub mod check;
+pub mod escape;
 pub mod findings;
 pub mod journal;
 pub mod plan;

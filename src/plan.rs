@@ -217,15 +217,9 @@ pub struct Plan {
     pub refused: Vec<Left>,
 }
 
-/// Quote for a POSIX shell: `'…'`, with `'` as `'\''`.
+/// Quote for a POSIX shell: `'…'`, with `'` as `'\''` ([`crate::escape::shell`]).
 pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
+    crate::escape::shell(s).into_owned()
 }
 
 /// One record being planned.

@@ -277,3 +277,73 @@ fn recovered_records_pass_check_for_all_nine_backups() {
         );
     }
 }
+
+/// `--emit cinder|openstack` print a line to be run: a `backup_service`
+/// from the paste that holds shell syntax must stay one word (issue 20).
+#[test]
+fn emitted_import_lines_quote_a_hostile_backup_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = String::from_utf8(
+        cbr()
+            .args(["encode", "--emit", "url"])
+            .arg(records_dir().join("full-zlib.export.json"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let marker = dir.path().join("pwned");
+    let service = format!(
+        "nfs; touch {}; echo $(touch {0}) `touch {0}`",
+        marker.display()
+    );
+    let paste = dir.path().join("export.json");
+    std::fs::write(
+        &paste,
+        serde_json::json!({"backup_service": service, "backup_url": url.trim()}).to_string(),
+    )
+    .unwrap();
+    let runs: [&[&str]; 4] = [
+        &["encode", "--emit", "cinder"],
+        &["encode", "--emit", "openstack"],
+        &["rewrite", "-q", "--project-id", P, "--emit", "openstack"],
+        &["rewrite", "-q", "--project-id", P, "--emit", "cinder"],
+    ];
+    for args in runs {
+        let out = cbr().args(args).arg(&paste).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        // Run the line as an operator would, with the client replaced by a
+        // function that prints its arguments one per line.
+        let script = format!(
+            "cinder() {{ printf '%s\\n' \"$@\"; }}\nopenstack() {{ printf '%s\\n' \"$@\"; }}\n{line}"
+        );
+        let ran = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "{args:?}: {line}");
+        assert!(
+            !marker.exists(),
+            "{args:?}: the emitted line ran the service's commands: {line}"
+        );
+        let words: Vec<String> = String::from_utf8(ran.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let n = words.len();
+        assert!(n >= 3, "{args:?}: {words:?}");
+        assert_eq!(
+            words[n - 2],
+            service,
+            "{args:?}: the service is one word, as given"
+        );
+        assert!(words[n - 1].starts_with("ey"), "{args:?}: {words:?}");
+    }
+}

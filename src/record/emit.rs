@@ -3,6 +3,7 @@
 
 use super::Record;
 use super::codec::{encode_json, encode_url};
+use crate::escape::shell_line;
 
 /// What to print for a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,19 +46,24 @@ pub fn emit(record: &Record, opts: &EmitOptions<'_>) -> String {
                 format!("{url}\n")
             }
         }
-        EmitKind::Cinder => format!("cinder backup-import {} {}\n", opts.service, one_line()),
-        EmitKind::Openstack => match opts.project_id {
-            Some(p) => format!(
-                "openstack --os-project-id {p} volume backup record import {} {}\n",
-                opts.service,
-                one_line()
-            ),
-            None => format!(
-                "openstack volume backup record import {} {}\n",
-                opts.service,
-                one_line()
-            ),
-        },
+        // Every word of a command line is quoted for the shell: the
+        // service comes from the paste and the line is printed to be run.
+        EmitKind::Cinder => {
+            let url = one_line();
+            format!(
+                "{}\n",
+                shell_line(&["cinder", "backup-import", opts.service, &url])
+            )
+        }
+        EmitKind::Openstack => {
+            let url = one_line();
+            let mut words: Vec<&str> = vec!["openstack"];
+            if let Some(p) = opts.project_id {
+                words.extend(["--os-project-id", p]);
+            }
+            words.extend(["volume", "backup", "record", "import", opts.service, &url]);
+            format!("{}\n", shell_line(&words))
+        }
         EmitKind::ExportJson => {
             let mut m = serde_json::Map::new();
             m.insert("backup_service".into(), opts.service.into());
