@@ -91,7 +91,18 @@ pub enum Command {
 pub struct JournalArg {
     /// Record (or read) every chunk's verification in this SQLite journal;
     /// without FILE: $XDG_STATE_HOME/cbr/journal.sqlite
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    // An OsString parser: clap's PathBuf parser refuses the empty value
+    // that stands for "no FILE given" (`--journal --older-than 30d`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::OsStringValueParser::new(),
+            PathBuf::from
+        )
+    )]
     pub journal: Option<PathBuf>,
 }
 

@@ -19,7 +19,6 @@ use crate::verify::{
 };
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -414,53 +413,6 @@ pub fn restore(
         );
     }
     Ok(report)
-}
-
-/// A temporary file beside `target`, removed on drop unless kept.
-pub struct TempOutput {
-    pub path: PathBuf,
-    pub file: File,
-    keep: bool,
-}
-
-impl TempOutput {
-    #[allow(clippy::disallowed_methods)] // the output, refused inside the share
-    pub fn create(target: &std::path::Path) -> std::io::Result<Self> {
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into());
-        let path = dir.join(format!(".{name}.cbr-partial-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        Ok(TempOutput {
-            path,
-            file,
-            keep: false,
-        })
-    }
-
-    /// Sync and rename onto `target`.
-    pub fn persist(mut self, target: &std::path::Path) -> std::io::Result<()> {
-        self.file.sync_all()?;
-        std::fs::rename(&self.path, target)?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub struct VerifyReport {
     pub chunks_skipped: u64,
     /// Chunks left for a later run (a budget ran out).
     pub chunks_deferred: u64,
+    /// Every selected chunk was checked or skipped as already proven
+    /// (false when a budget left some: `ok` is then false too).
+    pub complete: bool,
     pub findings: Findings,
 }
 
@@ -109,6 +112,8 @@ pub struct Streamed {
     pub md5_hex: String,
     /// Bytes read from the file.
     pub stored_bytes: u64,
+    /// The identity (`fstat`) of the very handle whose bytes were read.
+    pub file: FileId,
 }
 
 /// Why a chunk could not be streamed at all.
@@ -230,10 +235,9 @@ pub fn stream_chunk(
     with_md5: bool,
     sink: &mut ChunkSink<'_>,
 ) -> Result<Streamed, StreamError> {
-    let file = backup
-        .open(share, &obj.name)
-        .map_err(StreamError::Open)?
-        .file;
+    let opened = backup.open(share, &obj.name).map_err(StreamError::Open)?;
+    let file_id = opened.id();
+    let file = opened.file;
     let count = std::sync::Arc::new(AtomicU64::new(0));
     // One buffer between the file and the decoder (zlib's decoder takes
     // its input straight from it); counted as it is filled.
@@ -297,6 +301,7 @@ pub fn stream_chunk(
         md5_hex,
         end,
         stored_bytes: count.load(Ordering::Relaxed),
+        file: file_id,
     })
 }
 
@@ -515,7 +520,9 @@ pub fn stream_findings(
     0
 }
 
-/// Deep-check one chunk of `backup` against its sha256file.
+/// Deep-check one chunk of `backup` against its sha256file. Returns the
+/// stored and data bytes, what proved them, and the identity of the handle
+/// whose bytes were hashed (None when it could not be opened).
 pub fn verify_chunk(
     share: &Share,
     backup: &BackupEntry,
@@ -524,7 +531,7 @@ pub fn verify_chunk(
     always_md5: bool,
     findings: &mut Findings,
     progress: &dyn Progress,
-) -> (u64, u64, Proven) {
+) -> (u64, u64, Proven, Option<FileId>) {
     let rel = backup.rel(&obj.name);
     let err = |code: &'static str, msg: String| {
         Finding::error(code, msg)
@@ -649,7 +656,8 @@ pub fn verify_chunk(
             ),
         ));
     }
-    (stored, obj.length, proven)
+    let id = streamed.as_ref().ok().map(|s| s.file);
+    (stored, obj.length, proven, id)
 }
 
 /// A stable 64-bit hash (FNV-1a) for sharding and sampling.
@@ -683,14 +691,11 @@ pub fn in_sample(backup_id: &str, chunk: &str, pct: f64, seed: u64) -> bool {
 }
 
 /// A chunk file's identity: what a journal compares to know it unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileId {
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub inode: u64,
-}
+pub use crate::share::FileId;
 
-/// One chunk verified, for whoever records it.
+/// One chunk verified, for whoever records it. `backup.sha256_id` is the
+/// identity of the sha256file handle its blocks were compared with, and
+/// `file` that of the handle whose bytes were hashed.
 #[derive(Debug)]
 pub struct ChunkOutcome<'a> {
     pub backup: &'a BackupEntry,
@@ -701,7 +706,9 @@ pub struct ChunkOutcome<'a> {
     pub stored_bytes: u64,
 }
 
-/// `true`: this chunk (whose file is as given) is already proven.
+/// `true`: this chunk (whose file is as given, by a look that does not
+/// open it) is already proven; the backup carries the identities of its
+/// `_metadata` and `_sha256file`.
 pub type SkipHook<'a> = dyn Fn(&BackupEntry, &ChunkObject, Option<FileId>) -> bool + Sync + 'a;
 
 /// Hooks of a journaled verification: which chunks to skip, when to stop,
@@ -715,12 +722,10 @@ pub struct VerifyHooks<'a> {
     pub done: Option<&'a (dyn Fn(&ChunkOutcome<'_>) + Sync)>,
 }
 
+/// A chunk file's identity, to decide a skip; never what a proof is
+/// recorded against (that is the handle [`verify_chunk`] hashed).
 fn file_id(share: &Share, b: &BackupEntry, o: &ChunkObject) -> Option<FileId> {
-    b.open(share, &o.name).ok().map(|f| FileId {
-        size: f.size,
-        mtime_ns: f.mtime_ns,
-        inode: f.inode,
-    })
+    b.open(share, &o.name).ok().map(|f| f.id())
 }
 
 /// What became of one work item.
@@ -768,7 +773,8 @@ pub fn verify_with(
             .extend(crate::check::backup_findings(share, scan, b));
     }
     if opts.deep {
-        // sha256files, opened once per backup.
+        // sha256files, opened once per backup; each backup as the journal
+        // sees it: with the identity of the sha256file handle used.
         let shas: Vec<Option<Sha256File>> = backups
             .iter()
             .map(|b| {
@@ -777,6 +783,15 @@ pub fn verify_with(
                     .and_then(|_| b.open_sha256(share).ok())
             })
             .collect();
+        let seen: Vec<BackupEntry> = backups
+            .iter()
+            .zip(&shas)
+            .map(|(b, s)| BackupEntry {
+                sha256_id: s.as_ref().and_then(|s| s.id),
+                ..(*b).clone()
+            })
+            .collect();
+        let backups: Vec<&BackupEntry> = seen.iter().collect();
         // Work items in share order: backup by backup, chunk by chunk, so
         // each worker reads one file front to back.
         let mut items: Vec<(usize, &ChunkObject)> = Vec::new();
@@ -817,13 +832,13 @@ pub fn verify_with(
                         return Item::Skipped;
                     }
                     let mut f = Findings::new();
-                    let (stored, data, proven) =
+                    let (stored, data, proven, read_id) =
                         verify_chunk(share, b, o, shas[*i].as_ref(), opts.md5, &mut f, progress);
                     if let Some(done) = hooks.done {
                         done(&ChunkOutcome {
                             backup: b,
                             object: o,
-                            file: id,
+                            file: read_id,
                             findings: &f,
                             proven,
                             stored_bytes: stored,
@@ -857,7 +872,10 @@ pub fn verify_with(
             report.chunks_checked += 1;
         }
     }
-    report.ok = !report.findings.has_errors();
+    // Deferred chunks are not proven: the report vouches for nothing it
+    // did not check.
+    report.complete = report.chunks_deferred == 0;
+    report.ok = !report.findings.has_errors() && report.complete;
     report
 }
 

@@ -2,12 +2,13 @@
 
 use super::{Global, Outcome, resolve_share};
 use crate::cli::{JournalArg, JournalCommand, JournalMergeArgs, JournalReportArgs};
-use anyhow::{Context, Result, bail};
-use cbr::journal::{BackupLast, by_backup, merge, now, open_conn, parse_duration, shares};
+use anyhow::{Context, Result};
+use cbr::journal::{BackupLast, Last, by_backup, last_checks, merge, now, open_read, shares};
 use cbr::share::Share;
+use cbr::share::out::Gate;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The journal file `--journal [FILE]` names (None: no journal).
 pub fn path_of(arg: &JournalArg) -> Option<PathBuf> {
@@ -20,18 +21,6 @@ pub fn path_of(arg: &JournalArg) -> Option<PathBuf> {
     })
 }
 
-/// Refuse a journal inside the share: cbr never writes there.
-pub fn refuse_inside(share: &Share, path: &std::path::Path) -> Result<()> {
-    if share.contains(path) {
-        bail!(
-            "--journal {} is inside the share {}: cbr never writes to the share; keep the journal elsewhere",
-            path.display(),
-            share.root.display()
-        );
-    }
-    Ok(())
-}
-
 /// The identity a journal knows a share by: its root's canonical path.
 #[allow(clippy::disallowed_methods)] // the root itself, which the operator named
 pub fn share_id(share: &Share) -> String {
@@ -41,7 +30,25 @@ pub fn share_id(share: &Share) -> String {
         .to_string()
 }
 
-/// Each backup's last verification, from the journal (for ls/show).
+/// A gate guarding `share` and every share the journal at `path` names
+/// (read-only, through a gate that knows none yet): a journal inside any
+/// of them is refused before it is used.
+fn gate_for(share: Option<&Share>, path: &Path) -> Result<Gate> {
+    let mut gate = share.map_or_else(Gate::none, Gate::new);
+    if let Ok(conn) = open_read(&Gate::none(), path)
+        && let Ok(ids) = shares(&conn, path)
+    {
+        for id in ids {
+            if let Ok(s) = Share::open(&id) {
+                gate.add(s);
+            }
+        }
+    }
+    Ok(gate)
+}
+
+/// Each backup's last verification, from the journal (for ls/show),
+/// read-only.
 pub fn last_by_backup(
     arg: &JournalArg,
     share: &Share,
@@ -49,7 +56,7 @@ pub fn last_by_backup(
     let Some(path) = path_of(arg) else {
         return Ok(None);
     };
-    let conn = open_conn(&path)?;
+    let conn = open_read(&gate_for(Some(share), &path)?, &path)?;
     Ok(Some(by_backup(&conn, &path, &share_id(share))?))
 }
 
@@ -83,74 +90,129 @@ pub fn run(g: &Global, cmd: JournalCommand) -> Result<Outcome> {
     }
 }
 
-#[allow(clippy::disallowed_methods)] // the journal file, not the share
-fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
-    let window = parse_duration(&a.older_than).ok_or_else(|| {
-        anyhow::anyhow!(
-            "--older-than {:?}: expected e.g. 30d, 12h, 45m",
-            a.older_than
-        )
-    })?;
-    let path = path_of(&a.journal).unwrap_or_else(cbr::journal::default_path);
-    if !path.exists() {
-        bail!(
-            "no journal at {}: run `cbr verify --deep --journal` first",
-            path.display()
-        );
+/// One backup's state in the journal, as `journal report` says it.
+#[derive(serde::Serialize)]
+struct Row {
+    share: String,
+    backup_id: String,
+    /// `fresh` (every chunk proven within the window, against the files
+    /// as they are), `partial`, `overdue`, `failed` or `never`.
+    status: &'static str,
+    last_ok_at: Option<i64>,
+    /// Chunks the backup has.
+    chunks: u64,
+    /// Of them, proven OK within the window.
+    chunks_proven: u64,
+}
+
+/// The status of a backup of `total` chunks, `proven` of them within the
+/// window, given whether any check failed and whether any was ever OK.
+fn status(total: u64, proven: u64, failed: bool, seen: bool) -> &'static str {
+    if failed {
+        "failed"
+    } else if !seen {
+        "never"
+    } else if proven >= total {
+        "fresh"
+    } else if proven > 0 {
+        "partial"
+    } else {
+        "overdue"
     }
-    let conn = open_conn(&path)?;
+}
+
+fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
+    let window = cbr::journal::parse_window(&a.older_than)
+        .map_err(|e| anyhow::anyhow!("--older-than {e}"))?;
+    let path = path_of(&a.journal).unwrap_or_else(cbr::journal::default_path);
     let share = if a.share.share.is_some() || a.share.cinder_conf.is_some() {
         Some(resolve_share(g, &a.share)?)
     } else {
         None
     };
+    let conn = open_read(&gate_for(share.as_ref(), &path)?, &path)?;
     let ids: Vec<String> = match &share {
         Some(s) => vec![share_id(s)],
         None => shares(&conn, &path)?,
     };
     let cutoff = now().saturating_sub(window as i64);
-    #[derive(serde::Serialize)]
-    struct Row {
-        share: String,
-        backup_id: String,
-        status: &'static str,
-        last_ok_at: Option<i64>,
-        chunks: u64,
-    }
     let mut rows = Vec::new();
     for sid in &ids {
-        let last = by_backup(&conn, &path, sid)?;
-        let mut names: Vec<&String> = last.keys().collect();
-        names.sort();
-        for b in names {
-            let l = last[b];
-            let status = if l.failed {
-                "failed"
-            } else if l.oldest_ok_at.is_none_or(|t| t < cutoff) {
-                "overdue"
-            } else {
-                "fresh"
-            };
-            rows.push(Row {
-                share: sid.clone(),
-                backup_id: b.clone(),
-                status,
-                last_ok_at: l.oldest_ok_at,
-                chunks: l.chunks,
-            });
+        let last = last_checks(&conn, &path, sid)?;
+        let mut per: HashMap<&str, Vec<(&str, &Last)>> = HashMap::new();
+        for ((b, c), l) in &last {
+            per.entry(b.as_str()).or_default().push((c.as_str(), l));
         }
         if let Some(s) = &share {
+            // Against the share as it is: every chunk its metadata lists,
+            // proven against this _metadata and this _sha256file.
             let found = cbr::share::scan::scan(s)?;
             for b in &found.backups {
-                if !last.contains_key(&b.id) {
-                    rows.push(Row {
-                        share: sid.clone(),
-                        backup_id: b.id.clone(),
-                        status: "never",
-                        last_ok_at: None,
-                        chunks: 0,
-                    });
+                let meta = b.metadata_id.map(|f| f.stamp());
+                let sha = b
+                    .sha256_path
+                    .as_ref()
+                    .and_then(|p| s.open_file(p).ok())
+                    .map(|f| f.id().stamp());
+                let mine = per.get(b.id.as_str());
+                let of = |name: &str| mine.and_then(|v| v.iter().find(|(c, _)| *c == name));
+                let mut proven = 0u64;
+                let mut oldest: Option<i64> = None;
+                for o in &b.metadata.objects {
+                    if let Some((_, l)) = of(&o.name)
+                        && l.ok
+                        && l.at >= cutoff
+                        && meta.is_some()
+                        && l.meta == meta
+                        && sha.is_some()
+                        && l.sha == sha
+                    {
+                        proven += 1;
+                        oldest = Some(oldest.map_or(l.at, |x| x.min(l.at)));
+                    }
                 }
+                let failed = mine.is_some_and(|v| v.iter().any(|(_, l)| !l.ok));
+                let total = b.metadata.objects.len() as u64;
+                rows.push(Row {
+                    share: sid.clone(),
+                    backup_id: b.id.clone(),
+                    status: status(total, proven, failed, mine.is_some()),
+                    last_ok_at: oldest,
+                    chunks: total,
+                    chunks_proven: proven,
+                });
+            }
+        } else {
+            // From the journal alone: proofs against the backup's latest
+            // _metadata and _sha256file, of as many chunks as it listed.
+            let mut names: Vec<&&str> = per.keys().collect();
+            names.sort();
+            for b in names {
+                let v = &per[*b];
+                let Some((_, newest)) = v.iter().max_by_key(|(_, l)| l.at) else {
+                    continue;
+                };
+                let total = v
+                    .iter()
+                    .filter_map(|(_, l)| l.of_chunks)
+                    .max()
+                    .unwrap_or(v.len() as u64);
+                let current = v
+                    .iter()
+                    .filter(|(_, l)| l.meta == newest.meta && l.sha == newest.sha);
+                let fresh: Vec<i64> = current
+                    .filter(|(_, l)| l.ok && l.at >= cutoff && l.sha.is_some())
+                    .map(|(_, l)| l.at)
+                    .collect();
+                let failed = v.iter().any(|(_, l)| !l.ok);
+                rows.push(Row {
+                    share: sid.clone(),
+                    backup_id: (*b).to_string(),
+                    status: status(total, fresh.len() as u64, failed, true),
+                    last_ok_at: fresh.iter().min().copied(),
+                    chunks: total,
+                    chunks_proven: fresh.len() as u64,
+                });
             }
         }
     }
@@ -162,19 +224,24 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
         for r in rows.iter().filter(|r| r.status != "fresh") {
             writeln!(
                 out,
-                "{:<8} {}  last proven {}",
+                "{:<8} {}  {} of {} chunk(s) proven within {}; oldest proof {}",
                 r.status.to_uppercase(),
                 r.backup_id,
-                r.last_ok_at.map_or("never".into(), when)
+                r.chunks_proven,
+                r.chunks,
+                a.older_than,
+                r.last_ok_at.map_or("none".into(), when)
             )?;
         }
+        let partial = rows.iter().filter(|r| r.status == "partial").count();
         writeln!(
             out,
-            "{} backup(s): {} fresh (proven within {}), {} overdue, failed or never proven",
+            "{} backup(s): {} fresh (every chunk proven within {}), {} partial, {} overdue, failed or never proven",
             rows.len(),
             rows.len() - bad,
             a.older_than,
-            bad
+            partial,
+            bad - partial
         )?;
     }
     Ok(if bad == 0 {
@@ -185,8 +252,21 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
 }
 
 fn merge_cmd(g: &Global, a: JournalMergeArgs) -> Result<Outcome> {
-    let n =
-        merge(&a.into, &a.inputs).with_context(|| format!("merging into {}", a.into.display()))?;
+    // Guard every share the inputs (and the journal merged into) name.
+    let mut gate = Gate::none();
+    for p in a.inputs.iter().chain([&a.into]) {
+        if let Ok(conn) = open_read(&Gate::none(), p)
+            && let Ok(ids) = shares(&conn, p)
+        {
+            for id in ids {
+                if let Ok(s) = Share::open(&id) {
+                    gate.add(s);
+                }
+            }
+        }
+    }
+    let n = merge(&gate, &a.into, &a.inputs)
+        .with_context(|| format!("merging into {}", a.into.display()))?;
     if !g.quiet {
         eprintln!(
             "cbr: merged {} journal(s) into {}: {n} chunk check(s) added",

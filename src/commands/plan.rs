@@ -22,8 +22,8 @@ fn date_key(s: &str) -> Option<String> {
 }
 
 // Files read here are the operator's inputs (maps, lists), not the share;
-// files written are refused inside the share.
-#[allow(clippy::disallowed_methods)]
+// files written go through the gate out.
+#[allow(clippy::disallowed_methods)] // std::fs::read_to_string of --map and --target-backups
 pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     let mut map = Mapping {
         default_project: args.default_project.clone(),
@@ -83,14 +83,11 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     } else {
         None
     };
-    if let (Some(s), Some(dir)) = (&share, &args.per_project)
-        && s.contains(dir)
-    {
-        bail!(
-            "--per-project {} is inside the share {}: cbr never writes to the share",
-            dir.display(),
-            s.root.display()
-        );
+    let gate = share
+        .as_ref()
+        .map_or_else(cbr::share::out::Gate::none, cbr::share::out::Gate::new);
+    if let Some(dir) = &args.per_project {
+        gate.refuse_inside("--per-project", dir)?;
     }
     let found = match &share {
         Some(s) => Some(cbr::share::scan::scan(s)?),
@@ -160,13 +157,19 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
     match (&args.format, &args.per_project) {
         (PlanFormat::Sh, Some(dir)) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            for (project, steps) in by_project(&plan) {
-                let path = dir.join(format!("{project}.sh"));
+            // Every script's path is vetted (a link planted there into the
+            // share is refused) before any is written.
+            let scripts: Vec<_> = by_project(&plan)
+                .into_iter()
+                .map(|(project, steps)| (dir.join(format!("{project}.sh")), steps))
+                .collect();
+            for (path, _) in &scripts {
+                gate.refuse_inside("--per-project", path)?;
+            }
+            gate.create_dir_all("--per-project", dir)?;
+            for (path, steps) in scripts {
                 let text = cbr::plan::render_sh(&plan, &steps);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                gate.replace("--per-project", &path, text.as_bytes())?;
                 if !g.quiet {
                     eprintln!(
                         "cbr: plan: wrote {} ({} backup(s))",

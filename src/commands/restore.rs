@@ -3,7 +3,8 @@
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::RestoreArgs;
 use anyhow::{Context, Result, bail};
-use cbr::restore::{RestoreOptions, TempOutput, plan, restore};
+use cbr::restore::{RestoreOptions, plan, restore};
+use cbr::share::out::{Gate, Target};
 use cbr::share::scan::scan;
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,8 +20,6 @@ fn set_partial(p: Option<PathBuf>) {
     }
 }
 
-// The output (checked above not to be in the share) is opened directly.
-#[allow(clippy::disallowed_methods)]
 pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     if args.output.as_os_str() == "-" {
         bail!(
@@ -28,13 +27,16 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         );
     }
     let share = resolve_share(g, &args.share)?;
-    if share.contains(&args.output) {
-        bail!(
-            "--output {} is inside the share {}: cbr never writes to the share; write the image elsewhere",
-            args.output.display(),
-            share.root.display()
-        );
-    }
+    // The output through the gate out, at once: inside the share, a FIFO,
+    // socket or character device, an existing file without --force: exit 2
+    // before the share is read.
+    let gate = Gate::new(&share);
+    let target = if args.dry_run {
+        gate.refuse_inside("--output", &args.output)?;
+        None
+    } else {
+        Some(gate.target("--output", &args.output, args.force)?)
+    };
     let found = scan(&share)?;
     let top = match found.find(&args.id) {
         Ok(t) => t,
@@ -119,87 +121,76 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         out.flush()?;
         return Ok(Outcome::Ok);
     }
-    let meta = std::fs::metadata(&args.output).ok();
-    if meta.is_some() && !args.force {
-        bail!(
-            "{} exists: give --force to write the image into it (its content is then replaced)",
-            args.output.display()
-        );
-    }
+    let Some(target) = target else {
+        bail!("--output {}: no target", args.output.display());
+    };
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = super::progress::make(args.progress, g.quiet);
-    let in_place = meta.as_ref().is_some_and(|m| !m.is_file());
     let started = std::time::Instant::now();
-    let report = if in_place {
-        // A block device (or other non-regular file): write in place, zeros too.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&args.output)
-            .with_context(|| format!("cannot open {}", args.output.display()))?;
-        let r = restore(
-            &share,
-            &plan,
-            &f,
-            &RestoreOptions {
-                fresh: false,
-                jobs,
-                md5: args.md5,
-            },
-            progress.as_ref(),
-        )?;
-        f.sync_all()?;
-        r
-    } else {
-        let tmp = TempOutput::create(&args.output).with_context(|| {
-            format!(
-                "cannot create a temporary file beside {}",
-                args.output.display()
-            )
-        })?;
-        set_partial(Some(tmp.path.clone()));
-        let _ = ctrlc::set_handler(|| {
-            if let Ok(g) = PARTIAL.lock()
-                && let Some(p) = g.as_ref()
-            {
-                let _ = std::fs::remove_file(p);
-            }
-            // SIGINT, SIGTERM and SIGHUP alike (ctrlc's `termination`).
-            eprintln!("cbr: interrupted; the partial image was removed");
-            std::process::exit(130);
-        });
-        tmp.file
-            .set_len(plan.size)
-            .context("cannot size the image")?;
-        let r = restore(
-            &share,
-            &plan,
-            &tmp.file,
-            &RestoreOptions {
-                fresh: true,
-                jobs,
-                md5: args.md5,
-            },
-            progress.as_ref(),
-        )?;
-        if r.findings.has_errors() {
-            drop(tmp);
-            set_partial(None);
-            let mut out = std::io::stdout().lock();
-            print_findings(&mut out, &r.findings)?;
-            writeln!(
-                out,
-                "FAILED: the image of {} is not what the backup holds; nothing was written to {}",
-                top.id,
-                args.output.display()
+    let report = match target {
+        Target::Device(f) => {
+            // A block device: written in place, zeros too.
+            let r = restore(
+                &share,
+                &plan,
+                &f,
+                &RestoreOptions {
+                    fresh: false,
+                    jobs,
+                    md5: args.md5,
+                },
+                progress.as_ref(),
             )?;
-            return Ok(Outcome::Problems);
+            f.sync_all()
+                .with_context(|| format!("--output {}: cannot sync", args.output.display()))?;
+            r
         }
-        tmp.persist(&args.output)
-            .with_context(|| format!("cannot rename the image to {}", args.output.display()))?;
-        set_partial(None);
-        r
+        Target::File { dir, name } => {
+            let tmp = dir.create_temp(&name)?;
+            set_partial(Some(tmp.path.clone()));
+            let _ = ctrlc::set_handler(|| {
+                if let Ok(g) = PARTIAL.lock()
+                    && let Some(p) = g.as_ref()
+                {
+                    let _ = std::fs::remove_file(p);
+                }
+                // SIGINT, SIGTERM and SIGHUP alike (ctrlc's `termination`).
+                eprintln!("cbr: interrupted; the partial image was removed");
+                std::process::exit(130);
+            });
+            tmp.file
+                .set_len(plan.size)
+                .context("cannot size the image")?;
+            let r = restore(
+                &share,
+                &plan,
+                &tmp.file,
+                &RestoreOptions {
+                    fresh: true,
+                    jobs,
+                    md5: args.md5,
+                },
+                progress.as_ref(),
+            )?;
+            if r.findings.has_errors() {
+                drop(tmp);
+                set_partial(None);
+                let mut out = std::io::stdout().lock();
+                print_findings(&mut out, &r.findings)?;
+                writeln!(
+                    out,
+                    "FAILED: the image of {} is not what the backup holds; nothing was written to {}",
+                    top.id,
+                    args.output.display()
+                )?;
+                return Ok(Outcome::Problems);
+            }
+            tmp.persist(&name)?;
+            set_partial(None);
+            r
+        }
     };
     if report.findings.has_errors() {
         let mut out = std::io::stdout().lock();

@@ -100,35 +100,35 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     };
     let progress = super::progress::make(args.progress, g.quiet);
     let started = Instant::now();
-    // The journal, and what it lets this run skip.
-    let journal_path = super::journal::path_of(&args.journal);
-    if let Some(p) = &journal_path {
-        if !args.deep {
-            bail!("--journal records chunk verifications: it needs --deep");
+    // Windows and budgets first: a bad one is exit 2 before anything opens.
+    let older = match &args.older_than {
+        Some(d) => {
+            Some(cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("--older-than {e}"))?)
         }
-        super::journal::refuse_inside(&share, p)?;
-    }
-    let journal = match &journal_path {
-        Some(p) => Some(cbr::journal::Journal::open(
-            p,
-            &super::journal::share_id(&share),
-            args.shard.as_deref(),
-            args.resume,
-        )?),
         None => None,
     };
-    let older =
-        match &args.older_than {
-            Some(d) => Some(cbr::journal::parse_duration(d).ok_or_else(|| {
-                anyhow::anyhow!("--older-than {d:?}: expected e.g. 30d, 12h, 45m")
-            })?),
-            None => None,
-        };
     let budget = match &args.budget {
         Some(d) => Some(std::time::Duration::from_secs(
-            cbr::journal::parse_duration(d)
-                .ok_or_else(|| anyhow::anyhow!("--budget {d:?}: expected e.g. 2h, 30m"))?,
+            cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("--budget {e}"))?,
         )),
+        None => None,
+    };
+    // The journal (vetted by the gate out: never in the share), and what
+    // it lets this run skip.
+    let journal_path = super::journal::path_of(&args.journal);
+    if journal_path.is_some() && !args.deep {
+        bail!("--journal records chunk verifications: it needs --deep");
+    }
+    let journal = match &journal_path {
+        Some(p) => {
+            let jp = cbr::share::out::Gate::new(&share).journal(p, true)?;
+            Some(cbr::journal::Journal::open_vetted(
+                &jp,
+                &super::journal::share_id(&share),
+                args.shard.as_deref(),
+                args.resume,
+            )?)
+        }
         None => None,
     };
     let proven_in_run = match (&journal, args.resume) {
@@ -140,14 +140,14 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         _ => Default::default(),
     };
     let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
+    // A chunk is skipped only when proven OK against this very chunk file,
+    // this _metadata and this _sha256file.
     let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
         let key = (b.id.clone(), o.name.clone());
         let Some(id) = id else { return false };
-        proven_in_run.get(&key) == Some(&id)
-            || cutoff.is_some_and(|c| {
-                last.get(&key)
-                    .is_some_and(|l| l.ok && l.file == id && l.at >= c)
-            })
+        let proves = |l: &cbr::journal::Last| l.proves(id, b.metadata_id, b.sha256_id);
+        proven_in_run.get(&key).is_some_and(proves)
+            || cutoff.is_some_and(|c| last.get(&key).is_some_and(|l| l.at >= c && proves(l)))
     };
     let started_bytes = std::sync::atomic::AtomicU64::new(0);
     let stop = |o: &cbr::share::ChunkObject| {
@@ -175,7 +175,8 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         if let Some(e) = journal_error.into_inner().ok().flatten() {
             return Err(e.into());
         }
-        j.finish()?;
+        // A run a budget stopped stays open: --resume continues it.
+        j.finish_run(report.complete)?;
     }
     if !refused.is_empty() {
         refused.extend(report.findings.0.drain(..));
@@ -188,7 +189,7 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         let mut all = found.findings.clone();
         all.extend(report.findings.0.drain(..));
         report.findings = all;
-        report.ok = !report.findings.has_errors();
+        report.ok = !report.findings.has_errors() && report.complete;
     }
     let secs = started.elapsed().as_secs_f64();
     let outcome = if report.ok {
@@ -203,6 +204,8 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         print_findings(&mut out, &report.findings)?;
         let verdict = if report.ok {
             "OK: no errors found"
+        } else if !report.findings.has_errors() {
+            "INCOMPLETE: no errors in what was read, but not every chunk was read (below)"
         } else {
             "FAILED: errors found"
         };
@@ -238,7 +241,7 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
                 }
                 if report.chunks_deferred > 0 {
                     s.push_str(&format!(
-                        "; budget spent: {} chunk(s) left for the next run",
+                        "; budget spent: {} chunk(s) not read, nothing vouched for them (left for the next run)",
                         report.chunks_deferred
                     ));
                 }

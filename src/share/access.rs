@@ -189,6 +189,32 @@ pub struct ShareFile {
     pub mtime_ns: i128,
 }
 
+/// A file's identity as its handle's `fstat` saw it: what a journal
+/// compares to know a file unchanged since it was proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+impl FileId {
+    /// `size:mtime_ns:inode`, as a journal stores it.
+    pub fn stamp(&self) -> String {
+        format!("{}:{}:{}", self.size, self.mtime_ns, self.inode)
+    }
+}
+
+impl ShareFile {
+    pub fn id(&self) -> FileId {
+        FileId {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            inode: self.inode,
+        }
+    }
+}
+
 /// One entry of a share directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -244,6 +270,11 @@ impl Share {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether (device, inode) is this share's root.
+    pub fn is_root(&self, dev: u64, ino: u64) -> bool {
+        self.id == (dev, ino)
     }
 
     /// The share root as a directory handle.
@@ -561,6 +592,13 @@ impl ShareDir {
     /// Read a whole (small) file of this directory.
     pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
         read_all(self.open_file(name)?, limit)
+    }
+
+    /// [`ShareDir::read`], with the identity of the handle read.
+    pub fn read_with_id(&self, name: &str, limit: u64) -> Result<(Vec<u8>, FileId), AccessError> {
+        let f = self.open_file(name)?;
+        let id = f.id();
+        Ok((read_all(f, limit)?, id))
     }
 
     /// Where a link in this directory points (for messages only).

@@ -2,6 +2,7 @@
 //! without ever writing to it.
 //!
 //! - [`access`]: the one way into the share: handles, no links, regular files.
+//! - [`out`]: the one way out: every file cbr writes, never in the share.
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
 //! - [`scan`]: walk the share into a model of backups, chains and findings.
 //! - [`metadata`]: the `<prefix>_metadata` file.
@@ -10,10 +11,11 @@
 pub mod access;
 pub mod locate;
 pub mod metadata;
+pub mod out;
 pub mod scan;
 pub mod sha256file;
 
-pub use access::{AccessError, Share, ShareDir, ShareFile};
+pub use access::{AccessError, FileId, Share, ShareDir, ShareFile};
 pub use metadata::{BackupMetadata, ChunkObject, Compression};
 pub use scan::{BackupEntry, ShareScan};
 pub use sha256file::Sha256File;

@@ -9,7 +9,7 @@
 pub use super::access::EntryKind;
 use super::access::{Entry, ShareDir, join};
 use super::metadata::BackupMetadata;
-use super::{AccessError, Share};
+use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -58,6 +58,11 @@ pub struct BackupEntry {
     pub metadata: BackupMetadata,
     /// Size of the `_metadata` file.
     pub metadata_bytes: u64,
+    /// Identity of the `_metadata` file whose bytes were parsed.
+    pub metadata_id: Option<super::FileId>,
+    /// Identity of the `_sha256file` a verification read (set by verify
+    /// from the handle it hashed against; None from the scan).
+    pub sha256_id: Option<super::FileId>,
     /// Share-relative path of the `_sha256file`, when it is a regular file.
     pub sha256_path: Option<String>,
     /// Size of the `_sha256file`.
@@ -143,7 +148,7 @@ struct DirScan {
     rel: String,
     entries: Vec<Entry>,
     /// `<prefix>_metadata` files: name, size, parsed (or the finding).
-    metas: Vec<(String, u64, Result<BackupMetadata, Finding>)>,
+    metas: Vec<(String, u64, Result<(BackupMetadata, FileId), Finding>)>,
 }
 
 /// Walk one directory (by its share-relative path), then its subdirectories
@@ -208,14 +213,15 @@ fn walk<'s>(
     }
 }
 
-fn read_metadata(dir: &ShareDir, name: &str) -> Result<BackupMetadata, Finding> {
+fn read_metadata(dir: &ShareDir, name: &str) -> Result<(BackupMetadata, FileId), Finding> {
     let path = join(&dir.rel, name);
-    let bytes = dir
-        .read(name, METADATA_LIMIT)
+    let (bytes, id) = dir
+        .read_with_id(name, METADATA_LIMIT)
         .map_err(|e| Finding::error(e.code(), e.to_string()).path(path.clone()))?;
-    BackupMetadata::parse(&bytes).map_err(|e| {
+    let m = BackupMetadata::parse(&bytes).map_err(|e| {
         Finding::error(e.code(), format!("{name} is not valid metadata: {e}")).path(path.clone())
-    })
+    })?;
+    Ok((m, id))
 }
 
 /// A link on the share: never followed. One that leads to a directory or
@@ -372,7 +378,7 @@ fn backup_of(
     d: &DirScan,
     name: &str,
     size: u64,
-    result: Result<BackupMetadata, Finding>,
+    result: Result<(BackupMetadata, FileId), Finding>,
     claimed: &mut [bool],
     findings: &mut Findings,
 ) -> Option<BackupEntry> {
@@ -406,7 +412,7 @@ fn backup_of(
             });
         }
     }
-    let metadata = match result {
+    let (metadata, metadata_id) = match result {
         Ok(m) => m,
         Err(f) => {
             findings.push(f);
@@ -458,6 +464,8 @@ fn backup_of(
         sha256_bytes: sha_file.map_or(0, |e| e.size),
         metadata,
         metadata_bytes: size,
+        metadata_id: Some(metadata_id),
+        sha256_id: None,
         chunk_files,
     })
 }

@@ -70,6 +70,8 @@ pub struct Sha256File {
     header: Sha256Header,
     len: u64,
     store: Store,
+    /// Identity of the handle read (set when opened on the share).
+    pub id: Option<crate::share::FileId>,
 }
 
 #[derive(Debug)]
@@ -91,7 +93,10 @@ impl Sha256File {
     /// whatever its size.
     pub fn open(share: &crate::share::Share, rel: &str) -> Result<Self, Sha256Error> {
         let f = share.open_file(rel)?;
-        Self::from_file(f.file, Path::new(&f.rel))
+        let id = f.id();
+        let mut s = Self::from_file(f.file, Path::new(&f.rel))?;
+        s.id = Some(id);
+        Ok(s)
     }
 
     /// Read a sha256file from an open file; `path` names it in messages.
@@ -181,6 +186,7 @@ impl Sha256File {
         };
         Self::check_header(path, &whole.header, len)?;
         Ok(Ok(Sha256File {
+            id: None,
             path: path.to_owned(),
             header: whole.header,
             len,
@@ -319,6 +325,7 @@ impl Sha256File {
             serde_json::from_slice(&header).map_err(|e| Self::invalid(path, e.to_string()))?;
         Self::check_header(path, &whole.header, len)?;
         Ok(Sha256File {
+            id: None,
             path: path.to_owned(),
             header: whole.header,
             len,
