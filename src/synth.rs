@@ -146,6 +146,9 @@ pub fn thin_volume(seed: u64) -> impl FnMut(u64, &mut [u8]) {
 }
 
 /// Write `b` under `share`, reading volume bytes from `read(offset, buf)`.
+// It writes a share (for tests and benchmarks): what it writes is not an
+// output of a cbr command, so it does not go through the gate out.
+#[allow(clippy::disallowed_methods)]
 pub fn write_backup(
     share: &Path,
     b: &SynthBackup,

@@ -573,3 +573,145 @@ fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
         assert!(left.is_empty(), "SIG{sig} left {left:?}");
     }
 }
+
+// ---- It writes under the share (issue 20: the gate out) ----
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn journal_readers_never_create_a_journal_in_the_share_nor_through_a_link_into_it() {
+    let h = hostile();
+    let s = h.s();
+    let id = id_of("full-zlib");
+    let dangling = h.outside.join("j.sqlite");
+    std::os::unix::fs::symlink(h.share.join("made-by-cbr.sqlite"), &dangling).unwrap();
+    let before = tree_hash(&h.share);
+    for j in [
+        h.share.join("j.sqlite"),
+        h.share.join("new/j.sqlite"),
+        dangling.clone(),
+    ] {
+        let j = j.to_string_lossy().into_owned();
+        for a in [
+            args(&["ls", "--share", &s, "--journal", &j]),
+            args(&["show", "--share", &s, &id, "--journal", &j]),
+            args(&["journal", "report", "--share", &s, "--journal", &j]),
+        ] {
+            let r = expect(&h, &before, &a, 2, "");
+            assert!(r.err.contains("inside the share"), "{a:?}: {}", r.err);
+        }
+    }
+    // A reader never creates a journal (nor its directory) elsewhere either.
+    let nowhere = h.outside.join("nope/j.sqlite");
+    let r = expect(
+        &h,
+        &before,
+        &args(&["ls", "--share", &s, "--journal", nowhere.to_str().unwrap()]),
+        2,
+        "",
+    );
+    assert!(r.err.contains("no journal"), "{}", r.err);
+    assert!(!h.outside.join("nope").exists());
+}
+
+#[test]
+fn a_journal_kept_in_the_share_is_refused_and_left_as_it_is() {
+    let h = hostile();
+    let s = h.s();
+    // A real journal, in rollback mode, put inside the share.
+    let j = h.outside.join("j.sqlite");
+    let (code, _, err) = run(&[
+        "verify",
+        "--deep",
+        "-q",
+        "--share",
+        &s,
+        "--journal",
+        j.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let c = rusqlite::Connection::open(&j).unwrap();
+    c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(c);
+    let inside = h.share.join("j.sqlite");
+    std::fs::copy(&j, &inside).unwrap();
+    let before = tree_hash(&h.share);
+    let ji = inside.to_string_lossy().into_owned();
+    for a in [
+        args(&["ls", "--share", &s, "--journal", &ji]),
+        args(&["journal", "report", "--journal", &ji]),
+        args(&["journal", "report", "--share", &s, "--journal", &ji]),
+        args(&["verify", "--deep", "--share", &s, "--journal", &ji]),
+        args(&[
+            "journal",
+            "merge",
+            "--into",
+            h.outside.join("m.sqlite").to_str().unwrap(),
+            &ji,
+        ]),
+    ] {
+        let r = expect(&h, &before, &a, 2, "");
+        assert!(r.err.contains("inside the share"), "{a:?}: {}", r.err);
+    }
+}
+
+#[test]
+fn plan_per_project_never_writes_through_a_link_planted_in_its_directory() {
+    const DST: &str = "0123456789abcdef0123456789abcdef";
+    let h = hostile();
+    let meta = h.file("full-zlib", "_metadata");
+    let dir = h.outside.join("plans");
+    std::fs::create_dir(&dir).unwrap();
+    let planted = dir.join(format!("{DST}.sh"));
+    std::os::unix::fs::symlink(&meta, &planted).unwrap();
+    let before = tree_hash(&h.share);
+    let r = expect(
+        &h,
+        &before,
+        &args(&[
+            "plan",
+            "--share",
+            &h.s(),
+            "--from-share",
+            "--default-project",
+            DST,
+            "--per-project",
+            dir.to_str().unwrap(),
+        ]),
+        2,
+        "",
+    );
+    assert!(r.err.contains("inside the share"), "{}", r.err);
+    assert!(r.err.contains(planted.to_str().unwrap()), "{}", r.err);
+    assert_eq!(std::fs::read_link(&planted).unwrap(), meta);
+}
+
+#[test]
+fn restore_into_a_fifo_or_a_character_device_is_refused_at_once() {
+    let h = hostile();
+    let fifo = h.outside.join("fifo");
+    mkfifo(&fifo);
+    let before = tree_hash(&h.share);
+    for (target, kind) in [
+        (fifo.to_string_lossy().into_owned(), "a FIFO"),
+        ("/dev/null".to_string(), "a character device"),
+    ] {
+        let mut a = h.restore("full-zlib");
+        let n = a.len();
+        a[n - 1] = target.clone();
+        a.push("--force".into());
+        let started = Instant::now();
+        let r = expect(&h, &before, &a, 2, "");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{target}: not at once"
+        );
+        assert!(
+            r.err.contains(&target) && r.err.contains(kind),
+            "{target}: {}",
+            r.err
+        );
+    }
+}

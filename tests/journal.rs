@@ -291,8 +291,10 @@ fn a_run_killed_part_way_and_resumed_checks_every_chunk_exactly_once() {
 fn budget_and_max_bytes_stop_cleanly_and_the_next_slice_goes_on() {
     let (t, share) = share_copy();
     let j = t.path().join("j.sqlite");
+    // Stopped by its budget: not everything proven, so not "ok" (exit 1).
     let (code, v) = verify_j(&share, &j, &["--max-bytes", "1", "--jobs", "1"]);
-    assert_eq!(code, 0, "{v}");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["ok"], false);
     assert_eq!(v["chunks_checked"], 1);
     assert_eq!(v["chunks_deferred"], 52);
     // The next night: what is fresh is skipped, the rest is taken.
@@ -338,4 +340,325 @@ fn merging_twice_changes_nothing_and_a_missing_or_self_input_is_refused() {
     ]);
     assert_eq!(code, 2);
     assert_eq!(checks(&m).len(), 53);
+}
+
+// ---- A journal that vouches only for what it proved (issue 20) ----
+
+fn id_of(stem: &str) -> String {
+    manifest().into_iter().find(|m| m.1 == stem).unwrap().0
+}
+
+/// The `journal report --json` row of backup `id`.
+fn report_row(journal: &Path, share: &Path, id: &str) -> (i32, Value) {
+    let (code, v) = run_json(&[
+        "journal",
+        "report",
+        "--json",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--share",
+        share.to_str().unwrap(),
+    ]);
+    let row = v["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["backup_id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not in {v}"));
+    (code, row)
+}
+
+#[test]
+fn a_changed_sha256file_gets_its_chunks_checked_again_and_the_backup_is_not_fresh() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    assert_eq!(verify_j(&share, &j, &[]).0, 0);
+    let id = id_of("full-zlib");
+    let sha = find_file(&share, &id, "_sha256file");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&sha).unwrap()).unwrap();
+    let e = v["sha256s"][0].as_str().unwrap().to_string();
+    let flipped = if e.starts_with('0') { "1" } else { "0" };
+    v["sha256s"][0] = Value::String(format!("{flipped}{}", &e[1..]));
+    std::fs::write(&sha, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    // The report does not call it fresh: its proofs were against another file.
+    let (code, row) = report_row(&j, &share, &id);
+    assert_eq!(code, 1, "{row}");
+    assert_ne!(row["status"], "fresh", "{row}");
+    // The rolling scrub reads its chunks again and finds what verify finds.
+    let (code, v) = verify_j(&share, &j, &["--older-than", "30d"]);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        codes(&v, "error").contains(&"sha256-mismatch".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["chunks_checked"], 16, "{v}");
+}
+
+#[test]
+fn a_chunk_swapped_between_look_and_read_is_recorded_as_the_file_read() {
+    use cbr::share::{ChunkObject, Share, scan::scan};
+    use cbr::verify::{ChunkOutcome, FileId, VerifyHooks, VerifyOptions, verify_with};
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (t, share) = share_copy();
+    let id = id_of("full-zlib");
+    let chunk = find_file(&share, &id, "-00001");
+    let good = chunk.with_file_name("good-copy");
+    std::fs::copy(&chunk, &good).unwrap();
+    let good_ino = std::fs::metadata(&good).unwrap().ino();
+    // The file at the chunk's name is bad, until the swap.
+    let mut bad = std::fs::read(&chunk).unwrap();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&chunk, &bad).unwrap();
+    let keep_bad = t.path().join("bad-copy");
+    std::fs::hard_link(&chunk, &keep_bad).unwrap();
+    let s = Share::open(&share).unwrap();
+    let found = scan(&s).unwrap();
+    let b = found.find(&id).unwrap();
+    let swapped = AtomicBool::new(false);
+    let skip = |_: &cbr::share::BackupEntry, o: &ChunkObject, _: Option<FileId>| {
+        if o.name.ends_with("-00001") && !swapped.swap(true, Ordering::SeqCst) {
+            std::fs::rename(&good, &chunk).unwrap();
+        }
+        false
+    };
+    let recorded: Mutex<Vec<(String, Option<FileId>, bool)>> = Mutex::new(Vec::new());
+    let done = |c: &ChunkOutcome<'_>| {
+        recorded
+            .lock()
+            .unwrap()
+            .push((c.object.name.clone(), c.file, !c.findings.has_errors()))
+    };
+    let hooks = VerifyHooks {
+        skip: Some(&skip),
+        stop: None,
+        done: Some(&done),
+    };
+    let opts = VerifyOptions {
+        deep: true,
+        jobs: 1,
+        sample: None,
+        md5: false,
+    };
+    verify_with(&s, &found, &[b], &opts, &cbr::progress::NoProgress, &hooks);
+    assert!(swapped.load(Ordering::SeqCst));
+    let rec = recorded.into_inner().unwrap();
+    let (_, file, ok) = rec.iter().find(|r| r.0.ends_with("-00001")).unwrap();
+    assert!(*ok, "the good file was the one read");
+    assert_eq!(
+        file.map(|f| f.inode),
+        Some(good_ino),
+        "the proof is keyed to the file that was read, not to the one looked at before"
+    );
+}
+
+#[test]
+fn a_backup_with_some_of_its_chunks_proven_is_partial_not_fresh() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    let id = id_of("full-zlib");
+    let (_, v) = verify_j(&share, &j, &["--max-bytes", "1", "--jobs", "1", &id]);
+    assert_eq!(v["chunks_checked"], 1, "{v}");
+    let (code, row) = report_row(&j, &share, &id);
+    assert_eq!(code, 1, "{row}");
+    assert_eq!(row["status"], "partial", "{row}");
+    assert_eq!(row["chunks"], 16, "{row}");
+    assert_eq!(row["chunks_proven"], 1, "{row}");
+    let (_, out, _) = run(&[
+        "journal",
+        "report",
+        "--journal",
+        j.to_str().unwrap(),
+        "--share",
+        share.to_str().unwrap(),
+    ]);
+    assert!(out.contains("PARTIAL") && out.contains("1 of 16"), "{out}");
+}
+
+#[test]
+fn rows_are_committed_on_time_while_a_slow_chunk_runs() {
+    use cbr::share::{Share, scan::scan};
+    use cbr::verify::{ChunkOutcome, FileId};
+    let (t, share) = share_copy();
+    let s = Share::open(&share).unwrap();
+    let found = scan(&s).unwrap();
+    let b = found.find(&id_of("full-zlib")).unwrap();
+    let j = t.path().join("j.sqlite");
+    let journal = cbr::journal::Journal::open(&j, "s", None, false).unwrap();
+    let none = cbr::findings::Findings::new();
+    for o in b.metadata.objects.iter().take(3) {
+        journal
+            .record(&ChunkOutcome {
+                backup: b,
+                object: o,
+                file: Some(FileId {
+                    size: 1,
+                    mtime_ns: 1,
+                    inode: 1,
+                }),
+                findings: &none,
+                proven: Default::default(),
+                stored_bytes: 0,
+            })
+            .unwrap();
+    }
+    // The next chunk takes long: what was proven before must not wait for it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let n: i64 = Connection::open(&j)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM checks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3, "rows still in memory 2.5 s after they were proven");
+    drop(journal);
+}
+
+#[test]
+fn resume_after_a_budget_stop_continues_where_it_stopped() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    let (_, v) = verify_j(&share, &j, &["--max-bytes", "1", "--jobs", "1"]);
+    assert_eq!(v["chunks_checked"], 1, "{v}");
+    let (code, v) = verify_j(&share, &j, &["--resume"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["chunks_skipped"], 1, "{v}");
+    assert_eq!(v["chunks_checked"], 52, "{v}");
+}
+
+#[test]
+fn windows_that_would_wrap_are_refused() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    let s = share.to_str().unwrap();
+    let js = j.to_str().unwrap();
+    for w in [
+        "9223372036854775808",
+        "106751991167301d",
+        "99999999999999999999",
+    ] {
+        for a in [
+            vec![
+                "verify",
+                "--deep",
+                "--share",
+                s,
+                "--journal",
+                js,
+                "--older-than",
+                w,
+            ],
+            vec!["verify", "--deep", "--share", s, "--budget", w],
+            vec!["journal", "report", "--journal", js, "--older-than", w],
+        ] {
+            let (code, out, err) = run(&a);
+            assert_eq!(code, 2, "{a:?}: {out}{err}");
+            assert!(out.is_empty());
+            assert!(err.contains(w) && err.contains("too large"), "{a:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_budget_that_reads_nothing_on_a_corrupt_share_does_not_say_ok() {
+    let (_t, share) = share_copy();
+    let chunk = find_file(&share, &id_of("full-zlib"), "-00003");
+    let mut b = std::fs::read(&chunk).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(&chunk, &b).unwrap();
+    let (code, out, _) = run(&[
+        "verify",
+        "--deep",
+        "--json",
+        "--share",
+        share.to_str().unwrap(),
+        "--budget",
+        "0s",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["complete"], false, "{v}");
+    assert_eq!(v["chunks_deferred"], 53, "{v}");
+    assert_eq!(code, 1, "{v}");
+    let (_, out, _) = run(&[
+        "verify",
+        "--deep",
+        "--share",
+        share.to_str().unwrap(),
+        "--budget",
+        "0s",
+    ]);
+    assert!(
+        out.contains("INCOMPLETE") && out.contains("53 chunk(s) not read"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_readme_scrub_lines_run_with_journal_before_another_flag() {
+    let (t, share) = share_copy();
+    let state = t.path().join("state");
+    let s = share.to_str().unwrap();
+    for a in [
+        vec![
+            "verify",
+            "--deep",
+            "--share",
+            s,
+            "--journal",
+            "--older-than",
+            "30d",
+            "--budget",
+            "6h",
+        ],
+        vec!["verify", "--deep", "--share", s, "--journal", "--resume"],
+        vec!["journal", "report", "--share", s, "--older-than", "30d"],
+    ] {
+        let out = cbr()
+            .env("XDG_STATE_HOME", &state)
+            .args(&a)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(checks(&state.join("cbr/journal.sqlite")).len(), 53);
+}
+
+#[test]
+fn journal_readers_leave_the_journal_as_it_is() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    assert_eq!(verify_j(&share, &j, &[]).0, 0);
+    let c = Connection::open(&j).unwrap();
+    c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(c);
+    let before = std::fs::read(&j).unwrap();
+    let (s, js) = (share.to_str().unwrap(), j.to_str().unwrap());
+    let m = t.path().join("m.sqlite");
+    let id = id_of("full-zlib");
+    for a in [
+        vec!["ls", "--share", s, "--journal", js],
+        vec!["show", "--share", s, "--journal", js, &id],
+        vec!["journal", "report", "--journal", js],
+        vec!["journal", "report", "--share", s, "--journal", js],
+        vec!["journal", "merge", "--into", m.to_str().unwrap(), js],
+    ] {
+        let (code, _, err) = run(&a);
+        assert!(code == 0 || code == 1, "{a:?}: {err}");
+        assert!(
+            std::fs::read(&j).unwrap() == before,
+            "{a:?} changed the journal"
+        );
+        for x in ["-wal", "-shm"] {
+            let p = format!("{js}{x}");
+            assert!(!Path::new(&p).exists(), "{a:?} left {p}");
+        }
+    }
 }

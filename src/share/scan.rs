@@ -143,12 +143,16 @@ pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A `_metadata` file parsed, with the identity of the handle read; or
+/// the finding that refused it.
+type Parsed = Result<(BackupMetadata, FileId), Finding>;
+
 /// One directory as the walk saw it.
 struct DirScan {
     rel: String,
     entries: Vec<Entry>,
     /// `<prefix>_metadata` files: name, size, parsed (or the finding).
-    metas: Vec<(String, u64, Result<(BackupMetadata, FileId), Finding>)>,
+    metas: Vec<(String, u64, Parsed)>,
 }
 
 /// Walk one directory (by its share-relative path), then its subdirectories
@@ -213,7 +217,7 @@ fn walk<'s>(
     }
 }
 
-fn read_metadata(dir: &ShareDir, name: &str) -> Result<(BackupMetadata, FileId), Finding> {
+fn read_metadata(dir: &ShareDir, name: &str) -> Parsed {
     let path = join(&dir.rel, name);
     let (bytes, id) = dir
         .read_with_id(name, METADATA_LIMIT)
@@ -378,7 +382,7 @@ fn backup_of(
     d: &DirScan,
     name: &str,
     size: u64,
-    result: Result<(BackupMetadata, FileId), Finding>,
+    result: Parsed,
     claimed: &mut [bool],
     findings: &mut Findings,
 ) -> Option<BackupEntry> {
