@@ -89,8 +89,9 @@ pub enum Command {
 /// `--journal [FILE]`: where the verification journal is (never the share).
 #[derive(Debug, Clone, Args)]
 pub struct JournalArg {
-    /// Record (or read) every chunk's verification in this SQLite journal;
-    /// without FILE: $XDG_STATE_HOME/cbr/journal.sqlite
+    /// Record (or read) every chunk's verification in this SQLite journal
+    /// (never inside the share; readers open it read-only); without FILE:
+    /// $XDG_STATE_HOME/cbr/journal.sqlite
     // An OsString parser: clap's PathBuf parser refuses the empty value
     // that stands for "no FILE given" (`--journal --older-than 30d`).
     #[arg(
@@ -127,7 +128,9 @@ pub struct JournalReportArgs {
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub older_than: String,
 
-    /// Print {"backups": [{"backup_id", "status", "last_ok_at", "chunks"}]}
+    /// Print {"backups": [{"backup_id", "status", "last_ok_at", "chunks",
+    /// "chunks_proven"}]}; status: fresh (every chunk proven within the
+    /// window), partial, overdue, failed or never
     #[arg(long)]
     pub json: bool,
 }
@@ -468,8 +471,9 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub journal: JournalArg,
 
-    /// With --journal: continue the last unfinished run, skipping chunks it
-    /// proved whose files are unchanged (size, mtime, inode)
+    /// With --journal: continue the last unfinished run (also one a budget
+    /// stopped), skipping chunks it proved whose files are unchanged (the
+    /// chunk, _metadata and _sha256file: size, mtime, inode)
     #[arg(long, requires = "journal")]
     pub resume: bool,
 
@@ -478,11 +482,14 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DURATION", requires = "journal")]
     pub older_than: Option<String>,
 
-    /// Stop cleanly (start no more chunks) after this long, e.g. 2h
+    /// Stop cleanly (start no more chunks) after this long, e.g. 2h; chunks
+    /// left are not proven: "complete" and "ok" false, exit 1, and the run
+    /// stays open for --resume
     #[arg(long, value_name = "DURATION")]
     pub budget: Option<String>,
 
-    /// Stop cleanly after this many bytes of chunk data (uncompressed)
+    /// Stop cleanly after this many bytes of chunk data (uncompressed), as
+    /// --budget does
     #[arg(long, value_name = "BYTES")]
     pub max_bytes: Option<u64>,
 
@@ -515,7 +522,8 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = ProgressKind::Auto, value_name = "KIND")]
     pub progress: ProgressKind,
 
-    /// Print {"ok", "backups_checked", "chunks_checked", "bytes_read", "findings"}
+    /// Print {"ok", "complete", "backups_checked", "chunks_checked",
+    /// "chunks_skipped", "chunks_deferred", "bytes_read", "findings"}
     #[arg(long)]
     pub json: bool,
 }
@@ -532,7 +540,8 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub share: ShareArgs,
 
-    /// The image file or block device to write
+    /// The image file or block device to write (never inside the share,
+    /// never a FIFO, socket or character device)
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
 
