@@ -13,7 +13,7 @@
 //!
 //! Nothing else in the crate opens share paths (clippy's
 //! `disallowed-methods` in `clippy.toml` enforces it).
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods)] // the gate those lints point to
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::ffi::OsStr;

@@ -237,7 +237,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/fixtures/cinder-29/share/96/12/96128a75-e143-4d8a-9b93-e246af8e6a7d/backup_metadata"
         );
-        #[allow(clippy::disallowed_methods)]
+        #[allow(clippy::disallowed_methods)] // a test reads a fixture file directly
         let m = BackupMetadata::parse(&std::fs::read(p).unwrap()).unwrap();
         assert_eq!(m.backup_id, "96128a75-e143-4d8a-9b93-e246af8e6a7d");
         assert!(!m.objects.is_empty());

@@ -544,6 +544,7 @@ mod tests {
 
     fn open(p: &Path) -> Result<Sha256File, Sha256Error> {
         #[allow(clippy::disallowed_methods)]
+        // a test opens a sha256file it wrote, not through a share
         let f = File::open(p).unwrap();
         Sha256File::from_file(f, p)
     }
