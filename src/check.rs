@@ -469,13 +469,13 @@ impl RecordCheck<'_> {
     }
 }
 
-/// Check one decoded record against the share. `batch` holds the other
-/// records of the same input (parents among them count as imported).
+/// Check one decoded record against the share. `batch` holds the records
+/// of the same input (parents among them count as imported).
 pub fn check_record(
     share: &Share,
     scan: &ShareScan,
     d: &Decoded,
-    batch: &[&Record],
+    batch: &crate::record::lint::Batch<'_>,
     opts: &CheckOptions,
 ) -> CheckReport {
     let id = str_field(&d.record, "id").map(str::to_owned);

@@ -18,8 +18,8 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
         target_service: args.target_service.clone(),
     };
     let mut reports: Vec<CheckReport> = Vec::new();
-    for (i, d) in records.iter().enumerate() {
-        let batch = super::others(&records, i);
+    let batch = cbr::record::lint::Batch::of(records.iter().map(|d| &d.record));
+    for d in &records {
         let mut report = check_record(&share, &found, d, &batch, &opts);
         if args.deep
             && let Some(b) = report.backup_id.as_deref().and_then(|id| found.get(id))
