@@ -6,6 +6,8 @@
 //! decompression bomb stops there), feeding md5 and the caller's per-block
 //! sink, in a fixed buffer whatever the chunk size.
 
+mod bz2;
+
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::{ChunkObject, Compression};
@@ -132,6 +134,12 @@ struct CountingReader<R> {
     count: std::sync::Arc<AtomicU64>,
 }
 
+impl<R: std::io::Seek> std::io::Seek for CountingReader<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -247,11 +255,11 @@ pub fn stream_chunk(
     let decoder: Box<dyn Read + Send> = match &obj.compression {
         Compression::None => Box::new(raw),
         Compression::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(raw)),
-        Compression::Bz2 => Box::new(bzip2::read::BzDecoder::new(raw)),
+        Compression::Bz2 => Box::new(bz2::PyBz2::new(raw)),
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(raw).map_err(StreamError::Read)?)
         }
-        Compression::Other(name) => return Err(StreamError::Unknown(name.clone())),
+        Compression::Other(name) => return Err(StreamError::Unknown(name.to_string())),
     };
     let block = block.clamp(1, crate::share::sha256file::MAX_BLOCK as usize);
     let cap = (BUF / block).max(1) * block;
@@ -495,7 +503,7 @@ pub fn stream_findings(
                 ChunkEnd::Long => push(
                     "length-mismatch",
                     format!(
-                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there)",
+                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there): Cinder's restore writes the extra bytes too, past the chunk's end",
                         obj.name, obj.length
                     ),
                 ),
