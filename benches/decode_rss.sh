@@ -49,10 +49,9 @@ printf '%-8s %12s %12s %12s %7s %s\n' shape input_bytes peak_kib goal_kib ratio 
 for shape in wrap76 lines4 garbage; do
     f="$tmp/$shape"
     size=$(stat -c %s "$f")
-    set +e
-    peak=$(CBR_REPORT_RSS=1 "$cbr" decode "$f" 2>&1 >/dev/null | sed -n 's/^cbr: peak RSS \([0-9]*\) kB$/\1/p')
-    code=${PIPESTATUS[0]}
-    set -e
+    code=0
+    CBR_REPORT_RSS=1 "$cbr" decode "$f" >/dev/null 2>"$tmp/err" || code=$?
+    peak=$(sed -n 's/^cbr: peak RSS \([0-9]*\) kB$/\1/p' "$tmp/err")
     goal=$((size * 3 / 1024 + 64 * 1024))
     ratio=$(awk -v p="$peak" -v g="$goal" 'BEGIN { printf "%.2f", p / g }')
     printf '%-8s %12d %12d %12d %7s %s\n' "$shape" "$size" "$peak" "$goal" "$ratio" "$code"

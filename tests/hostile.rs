@@ -573,3 +573,57 @@ fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
         assert!(left.is_empty(), "SIG{sig} left {left:?}");
     }
 }
+
+// ---- It holds a hostile _metadata in bounded memory ----
+
+#[test]
+fn metadata_over_64_mib_is_refused_unread() {
+    let h = hostile();
+    let meta = h.file("full-zstd", "_metadata");
+    // Valid JSON, padded with spaces past the limit (it was 256 MiB).
+    let mut text = std::fs::read(&meta).unwrap();
+    let close = text.iter().rposition(|b| *b == b'}').unwrap();
+    text.splice(close..close, std::iter::repeat_n(b' ', (64 << 20) + 1));
+    std::fs::write(&meta, &text).unwrap();
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.verify(false), 1, "value-out-of-range");
+    assert!(r.out.contains("67108864"), "{}", r.out);
+}
+
+#[test]
+fn a_million_missing_chunks_make_a_hundred_findings_and_a_count() {
+    let h = hostile();
+    let meta = h.file("full-zstd", "_metadata");
+    let mut v = read_json(&meta);
+    let (_, info) = objects(&v).remove(0);
+    let n = 2500;
+    let list: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({ format!("missing-{i:05}"): info.clone() }))
+        .collect();
+    v["objects"] = Value::Array(list);
+    write_json(&meta, &v);
+    let before = tree_hash(&h.share);
+    for args in [
+        h.verify_one(false, "full-zstd"),
+        h.verify_one(true, "full-zstd"),
+    ] {
+        let r = expect(&h, &before, &args, 1, "object-missing");
+        let missing: Vec<String> = errors(&r)
+            .into_iter()
+            .filter(|c| c == "object-missing")
+            .collect();
+        // 100 listed by the share checks, one count of the rest; --deep
+        // adds as many from reading the chunks.
+        let want = if args.contains(&"--deep".to_string()) {
+            202
+        } else {
+            101
+        };
+        assert_eq!(missing.len(), want, "{args:?}: {}", r.out);
+        assert!(
+            r.out.contains(&format!("{} more object-missing", n - 100)),
+            "{}",
+            r.out
+        );
+    }
+}
