@@ -10,8 +10,10 @@ use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
 
 pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
-    let input = read_input(args.input.as_deref())?;
+    let mut input = read_input(args.input.as_deref())?;
     let records = decode_inputs(std::slice::from_ref(&input))?;
+    // The records own their text: the input's need not stay (memory ≤ 3 × input).
+    input.text = String::new();
     let share = resolve_share(g, &args.share)?;
     let found = scan(&share)?;
     let opts = CheckOptions {
