@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Peak memory of `cbr decode` on big pastes. Goal: peak RSS under
-# 3 x input size + 64 MiB.
+# Peak memory of the commands that read records (decode, encode, rewrite,
+# check, plan) on big pastes. Goal: peak RSS under 3 x input size + 64 MiB.
 #
 # Generates (in a temp dir, coreutils only):
 #   wrap76   a valid `-f value` export paste (service line + base64 wrapped at
@@ -45,15 +45,26 @@ paste $((big * 1000000)) 76 >"$tmp/wrap76"
 paste $((small * 1000000)) 4 >"$tmp/lines4"
 head -c $((small * 1000000 * 3 / 5)) /dev/urandom | base64 -w 4 >"$tmp/garbage"
 
-printf '%-8s %12s %12s %12s %7s %s\n' shape input_bytes peak_kib goal_kib ratio exit
+# Every command that reads records, on each shape.
+dst=0123456789abcdef0123456789abcdef
+commands=(
+    "decode"
+    "encode"
+    "rewrite --project-id $dst"
+    "check --share fixtures/cinder-29/share"
+    "plan --format json --default-project $dst"
+)
+printf '%-8s %-9s %12s %12s %12s %7s %s\n' shape command input_bytes peak_kib goal_kib ratio exit
 for shape in wrap76 lines4 garbage; do
     f="$tmp/$shape"
     size=$(stat -c %s "$f")
-    set +e
-    peak=$(CBR_REPORT_RSS=1 "$cbr" decode "$f" 2>&1 >/dev/null | sed -n 's/^cbr: peak RSS \([0-9]*\) kB$/\1/p')
-    code=${PIPESTATUS[0]}
-    set -e
     goal=$((size * 3 / 1024 + 64 * 1024))
-    ratio=$(awk -v p="$peak" -v g="$goal" 'BEGIN { printf "%.2f", p / g }')
-    printf '%-8s %12d %12d %12d %7s %s\n' "$shape" "$size" "$peak" "$goal" "$ratio" "$code"
+    for c in "${commands[@]}"; do
+        read -r -a args <<<"$c"
+        code=0
+        CBR_REPORT_RSS=1 "$cbr" "${args[@]}" "$f" >/dev/null 2>"$tmp/err" || code=$?
+        peak=$(sed -n 's/^cbr: peak RSS \([0-9]*\) kB$/\1/p' "$tmp/err")
+        ratio=$(awk -v p="$peak" -v g="$goal" 'BEGIN { printf "%.2f", p / g }')
+        printf '%-8s %-9s %12d %12d %12d %7s %s\n' "$shape" "${args[0]}" "$size" "$peak" "$goal" "$ratio" "$code"
+    done
 done

@@ -10,7 +10,8 @@ use crate::findings::{Finding, Findings};
 use crate::record::{Decoded, Era, Record};
 use crate::share::access::{ShareDir, check_name, components, join};
 use crate::share::metadata::MAX_VOLUME_BYTES;
-use crate::share::scan::{METADATA_LIMIT, is_chunk_of};
+use crate::share::metadata::ReadError;
+use crate::share::scan::is_chunk_of;
 use crate::share::sha256file::Window;
 use crate::share::{AccessError, BackupEntry, BackupMetadata, Sha256File, Share, ShareScan};
 use crate::verify::BadBlocks;
@@ -18,21 +19,75 @@ use std::collections::HashSet;
 
 const GIB: u64 = 1 << 30;
 
+/// Findings of one code listed for one backup; past this many, they are
+/// counted and summed up in one more finding, so that a hostile
+/// `_metadata` listing a million chunks does not make a million findings
+/// (and their memory).
+pub const PER_CODE: u64 = 100;
+
 /// Findings about one backup, each with its id.
 struct Out<'a> {
     findings: Findings,
     backup: &'a BackupEntry,
+    /// Per code: how many were found, and whether they are errors.
+    counts: Vec<(&'static str, u64, bool)>,
 }
 
-impl Out<'_> {
+impl<'a> Out<'a> {
+    fn new(backup: &'a BackupEntry) -> Self {
+        Out {
+            findings: Findings::new(),
+            backup,
+            counts: Vec::new(),
+        }
+    }
+    /// Count one more `code`: whether it is still listed.
+    fn keep(&mut self, code: &'static str, error: bool) -> bool {
+        let n = match self.counts.iter_mut().find(|c| c.0 == code) {
+            Some(c) => {
+                c.1 += 1;
+                c.1
+            }
+            None => {
+                self.counts.push((code, 1, error));
+                1
+            }
+        };
+        n <= PER_CODE
+    }
     fn error(&mut self, code: &'static str, msg: String, path: String) {
+        if !self.keep(code, true) {
+            return;
+        }
         let f = Finding::error(code, msg).backup(self.backup.id.clone());
         self.findings
             .push(if path.is_empty() { f } else { f.path(path) });
     }
     fn warning(&mut self, code: &'static str, msg: String, path: String) {
+        if !self.keep(code, false) {
+            return;
+        }
         let f = Finding::warning(code, msg).backup(self.backup.id.clone());
         self.findings.push(f.path(path));
+    }
+    /// The findings, with one more per code found more than [`PER_CODE`] times.
+    fn finish(mut self) -> Findings {
+        for (code, n, error) in std::mem::take(&mut self.counts) {
+            if n <= PER_CODE {
+                continue;
+            }
+            let msg = format!(
+                "{} more {code} finding(s) for this backup are not listed (the first {PER_CODE} are)",
+                n - PER_CODE
+            );
+            let f = if error {
+                Finding::error(code, msg)
+            } else {
+                Finding::warning(code, msg)
+            };
+            self.findings.push(f.backup(self.backup.id.clone()));
+        }
+        self.findings
     }
 }
 
@@ -42,10 +97,7 @@ impl Out<'_> {
 /// checks), by `verify` (deep or not) and by `restore` (which refuses on
 /// an error). Linear in the number of chunks.
 pub fn backup_findings(share: &Share, scan: &ShareScan, backup: &BackupEntry) -> Findings {
-    let mut out = Out {
-        findings: Findings::new(),
-        backup,
-    };
+    let mut out = Out::new(backup);
     chunk_files_against_metadata(&mut out);
     if let Some(sha) = open_sha256(share, &mut out) {
         sha256_header(&mut out, &sha);
@@ -57,7 +109,7 @@ pub fn backup_findings(share: &Share, scan: &ShareScan, backup: &BackupEntry) ->
     } else {
         parent_chain(share, scan, &mut out, None);
     }
-    out.findings
+    out.finish()
 }
 
 /// Step: every listed chunk is a non-empty regular file, every chunk file
@@ -469,13 +521,13 @@ impl RecordCheck<'_> {
     }
 }
 
-/// Check one decoded record against the share. `batch` holds the other
-/// records of the same input (parents among them count as imported).
+/// Check one decoded record against the share. `batch` holds the records
+/// of the same input (parents among them count as imported).
 pub fn check_record(
     share: &Share,
     scan: &ShareScan,
     d: &Decoded,
-    batch: &[&Record],
+    batch: &crate::record::lint::Batch<'_>,
     opts: &CheckOptions,
 ) -> CheckReport {
     let id = str_field(&d.record, "id").map(str::to_owned);
@@ -596,8 +648,8 @@ fn container_dir(
 fn record_metadata(c: &mut RecordCheck, dir: &ShareDir, prefix: &str) -> Option<BackupMetadata> {
     let name = format!("{prefix}_metadata");
     let path = join(&dir.rel, &name);
-    match dir.read(&name, METADATA_LIMIT) {
-        Err(e) if e.is_not_found() => {
+    match crate::share::metadata::read_in(dir, &name) {
+        Err(ReadError::Access(e)) if e.is_not_found() => {
             c.error_at(
                 "metadata-missing",
                 format!("{name} is not in the container: the object prefix (service_metadata) names no backup there"),
@@ -605,17 +657,15 @@ fn record_metadata(c: &mut RecordCheck, dir: &ShareDir, prefix: &str) -> Option<
             );
             None
         }
-        Err(e) => {
+        Err(ReadError::Access(e)) => {
             c.error_at(e.code(), e.to_string(), path);
             None
         }
-        Ok(bytes) => match BackupMetadata::parse(&bytes) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                c.error_at(e.code(), format!("{name} cannot be read: {e}"), path);
-                None
-            }
-        },
+        Err(ReadError::Parse(e)) => {
+            c.error_at(e.code(), format!("{name} cannot be read: {e}"), path);
+            None
+        }
+        Ok(m) => Some(m),
     }
 }
 

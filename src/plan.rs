@@ -6,9 +6,9 @@
 //! [`render_sh`], [`render_md`] and the serde form of [`Plan`] write it.
 
 use crate::check::{CheckOptions, check_record};
+use crate::record::Decoded;
 use crate::record::edit::{Edit, apply};
-use crate::record::lint::{id_field, lint_decoded};
-use crate::record::{Decoded, Record};
+use crate::record::lint::{Batch, id_field, lint_decoded};
 use crate::share::{Share, ShareScan};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -241,7 +241,7 @@ pub fn make(
     let mut plan = Plan::default();
     let mut cands: Vec<Cand> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let all: Vec<&Record> = records.iter().map(|d| &d.record).collect();
+    let batch = Batch::of(records.iter().map(|d| &d.record));
     for d in records {
         let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
             plan.refused.push(Left {
@@ -265,7 +265,7 @@ pub fn make(
             continue;
         }
         let tgt = map.target(&id, id_field(&d.record, "project_id"))?;
-        let refused = problems(d, &all, target, share);
+        let refused = problems(d, &batch, target, share);
         cands.push(Cand {
             d,
             parent: id_field(&d.record, "parent_id").map(str::to_lowercase),
@@ -274,7 +274,7 @@ pub fn make(
             refused,
         });
     }
-    chains(&mut cands, target);
+    let depth = chains(&mut cands, target);
     for c in &cands {
         if let Some(r) = &c.refused {
             plan.refused.push(Left {
@@ -283,7 +283,6 @@ pub fn make(
             });
         }
     }
-    let depth = depths(&cands);
     for (i, c) in cands
         .iter()
         .enumerate()
@@ -320,24 +319,19 @@ pub fn make(
 /// Why a record cannot be planned on its own (errors of check or lint).
 fn problems(
     d: &Decoded,
-    all: &[&Record],
+    batch: &Batch<'_>,
     target: &Target,
     share: Option<(&Share, &ShareScan)>,
 ) -> Option<String> {
-    let batch: Vec<&Record> = all
-        .iter()
-        .copied()
-        .filter(|r| !std::ptr::eq(*r, &d.record))
-        .collect();
     let findings = match share {
         Some((s, scan)) => {
             let opts = CheckOptions {
                 target_service: target.service.clone(),
             };
-            check_record(s, scan, d, &batch, &opts).findings
+            check_record(s, scan, d, batch, &opts).findings
         }
         None => {
-            let mut f = lint_decoded(d, &batch);
+            let mut f = lint_decoded(d, batch);
             let service = d
                 .backup_service
                 .as_deref()
@@ -364,28 +358,76 @@ fn problems(
 }
 
 /// Chains are complete or refused: a parent must be planned (and not
-/// refused) or already on the target, in the same target project.
-fn chains(cands: &mut [Cand], target: &Target) {
+/// refused) or already on the target, in the same target project; a chain
+/// of parents that loops is refused whole. Returns each candidate's depth
+/// in its chain (a full backup is 0).
+///
+/// Each candidate is settled once, after its parent: a walk up the
+/// parents stops at the first one already settled, so the work is linear
+/// in the number of candidates however long the chains (a chain of
+/// 16,000 links, refused at its root, is one walk).
+fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Open,
+        /// On the walk being settled now.
+        Walking,
+        Settled,
+    }
+    const LOOPS: &str = "its chain of parents loops";
     let index: HashMap<String, usize> = cands
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.clone(), i))
         .collect();
-    // Propagate until nothing changes (chains are short; cycles refused).
-    loop {
-        let mut changed = false;
-        for i in 0..cands.len() {
+    let parent_of = |cands: &[Cand], i: usize| -> Option<usize> {
+        cands[i].parent.as_ref().and_then(|p| index.get(p)).copied()
+    };
+    let mut state = vec![State::Open; cands.len()];
+    let mut looped = vec![false; cands.len()];
+    let mut depth = vec![0usize; cands.len()];
+    let mut walk: Vec<usize> = Vec::new();
+    for start in 0..cands.len() {
+        if state[start] != State::Open {
+            continue;
+        }
+        // Up the parents to a settled one, a root, or back onto this walk.
+        walk.clear();
+        let mut cur = start;
+        let loops = loop {
+            state[cur] = State::Walking;
+            walk.push(cur);
+            match parent_of(cands, cur) {
+                None => break false,
+                Some(p) => match state[p] {
+                    State::Open => cur = p,
+                    State::Walking => break true,
+                    State::Settled => break looped[p],
+                },
+            }
+        };
+        // Down again, parents first.
+        while let Some(i) = walk.pop() {
+            state[i] = State::Settled;
+            if loops {
+                // On the loop, or leading into it: the whole chain.
+                looped[i] = true;
+                cands[i].refused = Some(LOOPS.into());
+                continue;
+            }
+            let parent = parent_of(cands, i);
+            depth[i] = parent.map_or(0, |j| depth[j] + 1);
             if cands[i].refused.is_some() {
                 continue;
             }
             let Some(p) = cands[i].parent.clone() else {
                 continue;
             };
-            let why = match index.get(&p) {
-                Some(&j) if cands[j].refused.is_some() => Some(format!(
+            cands[i].refused = match parent {
+                Some(j) if cands[j].refused.is_some() => Some(format!(
                     "its parent {p} is refused, so the chain cannot be restored"
                 )),
-                Some(&j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
+                Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
                     "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
                     cands[j].target.0, cands[i].target.0
                 )),
@@ -395,52 +437,9 @@ fn chains(cands: &mut [Cand], target: &Target) {
                     "its parent {p} is neither in this plan nor on the target (--target-backups): the chain is incomplete"
                 )),
             };
-            if why.is_some() {
-                cands[i].refused = why;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
         }
     }
-    // Loops.
-    for i in 0..cands.len() {
-        let mut cur = i;
-        let mut steps = 0;
-        while let Some(p) = cands[cur].parent.as_ref().and_then(|p| index.get(p)) {
-            cur = *p;
-            steps += 1;
-            if cur == i || steps > cands.len() {
-                cands[i].refused = Some("its chain of parents loops".into());
-                break;
-            }
-        }
-    }
-}
-
-/// Depth of each candidate in its chain (a full backup is 0).
-fn depths(cands: &[Cand]) -> Vec<usize> {
-    let index: HashMap<&str, usize> = cands
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
-    cands
-        .iter()
-        .map(|c| {
-            let mut d = 0;
-            let mut cur = c;
-            while let Some(&j) = cur.parent.as_deref().and_then(|p| index.get(p)) {
-                d += 1;
-                cur = &cands[j];
-                if d > cands.len() {
-                    break;
-                }
-            }
-            d
-        })
-        .collect()
+    depth
 }
 
 fn step(c: &Cand, depth: usize, target: &Target) -> Step {

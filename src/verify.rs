@@ -6,6 +6,8 @@
 //! decompression bomb stops there), feeding md5 and the caller's per-block
 //! sink, in a fixed buffer whatever the chunk size.
 
+mod bz2;
+
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::{ChunkObject, Compression};
@@ -137,6 +139,12 @@ struct CountingReader<R> {
     count: std::sync::Arc<AtomicU64>,
 }
 
+impl<R: std::io::Seek> std::io::Seek for CountingReader<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -251,11 +259,11 @@ pub fn stream_chunk(
     let decoder: Box<dyn Read + Send> = match &obj.compression {
         Compression::None => Box::new(raw),
         Compression::Zlib => Box::new(flate2::bufread::ZlibDecoder::new(raw)),
-        Compression::Bz2 => Box::new(bzip2::read::BzDecoder::new(raw)),
+        Compression::Bz2 => Box::new(bz2::PyBz2::new(raw)),
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(raw).map_err(StreamError::Read)?)
         }
-        Compression::Other(name) => return Err(StreamError::Unknown(name.clone())),
+        Compression::Other(name) => return Err(StreamError::Unknown(name.to_string())),
     };
     let block = block.clamp(1, crate::share::sha256file::MAX_BLOCK as usize);
     let cap = (BUF / block).max(1) * block;
@@ -500,7 +508,7 @@ pub fn stream_findings(
                 ChunkEnd::Long => push(
                     "length-mismatch",
                     format!(
-                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there)",
+                        "chunk {} decompresses to more than the {} bytes the metadata says (reading stopped there): Cinder's restore writes the extra bytes too, past the chunk's end",
                         obj.name, obj.length
                     ),
                 ),
@@ -728,6 +736,53 @@ fn file_id(share: &Share, b: &BackupEntry, o: &ChunkObject) -> Option<FileId> {
     b.open(share, &o.name).ok().map(|f| f.id())
 }
 
+/// Chunks read in one parallel batch.
+const BATCH: usize = 4096;
+
+/// Chunk findings of one backup and code: the first
+/// [`crate::check::PER_CODE`] are kept, the others counted and summed up
+/// at the end (a `_metadata` of a million missing chunks makes a hundred
+/// findings and a count, not a million).
+#[derive(Default)]
+struct Capped {
+    counts:
+        std::collections::HashMap<(Option<String>, &'static str), (u64, crate::findings::Severity)>,
+}
+
+impl Capped {
+    fn push(&mut self, out: &mut Findings, f: Finding) {
+        let n = self
+            .counts
+            .entry((f.backup_id.clone(), f.code))
+            .or_insert((0, f.severity));
+        n.0 += 1;
+        if n.0 <= crate::check::PER_CODE {
+            out.push(f);
+        }
+    }
+    fn finish(self, out: &mut Findings) {
+        let mut over: Vec<_> = self
+            .counts
+            .into_iter()
+            .filter(|(_, (n, _))| *n > crate::check::PER_CODE)
+            .collect();
+        over.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((backup, code), (n, severity)) in over {
+            let mut f = Finding::new(
+                severity,
+                code,
+                format!(
+                    "{} more {code} finding(s) in the chunks of this backup are not listed (the first {} are)",
+                    n - crate::check::PER_CODE,
+                    crate::check::PER_CODE
+                ),
+            );
+            f.backup_id = backup;
+            out.push(f);
+        }
+    }
+}
+
 /// What became of one work item.
 enum Item {
     Checked(Findings, u64, u64, Proven),
@@ -814,64 +869,68 @@ pub fn verify_with(
             .build();
         // Looked at only to decide a skip: a proof is keyed to the handle read.
         let journaled = hooks.skip.is_some();
-        let run = || -> Vec<Item> {
-            items
-                .par_iter()
-                .with_max_len(1)
-                .map(|(i, o)| {
-                    let b = backups[*i];
-                    if hooks.stop.is_some_and(|stop| stop(o)) {
-                        return Item::Deferred;
-                    }
-                    let id = if journaled {
-                        file_id(share, b, o)
-                    } else {
-                        None
-                    };
-                    if hooks.skip.is_some_and(|skip| skip(b, o, id)) {
-                        progress.advance(o.length, &b.id);
-                        return Item::Skipped;
-                    }
-                    let mut f = Findings::new();
-                    let (stored, data, proven, read_id) =
-                        verify_chunk(share, b, o, shas[*i].as_ref(), opts.md5, &mut f, progress);
-                    if let Some(done) = hooks.done {
-                        done(&ChunkOutcome {
-                            backup: b,
-                            object: o,
-                            file: read_id,
-                            findings: &f,
-                            proven,
-                            stored_bytes: stored,
-                        });
-                    }
-                    Item::Checked(f, stored, data, proven)
-                })
-                .collect()
-        };
-        let results = match pool {
-            Ok(p) => p.install(run),
-            Err(_) => run(),
-        };
-        progress.finish();
-        for item in results {
-            let (f, stored, data, proven) = match item {
-                Item::Checked(f, s, d, p) => (f, s, d, p),
-                Item::Skipped => {
-                    report.chunks_skipped += 1;
-                    continue;
-                }
-                Item::Deferred => {
-                    report.chunks_deferred += 1;
-                    continue;
-                }
+        let one = |(i, o): &(usize, &ChunkObject)| -> Item {
+            let b = backups[*i];
+            if hooks.stop.is_some_and(|stop| stop(o)) {
+                return Item::Deferred;
+            }
+            let id = if journaled {
+                file_id(share, b, o)
+            } else {
+                None
             };
-            report.proven_by.add(&proven);
-            report.findings.extend(f);
-            report.bytes_read = report.bytes_read.saturating_add(stored);
-            report.data_bytes = report.data_bytes.saturating_add(data);
-            report.chunks_checked += 1;
+            if hooks.skip.is_some_and(|skip| skip(b, o, id)) {
+                progress.advance(o.length, &b.id);
+                return Item::Skipped;
+            }
+            let mut f = Findings::new();
+            let (stored, data, proven, read_id) =
+                verify_chunk(share, b, o, shas[*i].as_ref(), opts.md5, &mut f, progress);
+            if let Some(done) = hooks.done {
+                done(&ChunkOutcome {
+                    backup: b,
+                    object: o,
+                    file: read_id,
+                    findings: &f,
+                    proven,
+                    stored_bytes: stored,
+                });
+            }
+            Item::Checked(f, stored, data, proven)
+        };
+        // Batch by batch, in order, so that what is held at once (every
+        // chunk's findings, before they are counted) stays bounded
+        // whatever the number of chunks a `_metadata` lists.
+        let mut capped = Capped::default();
+        for batch in items.chunks(BATCH) {
+            let run = || -> Vec<Item> { batch.par_iter().with_max_len(1).map(one).collect() };
+            let results = match &pool {
+                Ok(p) => p.install(run),
+                Err(_) => run(),
+            };
+            for item in results {
+                let (f, stored, data, proven) = match item {
+                    Item::Checked(f, s, d, p) => (f, s, d, p),
+                    Item::Skipped => {
+                        report.chunks_skipped += 1;
+                        continue;
+                    }
+                    Item::Deferred => {
+                        report.chunks_deferred += 1;
+                        continue;
+                    }
+                };
+                report.proven_by.add(&proven);
+                for x in f {
+                    capped.push(&mut report.findings, x);
+                }
+                report.bytes_read = report.bytes_read.saturating_add(stored);
+                report.data_bytes = report.data_bytes.saturating_add(data);
+                report.chunks_checked += 1;
+            }
         }
+        progress.finish();
+        capped.finish(&mut report.findings);
     }
     // Deferred chunks are not proven: the report vouches for nothing it
     // did not check.

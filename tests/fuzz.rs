@@ -1,8 +1,10 @@
 #![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
 //! Mutation fuzzing of the `cbr` binary on stable Rust, driven by proptest.
 //!
-//! Four targets, each its own test: export records, a backup's `_metadata`,
-//! its `_sha256file`, and its chunk files. Every case mutates one input, runs
+//! Six targets, each its own test: export records, a backup's `_metadata`,
+//! its `_sha256file`, its chunk files, `plan`'s inputs (records with edited
+//! chains, `--map` files, `--target-backups` lists) and journal files with
+//! the places outputs are asked to go. Every case mutates one input, runs
 //! several commands on it and asserts, for every run:
 //!
 //! - no panic (exit status 101, "panicked" on stderr) and no death by signal;
@@ -119,6 +121,8 @@ fn run_cbr(args: &[String], scratch: &Path) -> Outcome {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cbr"))
         .args(args)
+        // Relative outputs (`-`, a bare name) land in the scratch directory.
+        .current_dir(scratch)
         .env_remove("CBR_SHARE")
         .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "0")
@@ -1755,4 +1759,356 @@ fn apply_chunk_edit(original: &[u8], edit: &ChunkEdit, chunks: &[PathBuf]) -> (V
         }
     };
     (b, what)
+}
+
+// ---------------------------------------------------------------------------
+// Target 5: `plan` inputs (records, `--map` files, `--target-backups` lists)
+
+const SRC_PROJECT: &str = "bcae33bdf5b84dc9ab9ca6518a438561";
+const DST_PROJECT: &str = "0123456789abcdef0123456789abcdef";
+
+#[derive(Clone, Debug)]
+enum PlanEdit {
+    /// A record's field set to a value.
+    Field(Index, &'static str, String),
+    /// A record's parent set to another's id (itself too: a loop).
+    Parent(Index, Index),
+    /// A record given a second time.
+    Twice(Index),
+    /// The `--map` file replaced by one of these shapes.
+    Map(String),
+    /// The `--target-backups` file replaced by one of these shapes.
+    Targets(String),
+    None,
+}
+
+fn plan_edit() -> impl Strategy<Value = PlanEdit> {
+    let fields = prop::sample::select(vec![
+        "id",
+        "parent_id",
+        "project_id",
+        "user_id",
+        "size",
+        "container",
+        "service_metadata",
+    ]);
+    let text = prop_oneof![
+        interesting(),
+        "[ -~\n]{0,80}",
+        prop::sample::select(vec![
+            String::new(),
+            format!("{SRC_PROJECT}={DST_PROJECT}"),
+            format!("source,target,user\n{SRC_PROJECT},{DST_PROJECT},\n"),
+            format!("{SRC_PROJECT},{DST_PROJECT},x,y\n"),
+            format!("{{\"{SRC_PROJECT}\": {{\"project\": 1}}}}"),
+            format!("[{{\"source\": \"{SRC_PROJECT}\"}}]"),
+            "[{\"ID\": null}, {\"id\": 7}, 1, \"x\"]".to_string(),
+            "| a0f6583f-d913-426d-a8e2-d262262a433b | x |\n".repeat(50),
+            "a0f6583f-d913-426d-a8e2-d262262a433b\n".repeat(20_000),
+            format!("{},{}\n", "a".repeat(70_000), DST_PROJECT),
+        ]),
+    ];
+    prop_oneof![
+        4 => (any::<Index>(), fields, interesting()).prop_map(|(i, f, v)| PlanEdit::Field(i, f, v)),
+        3 => (any::<Index>(), any::<Index>()).prop_map(|(a, b)| PlanEdit::Parent(a, b)),
+        1 => any::<Index>().prop_map(PlanEdit::Twice),
+        2 => text.clone().prop_map(PlanEdit::Map),
+        2 => text.prop_map(PlanEdit::Targets),
+        1 => Just(PlanEdit::None),
+    ]
+}
+
+#[test]
+fn fuzz_plan() {
+    let target = "plan";
+    let texts = record_texts();
+    let sh = Share::new();
+    let scratch = tempfile::tempdir().expect("scratch");
+    let strategy = (plan_edit(), any::<Index>(), byte_edits());
+    drive(target, strategy, |no, (edit, which, bytes), report| {
+        let mut records: Vec<J> = texts.iter().map(|(_, t)| parse_j(t)).collect();
+        let ids: Vec<String> = texts
+            .iter()
+            .map(|(_, t)| {
+                serde_json::from_slice::<Value>(t).expect("record")["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string()
+            })
+            .collect();
+        let mut map = format!("source,target\n{SRC_PROJECT},{DST_PROJECT}\n");
+        let mut targets = "[]".to_string();
+        let what = match &edit {
+            PlanEdit::Field(i, f, v) => {
+                let k = i.index(records.len());
+                match get_key(&mut records[k], f) {
+                    Some(n) => {
+                        *n = J::Raw(v.clone());
+                        format!("record {}: set {f} = {}", texts[k].0, head(v, 200))
+                    }
+                    None => format!("record {}: no {f}", texts[k].0),
+                }
+            }
+            PlanEdit::Parent(a, b) => {
+                let (a, b) = (a.index(records.len()), b.index(records.len()));
+                if let Some(n) = get_key(&mut records[a], "parent_id") {
+                    *n = J::Raw(format!("\"{}\"", ids[b]));
+                }
+                format!(
+                    "record {}: parent_id = {} ({})",
+                    texts[a].0, ids[b], texts[b].0
+                )
+            }
+            PlanEdit::Twice(i) => {
+                let k = i.index(records.len());
+                records.push(records[k].clone());
+                format!("record {} given twice", texts[k].0)
+            }
+            PlanEdit::Map(t) => {
+                map = t.clone();
+                format!("map file {}", head(&format!("{t:?}"), 200))
+            }
+            PlanEdit::Targets(t) => {
+                targets = t.clone();
+                format!("target list {}", head(&format!("{t:?}"), 200))
+            }
+            PlanEdit::None => "unchanged".to_string(),
+        };
+        let mut input = String::new();
+        for r in &records {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(render(r, false));
+            input.push_str(&format!(
+                "{{\"backup_service\": \"cinder.backup.drivers.nfs.NFSBackupDriver\", \"backup_url\": \"{b64}\"}}\n"
+            ));
+        }
+        let mut files: [(&'static str, Vec<u8>); 3] = [
+            ("records.txt", input.into_bytes()),
+            ("map.csv", map.into_bytes()),
+            ("targets.json", targets.into_bytes()),
+        ];
+        let edited = which.index(files.len());
+        files[edited].1 = apply_bytes(std::mem::take(&mut files[edited].1), &bytes);
+        let paths: Vec<String> = files
+            .iter()
+            .map(|(name, b)| {
+                let p = scratch.path().join(name);
+                std::fs::write(&p, b).expect("write input");
+                p.to_string_lossy().into_owned()
+            })
+            .collect();
+        let mut case = Case {
+            target,
+            no,
+            label: "",
+            mutation: format!("{what}; byte edits {bytes:?} on {}", files[edited].0),
+            bytes: &files[edited].1,
+            path: PathBuf::from(&paths[edited]),
+            share_rel: None,
+            saved: None,
+        };
+        let before = tree_hash(&sh.share);
+        let share = sh.arg();
+        let (r, m, t) = (&paths[0], &paths[1], &paths[2]);
+        let runs: [&[&str]; 4] = [
+            &[
+                "plan",
+                "--format",
+                "json",
+                "--share",
+                &share,
+                "--map",
+                m,
+                "--target-backups",
+                t,
+                r,
+            ],
+            &["plan", "--share", &share, "--map", m, r],
+            &[
+                "plan",
+                "--format",
+                "md",
+                "--default-project",
+                DST_PROJECT,
+                "--target-backups",
+                t,
+                r,
+            ],
+            &[
+                "plan",
+                "--format",
+                "json",
+                "--from-share",
+                "--share",
+                &share,
+                "--map",
+                m,
+            ],
+        ];
+        for args in runs {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let o = run_cbr(&args, sh.scratch.path());
+            let mut extra = Vec::new();
+            if tree_hash(&sh.share) != before {
+                extra.push("SHARE CHANGED: cbr wrote under the share".to_string());
+            }
+            judge(report, &mut case, &args, &sh.share, &o, extra);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Target 6: journal files, and where outputs go
+
+/// Where an output (`restore --output`, `--journal`, `journal merge
+/// --into`) is asked to go, relative to a scratch directory (`SHARE/`: the
+/// share itself).
+fn output_path() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "out.img",
+        "dir",
+        "dir/",
+        "missing/deeper/out",
+        "file",
+        "fifo",
+        "link-to-share-file",
+        "link-to-dir/x",
+        "",
+        "-",
+        ".",
+        "..",
+        "name\nwith newline",
+        "\u{1b}[31mred",
+        "SHARE/new-file",
+        "SHARE/a0/f6",
+        "SHARE",
+        "/dev/null",
+        "/proc/self/status",
+        "long/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ])
+}
+
+/// A scratch directory holding the shapes [`output_path`] names.
+fn output_scratch(share: &Path) -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("scratch");
+    let p = d.path();
+    std::fs::create_dir_all(p.join("dir")).expect("dir");
+    std::fs::create_dir_all(p.join("long")).expect("long");
+    std::fs::write(p.join("file"), b"not an image, not a journal").expect("file");
+    let _ = Command::new("mkfifo").arg(p.join("fifo")).status();
+    let meta = find_file(share, &backup("full-zstd").0, "_metadata");
+    let _ = std::os::unix::fs::symlink(meta, p.join("link-to-share-file"));
+    let _ = std::os::unix::fs::symlink(share, p.join("link-to-dir"));
+    d
+}
+
+fn resolve_output(rel: &str, scratch: &Path, share: &Path) -> String {
+    match rel {
+        "" | "-" => rel.to_string(),
+        r if r.starts_with('/') => r.to_string(),
+        "SHARE" => share.to_string_lossy().into_owned(),
+        r if r.starts_with("SHARE/") => share.join(&r[6..]).to_string_lossy().into_owned(),
+        r => scratch.join(r).to_string_lossy().into_owned(),
+    }
+}
+
+#[test]
+fn fuzz_journal_and_outputs() {
+    let target = "journal";
+    let mut sh = Share::new();
+    let (id, _, _, _) = backup("full-zstd");
+    // A real journal to mutate: one deep verification of a one-chunk backup.
+    let made = tempfile::tempdir().expect("journal dir");
+    let journal = made.path().join("journal.sqlite");
+    let o = run_cbr(
+        &[
+            "verify".into(),
+            "--deep".into(),
+            "-q".into(),
+            "--share".into(),
+            sh.arg(),
+            "--journal".into(),
+            journal.to_string_lossy().into_owned(),
+            id.clone(),
+        ],
+        sh.scratch.path(),
+    );
+    assert_eq!(o.code, Some(0), "making the journal: {}", o.stderr);
+    let original = std::fs::read(&journal).expect("journal");
+    let strategy = (byte_edits(), output_path(), any::<Index>());
+    drive(target, strategy, |no, (bytes, out, which), report| {
+        let outs = output_scratch(&sh.share);
+        let mutated = apply_bytes(original.clone(), &bytes);
+        let jpath = outs.path().join("mutated.sqlite");
+        std::fs::write(&jpath, &mutated).expect("write journal");
+        let j = jpath.to_string_lossy().into_owned();
+        let dest = resolve_output(out, outs.path(), &sh.share);
+        let mut case = Case {
+            target,
+            no,
+            label: "",
+            mutation: format!("journal byte edits {bytes:?}; output {out:?}"),
+            bytes: &mutated,
+            path: jpath.clone(),
+            share_rel: None,
+            saved: None,
+        };
+        let before = tree_hash(&sh.share);
+        let share = sh.arg();
+        let runs: [Vec<&str>; 6] = [
+            vec!["journal", "report", "--journal", &j, "--share", &share],
+            vec![
+                "journal",
+                "report",
+                "--json",
+                "--journal",
+                &j,
+                "--share",
+                &share,
+            ],
+            vec![
+                "verify",
+                "--deep",
+                "--journal",
+                &j,
+                "--resume",
+                "--share",
+                &share,
+                &id,
+            ],
+            vec!["journal", "merge", "--into", &dest, &j],
+            vec![
+                "verify",
+                "--deep",
+                "--journal",
+                &dest,
+                "--share",
+                &share,
+                &id,
+            ],
+            vec!["restore", "--share", &share, &id, "--output", &dest],
+        ];
+        // Every case runs the journal readers; one of the writers to `dest`
+        // (not `--journal ""`: that is the user's default journal).
+        let writer = match 3 + which.index(3) {
+            4 if dest.is_empty() => 5,
+            w => w,
+        };
+        for (k, args) in runs.iter().enumerate() {
+            if k >= 3 && k != writer {
+                continue;
+            }
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let o = run_cbr(&args, sh.scratch.path());
+            let mut extra = Vec::new();
+            if tree_hash(&sh.share) != before {
+                extra.push("SHARE CHANGED: cbr wrote under the share".to_string());
+            }
+            judge(report, &mut case, &args, &sh.share, &o, extra);
+        }
+        if tree_hash(&sh.share) != before {
+            let fresh = Share::new();
+            sh.tmp = fresh.tmp;
+            sh.share = fresh.share;
+        }
+    });
 }

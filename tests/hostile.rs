@@ -715,3 +715,63 @@ fn restore_into_a_fifo_or_a_character_device_is_refused_at_once() {
         );
     }
 }
+
+// ---- It holds a hostile _metadata in bounded memory ----
+
+#[test]
+fn metadata_over_64_mib_is_refused_unread() {
+    let h = hostile();
+    let meta = h.file("full-zstd", "_metadata");
+    // Valid JSON, padded with spaces past the limit (it was 256 MiB).
+    let mut text = std::fs::read(&meta).unwrap();
+    let close = text.iter().rposition(|b| *b == b'}').unwrap();
+    text.splice(close..close, std::iter::repeat_n(b' ', (64 << 20) + 1));
+    std::fs::write(&meta, &text).unwrap();
+    let before = tree_hash(&h.share);
+    let r = expect(&h, &before, &h.verify(false), 1, "value-out-of-range");
+    assert!(r.out.contains("67108864"), "{}", r.out);
+}
+
+#[test]
+fn a_million_missing_chunks_make_a_hundred_findings_and_a_count() {
+    let h = hostile();
+    let meta = h.file("full-zstd", "_metadata");
+    let mut v = read_json(&meta);
+    let (_, info) = objects(&v).remove(0);
+    let n = 2500;
+    let list: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({ format!("missing-{i:05}"): info.clone() }))
+        .collect();
+    v["objects"] = Value::Array(list);
+    write_json(&meta, &v);
+    let before = tree_hash(&h.share);
+    for args in [
+        h.verify_one(false, "full-zstd"),
+        h.verify_one(true, "full-zstd"),
+    ] {
+        // Not `expect`: its pipe is not read until the end, and --deep
+        // prints more than a pipe holds.
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = run(&a);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(tree_hash(&h.share), before);
+        let r = Ran { code, out, err };
+        let missing: Vec<String> = errors(&r)
+            .into_iter()
+            .filter(|c| c == "object-missing")
+            .collect();
+        // 100 listed by the share checks, one count of the rest; --deep
+        // adds as many from reading the chunks.
+        let want = if args.contains(&"--deep".to_string()) {
+            202
+        } else {
+            101
+        };
+        assert_eq!(missing.len(), want, "{args:?}: {}", r.out);
+        assert!(
+            r.out.contains(&format!("{} more object-missing", n - 100)),
+            "{}",
+            r.out
+        );
+    }
+}

@@ -384,3 +384,81 @@ fn record_values_cannot_break_out_of_the_script() {
     std::fs::write(&p, &script).unwrap();
     check_script(&p);
 }
+
+/// Records of one chain as base64 lines: link `i`'s id is `ids[i]`, its
+/// parent `parents[i]` (a full where `None`), all in the fixtures' project.
+fn chain_input(dir: &Path, ids: &[String], parents: &[Option<String>], order: &[usize]) -> PathBuf {
+    let json = original_json("full-zlib");
+    let full_id = id_of("full-zlib");
+    let mut text = String::new();
+    for &i in order {
+        let parent = parents[i]
+            .as_ref()
+            .map_or("null".to_string(), |p| format!("\"{p}\""));
+        let r = json
+            .replace(&full_id, &ids[i])
+            .replace("\"parent_id\": null", &format!("\"parent_id\": {parent}"));
+        assert_ne!(r, json);
+        text.push_str(&base64::engine::general_purpose::STANDARD.encode(r));
+        text.push_str("\n\n");
+    }
+    let p = dir.join("chain.txt");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn uuid(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+#[test]
+fn long_chains_are_planned_parents_first_or_refused_whole() {
+    let t = tempfile::tempdir().unwrap();
+    let n = 3000;
+    let ids: Vec<String> = (0..n).map(uuid).collect();
+    let mut parents: Vec<Option<String>> = (0..n)
+        .map(|i| (i > 0).then(|| ids[i - 1].clone()))
+        .collect();
+    let children_first: Vec<usize> = (0..n).rev().collect();
+    let map = format!("{SRC}={DST}");
+    // Whole: every link planned, each after its parent.
+    let input = chain_input(t.path(), &ids, &parents, &children_first);
+    let (code, v, err) = plan_json(&["--map-project", &map, input.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(step_ids(&v), ids);
+    // The root's parent missing: every link refused, the root for that,
+    // the others for their parent.
+    parents[0] = Some(uuid(1 << 40));
+    let input = chain_input(t.path(), &ids, &parents, &children_first);
+    let (code, v, err) = plan_json(&["--map-project", &map, input.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(v["summary"]["refused"], n);
+    assert!(v["steps"].as_array().unwrap().is_empty());
+    for r in v["refused"].as_array().unwrap() {
+        let why = r["reason"].as_str().unwrap();
+        if r["backup_id"] == ids[0] {
+            assert!(why.contains("the chain is incomplete"), "{why}");
+        } else {
+            assert!(why.contains("is refused, so the chain"), "{why}");
+        }
+    }
+    // A loop at the root (0's parent is the last link): every link loops.
+    parents[0] = Some(ids[n - 1].clone());
+    let input = chain_input(t.path(), &ids, &parents, &children_first);
+    let (code, v, _) = plan_json(&["--map-project", &map, input.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(v["summary"]["refused"], n);
+    for r in v["refused"].as_array().unwrap() {
+        assert_eq!(r["reason"], "its chain of parents loops");
+    }
+    // A loop above the chain's middle: links below it lead into it and
+    // loop too; a second chain beside it is planned.
+    let mut parents: Vec<Option<String>> = (0..n)
+        .map(|i| (i > 0).then(|| ids[i - 1].clone()))
+        .collect();
+    parents[10] = Some(ids[20].clone());
+    let input = chain_input(t.path(), &ids, &parents, &children_first);
+    let (_, v, _) = plan_json(&["--map-project", &map, input.to_str().unwrap()]);
+    assert_eq!(step_ids(&v), ids[..10].to_vec());
+    assert_eq!(v["summary"]["refused"], n - 10);
+}

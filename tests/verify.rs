@@ -524,3 +524,141 @@ fn small_hash_blocks_are_proven_and_blamed_across_batches() {
     }
     assert!(!out.exists());
 }
+
+/// The chunk a trailing-bytes case appends to: the only chunk of full-bz2
+/// and full-zstd, the last of full-zlib (so the extra bytes of a longer
+/// chunk would land past the volume's end).
+fn last_chunk(share: &Path, stem: &str) -> PathBuf {
+    let meta = find_file(share, &id_of(stem), "_metadata");
+    let v: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let last = v["objects"].as_array().unwrap().last().unwrap();
+    let name = last.as_object().unwrap().keys().next().unwrap();
+    meta.parent().unwrap().join(name)
+}
+
+/// 4 KiB of non-zero data compressed as `comp` (one stream or frame).
+fn stream_of(comp: &str) -> Vec<u8> {
+    let data = vec![b'X'; 4096];
+    match comp {
+        "bz2" => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        }
+        "zlib" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        }
+        _ => zstd::encode_all(&data[..], 3).unwrap(),
+    }
+}
+
+/// What follows a chunk's compressed stream, judged as Cinder 29's restore
+/// decodes the chunk: with Python's `bz2.decompress`, `zlib.decompress`
+/// and `zstd.decompress` of the whole file (tests/interop step 6 shows the
+/// real Cinder's outcome on the same cases). The expected codes are the
+/// errors cbr must report; none means Cinder restores the right bytes.
+#[test]
+fn bytes_after_a_chunks_stream_are_judged_as_cinders_python_decompress_reads_them() {
+    let damaged_bz2 = || {
+        let mut s = stream_of("bz2");
+        let n = s.len() / 2;
+        s[n] ^= 0x55;
+        s
+    };
+    let cases: Vec<(&str, &str, Vec<u8>, &[&str])> = vec![
+        // bz2.decompress reads every whole stream: more bytes than length.
+        (
+            "bz2 whole second stream",
+            "bz2",
+            stream_of("bz2"),
+            &["length-mismatch"],
+        ),
+        // A second stream cut off: ValueError, the restore fails.
+        (
+            "bz2 cut-off second stream",
+            "bz2",
+            stream_of("bz2")[..30].to_vec(),
+            &["decompress-failed"],
+        ),
+        // Not a stream, or a damaged one: ignored, with all that follows.
+        ("bz2 damaged second stream", "bz2", damaged_bz2(), &[]),
+        ("bz2 trailing garbage", "bz2", b"garbage\n".to_vec(), &[]),
+        // zlib.decompress stops at the end of the first stream.
+        ("zlib second stream", "zlib", stream_of("zlib"), &[]),
+        ("zlib trailing garbage", "zlib", b"garbage\n".to_vec(), &[]),
+        // zstd.decompress reads every frame, and refuses anything else.
+        (
+            "zstd second frame",
+            "zstd",
+            stream_of("zstd"),
+            &["length-mismatch"],
+        ),
+        (
+            "zstd cut-off second frame",
+            "zstd",
+            stream_of("zstd")[..10].to_vec(),
+            &["decompress-failed"],
+        ),
+        (
+            "zstd trailing garbage",
+            "zstd",
+            b"garbage\n".to_vec(),
+            &["decompress-failed"],
+        ),
+    ];
+    for (name, comp, tail, want) in cases {
+        let (_t, share) = share_copy();
+        let stem = format!("full-{comp}");
+        let chunk = last_chunk(&share, &stem);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&chunk)
+            .unwrap();
+        f.write_all(&tail).unwrap();
+        drop(f);
+        let (code, v) = run_json(&[
+            "verify",
+            "--deep",
+            "--json",
+            "--share",
+            share.to_str().unwrap(),
+            &id_of(&stem),
+        ]);
+        let errors: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "error")
+            .map(|f| f["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(errors, want.to_vec(), "{name}: {v}");
+        assert_eq!(code, if want.is_empty() { 0 } else { 1 }, "{name}: {v}");
+    }
+}
+
+#[test]
+fn restore_refuses_a_bz2_chunk_with_a_second_stream() {
+    let (t, share) = share_copy();
+    let chunk = last_chunk(&share, "full-bz2");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&chunk)
+        .unwrap();
+    f.write_all(&stream_of("bz2")).unwrap();
+    drop(f);
+    let out = t.path().join("img");
+    let (code, stdout, _) = run(&[
+        "restore",
+        "-q",
+        "--share",
+        share.to_str().unwrap(),
+        &id_of("full-bz2"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("length-mismatch"), "{stdout}");
+    assert!(!out.exists());
+}

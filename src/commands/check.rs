@@ -10,16 +10,18 @@ use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
 
 pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
-    let input = read_input(args.input.as_deref())?;
+    let mut input = read_input(args.input.as_deref())?;
     let records = decode_inputs(std::slice::from_ref(&input))?;
+    // The records own their text: the input's need not stay (memory ≤ 3 × input).
+    input.text = String::new();
     let share = resolve_share(g, &args.share)?;
     let found = scan(&share)?;
     let opts = CheckOptions {
         target_service: args.target_service.clone(),
     };
     let mut reports: Vec<CheckReport> = Vec::new();
-    for (i, d) in records.iter().enumerate() {
-        let batch = super::others(&records, i);
+    let batch = cbr::record::lint::Batch::of(records.iter().map(|d| &d.record));
+    for d in &records {
         let mut report = check_record(&share, &found, d, &batch, &opts);
         if args.deep
             && let Some(b) = report.backup_id.as_deref().and_then(|id| found.get(id))

@@ -11,8 +11,8 @@ pub fn run(_g: &Global, args: LintArgs) -> Result<Outcome> {
     let inputs = read_inputs(&args.inputs)?;
     let records = decode_inputs(&inputs)?;
     let mut all = Findings::new();
-    for (i, d) in records.iter().enumerate() {
-        let batch = super::others(&records, i);
+    let batch = cbr::record::lint::Batch::of(records.iter().map(|d| &d.record));
+    for d in &records {
         all.extend(lint_decoded(d, &batch));
     }
     if args.json {

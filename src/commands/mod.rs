@@ -266,14 +266,3 @@ pub fn print_findings(w: &mut dyn Write, findings: &cbr::findings::Findings) -> 
     cbr::findings::render_human(findings, w)?;
     Ok(())
 }
-
-/// The records of an input other than the `i`-th (a batch: parents among
-/// them count as imported).
-pub fn others(records: &[cbr::record::Decoded], i: usize) -> Vec<&cbr::record::Record> {
-    records
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(_, o)| &o.record)
-        .collect()
-}

@@ -98,6 +98,8 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     if !args.inputs.is_empty() || !args.from_share {
         let inputs = read_inputs(&args.inputs)?;
         records.extend(decode_inputs(&inputs)?);
+        // The records own their text: the inputs need not stay.
+        drop(inputs);
     }
     if args.from_share
         && let (Some(s), Some(f)) = (&share, &found)

@@ -33,6 +33,8 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
         edit.map = parse_map(&text).with_context(|| format!("in {}", m.display()))?;
     }
     let mut records = decode_inputs(std::slice::from_ref(&input))?;
+    // The records own their text: the input need not stay (memory ≤ 3 × input).
+    drop(input);
     super::refuse_duplicate_keys(&records)?;
     let mut text = String::new();
     let mut diff = String::new();

@@ -21,22 +21,6 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         Err(e) => (None, Some(e.to_string())),
     };
     let size_gib = sha.as_ref().map(|s| s.covered_bytes().div_ceil(1 << 30));
-    let chunks: Vec<serde_json::Value> = b
-        .metadata
-        .objects
-        .iter()
-        .map(|o| {
-            let on_disk = b.chunk_file(&o.name);
-            serde_json::json!({
-                "name": o.name,
-                "offset": o.offset,
-                "length": o.length,
-                "stored_bytes": on_disk.filter(|c| c.is_file).map(|c| c.size),
-                "compression": o.compression.as_str(),
-                "md5": o.md5,
-            })
-        })
-        .collect();
     let record = serde_json::json!({
         "id": b.id,
         "volume_id": b.metadata.volume_id,
@@ -55,28 +39,43 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     let last =
         super::journal::last_by_backup(&args.journal, &share)?.map(|m| m.get(&b.id).copied());
     if args.json {
-        let mut doc = serde_json::json!({
-            "id": b.id,
-            "container": b.container,
-            "prefix": b.prefix,
-            "files": {
+        // Written as it is serialized, never as a tree: a `_metadata` may
+        // list millions of chunks.
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            id: &'a str,
+            container: &'a str,
+            prefix: &'a str,
+            files: serde_json::Value,
+            chunks: Chunks<'a>,
+            chain: Vec<&'a str>,
+            chain_complete: bool,
+            dependants: Vec<&'a str>,
+            record: serde_json::Value,
+            complete: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            last_verified: Option<serde_json::Value>,
+        }
+        let doc = Doc {
+            id: &b.id,
+            container: &b.container,
+            prefix: &b.prefix,
+            files: serde_json::json!({
                 "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": b.metadata_bytes },
                 "sha256file": b.sha256_path.as_deref().map(|_| serde_json::json!({
                     "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": b.sha256_bytes,
                     "entries": sha.as_ref().map(|s| s.len()),
                     "block_size": sha.as_ref().map(|s| s.block_size()),
                 })),
-            },
-            "chunks": chunks,
-            "chain": chain_ids,
-            "chain_complete": chain_complete,
-            "dependants": dependants,
-            "record": record,
-            "complete": b.complete(),
-        });
-        if let Some(l) = last {
-            doc["last_verified"] = serde_json::to_value(l)?;
-        }
+            }),
+            chunks: Chunks(b),
+            chain: chain_ids,
+            chain_complete,
+            dependants,
+            record,
+            complete: b.complete(),
+            last_verified: last.map(serde_json::to_value).transpose()?,
+        };
         super::print_json(&doc)?;
         return Ok(Outcome::Ok);
     }
@@ -205,4 +204,31 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     }
     out.flush()?;
     Ok(Outcome::Ok)
+}
+
+/// The `chunks` of `show --json`, one object per chunk, serialized from
+/// the metadata as they are written.
+struct Chunks<'a>(&'a cbr::share::BackupEntry);
+
+impl serde::Serialize for Chunks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            offset: u64,
+            length: u64,
+            stored_bytes: Option<u64>,
+            compression: &'a str,
+            md5: &'a str,
+        }
+        let b = self.0;
+        s.collect_seq(b.metadata.objects.iter().map(|o| Row {
+            name: &o.name,
+            offset: o.offset,
+            length: o.length,
+            stored_bytes: b.chunk_file(&o.name).filter(|c| c.is_file).map(|c| c.size),
+            compression: o.compression.as_str(),
+            md5: &o.md5,
+        }))
+    }
 }

@@ -218,7 +218,9 @@ pub fn patch(original: &str, new: &Record) -> Option<String> {
     let (open, ms, close) = members(original)?;
     let layout = Layout::detect(original);
     // Kept members in their original order, each with its new value text.
-    let mut kept: Vec<(usize, String)> = Vec::new(); // (index in ms, value text)
+    // An unchanged value is borrowed, not copied: a record's description
+    // can be tens of MB.
+    let mut kept: Vec<(usize, std::borrow::Cow<'_, str>)> = Vec::new(); // (index in ms, value text)
     for (i, m) in ms.iter().enumerate() {
         let Some(v) = new.get(&m.key) else { continue };
         let old_text = &original[m.value_start..m.value_end];
@@ -226,9 +228,9 @@ pub fn patch(original: &str, new: &Record) -> Option<String> {
         kept.push((
             i,
             if same {
-                old_text.to_string()
+                old_text.into()
             } else {
-                layout.write(v)
+                layout.write(v).into()
             },
         ));
     }

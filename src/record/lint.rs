@@ -4,6 +4,35 @@
 use super::{Era, Record, era_of};
 use crate::findings::{Finding, Findings};
 use serde_json::Value;
+use std::collections::HashMap;
+
+/// The ids of the records given together (one input), counted, so that
+/// "is this record's parent among the others?" is one lookup, not a scan
+/// of the whole input per record (which made `plan` quadratic).
+#[derive(Debug, Default)]
+pub struct Batch<'a> {
+    ids: HashMap<&'a str, usize>,
+}
+
+impl<'a> Batch<'a> {
+    /// The batch of `records` (all of the input's, the one linted among them).
+    pub fn of<I: IntoIterator<Item = &'a Record>>(records: I) -> Self {
+        let mut ids: HashMap<&'a str, usize> = HashMap::new();
+        for r in records {
+            if let Some(id) = r.get("id").and_then(|v| v.as_str()) {
+                *ids.entry(id).or_default() += 1;
+            }
+        }
+        Batch { ids }
+    }
+
+    /// Whether a record of the batch other than `this` has the id `id`.
+    pub fn others_have(&self, this: &Record, id: &str) -> bool {
+        let n = self.ids.get(id).copied().unwrap_or(0);
+        let me = usize::from(this.get("id").and_then(|v| v.as_str()) == Some(id));
+        n.saturating_sub(me) > 0
+    }
+}
 
 /// Backup services whose records a share-based target accepts (import
 /// checks that the target driver's class path starts with the record's).
@@ -81,9 +110,9 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Lint one record. `backup_service` is the service printed with it (if
-/// any); `batch` are the other records given in the same input, so a
-/// parent among them can be recognised.
-pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) -> Findings {
+/// any); `batch` are the records given in the same input, so a parent
+/// among them can be recognised.
+pub fn lint(record: &Record, backup_service: Option<&str>, batch: &Batch<'_>) -> Findings {
     let mut out = Findings::new();
     let id = record.get("id").and_then(|v| v.as_str());
     let f = |sev: crate::findings::Severity, code: &'static str, msg: String| {
@@ -149,9 +178,7 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
         ));
     }
     if let Some(p) = id_field(record, "parent_id") {
-        let among = batch
-            .iter()
-            .any(|r| r.get("id").and_then(|v| v.as_str()) == Some(p));
+        let among = batch.others_have(record, p);
         out.push(f(
             Info,
             "parent-must-be-imported",
@@ -251,7 +278,7 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &[&Record]) ->
 /// Lint a decoded record: [`lint`], and an error for each key its JSON
 /// has more than once (the record holds one value of it, so it is not
 /// what was written and cannot be re-encoded as it was).
-pub fn lint_decoded(d: &super::Decoded, batch: &[&Record]) -> Findings {
+pub fn lint_decoded(d: &super::Decoded, batch: &Batch<'_>) -> Findings {
     let mut out = duplicate_key_findings(d);
     out.extend(lint(&d.record, d.backup_service.as_deref(), batch));
     out
@@ -295,7 +322,10 @@ mod tests {
     }
 
     fn codes(r: &Record, svc: Option<&str>, batch: &[&Record]) -> Vec<&'static str> {
-        lint(r, svc, batch).iter().map(|f| f.code).collect()
+        lint(r, svc, &Batch::of(batch.iter().copied()))
+            .iter()
+            .map(|f| f.code)
+            .collect()
     }
 
     fn with(k: &str, v: Value) -> Record {
@@ -337,7 +367,7 @@ mod tests {
         assert_eq!(codes(&child, None, &[]), vec!["parent-must-be-imported"]);
         let parent = with("id", json!("240eb01b-43db-412c-88fa-80f724cb2c2c"));
         assert!(
-            lint(&child, None, &[&parent])
+            lint(&child, None, &Batch::of([&child, &parent]))
                 .iter()
                 .next()
                 .unwrap()

@@ -206,6 +206,11 @@ impl FileId {
 }
 
 impl ShareFile {
+    /// Read the whole (small) file from this handle, at most `limit` bytes.
+    pub fn read_to_end(self, limit: u64) -> Result<Vec<u8>, AccessError> {
+        read_all(self, limit)
+    }
+
     pub fn id(&self) -> FileId {
         FileId {
             size: self.size,
@@ -595,6 +600,7 @@ impl ShareDir {
     }
 
     /// [`ShareDir::read`], with the identity of the handle read.
+    #[allow(dead_code)]
     pub fn read_with_id(&self, name: &str, limit: u64) -> Result<(Vec<u8>, FileId), AccessError> {
         let f = self.open_file(name)?;
         let id = f.id();

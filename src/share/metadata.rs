@@ -1,8 +1,14 @@
 //! `<prefix>_metadata`: which chunk object holds which bytes of the volume.
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::cell::RefCell;
 use std::fmt;
+use std::io::Read;
 use thiserror::Error;
+
+use super::FileId;
+use super::access::{AccessError, ShareDir};
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -20,6 +26,8 @@ pub enum MetadataError {
     },
     #[error("object {name}: {what}")]
     OutOfRange { name: String, what: String },
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
 }
 
 impl MetadataError {
@@ -31,6 +39,56 @@ impl MetadataError {
             _ => "metadata-invalid",
         }
     }
+}
+
+/// The largest `_metadata` cbr reads. Its objects take at most about
+/// 2.6 times the file in memory (the smallest entry, 40 bytes, becomes a
+/// 72-byte [`ChunkObject`] and a name), so a hostile file of this size
+/// stays under 256 MiB of RSS (`benches/metadata_rss.sh`). A real entry is
+/// about 200 bytes: this is 335,000 chunks, a 600 TiB volume in Cinder's
+/// default 1.86 GiB chunks, 10 TiB in 32 MiB ones.
+pub const METADATA_LIMIT: u64 = 64 << 20;
+
+/// Files up to this size are read whole and parsed from memory (faster);
+/// larger ones are parsed as they are read.
+const READ_WHOLE: u64 = 4 << 20;
+
+/// Why a `_metadata` could not be had.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error(transparent)]
+    Parse(#[from] MetadataError),
+}
+
+/// Open `name` in `dir` through the share's gate and parse it, refusing a
+/// file over [`METADATA_LIMIT`] bytes.
+pub fn read_in(dir: &ShareDir, name: &str) -> Result<BackupMetadata, ReadError> {
+    read_in_with_id(dir, name).map(|(m, _)| m)
+}
+
+/// [`read_in`], with the identity of the very handle whose bytes were
+/// parsed (what a journal's proof is keyed to).
+pub fn read_in_with_id(dir: &ShareDir, name: &str) -> Result<(BackupMetadata, FileId), ReadError> {
+    let f = dir.open_file(name)?;
+    let id = f.id();
+    let limit = METADATA_LIMIT;
+    if f.size > limit {
+        return Err(AccessError::TooLarge {
+            path: f.rel,
+            size: f.size,
+            limit,
+        }
+        .into());
+    }
+    if f.size <= READ_WHOLE {
+        let bytes = f.read_to_end(READ_WHOLE.min(limit))?;
+        return Ok((BackupMetadata::parse(&bytes)?, id));
+    }
+    // Never more than the limit, even if the file grows as it is read
+    // (the JSON then ends early: an error).
+    Ok((BackupMetadata::parse_reader((&f.file).take(limit))?, id))
 }
 
 /// The largest volume offset cbr accepts: a file offset (`off_t`) is signed.
@@ -46,7 +104,7 @@ pub enum Compression {
     Bz2,
     Zstd,
     /// A name no release writes; reading such a chunk fails with a finding.
-    Other(String),
+    Other(Box<str>),
 }
 
 impl Compression {
@@ -56,7 +114,7 @@ impl Compression {
             Some("zlib") | Some("gzip") => Compression::Zlib,
             Some("bz2") | Some("bzip2") => Compression::Bz2,
             Some("zstd") => Compression::Zstd,
-            Some(_) => Compression::Other(s.unwrap_or_default().to_string()),
+            Some(_) => Compression::Other(s.unwrap_or_default().into()),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -85,11 +143,10 @@ pub struct ChunkObject {
     pub offset: u64,
     /// Uncompressed length.
     pub length: u64,
-    /// Hex md5 of the uncompressed bytes.
-    pub md5: String,
+    /// Hex md5 of the uncompressed bytes (a box, not a `String`: a
+    /// `_metadata` may list millions of objects, see [`BackupMetadata::parse_reader`]).
+    pub md5: Box<str>,
     pub compression: Compression,
-    /// The compression name exactly as written.
-    pub compression_raw: Option<String>,
 }
 
 impl ChunkObject {
@@ -116,27 +173,19 @@ pub struct BackupMetadata {
     pub objects: Vec<ChunkObject>,
 }
 
-#[derive(Deserialize)]
-struct RawMetadata {
-    backup_id: String,
-    #[serde(default)]
-    volume_id: Option<String>,
-    #[serde(default)]
-    backup_name: Option<String>,
-    #[serde(default)]
-    backup_description: Option<String>,
-    #[serde(default)]
-    created_at: Option<String>,
-    #[serde(default)]
-    parent_id: Option<String>,
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    volume_meta: Option<String>,
-    #[serde(default)]
-    extra_metadata: Option<serde_json::Value>,
-    objects: Vec<serde_json::Map<String, serde_json::Value>>,
-}
+/// The top-level keys cbr reads; any other key is skipped.
+const FIELDS: &[&str] = &[
+    "backup_id",
+    "volume_id",
+    "backup_name",
+    "backup_description",
+    "created_at",
+    "parent_id",
+    "version",
+    "volume_meta",
+    "extra_metadata",
+    "objects",
+];
 
 #[derive(Deserialize)]
 struct RawObject {
@@ -147,63 +196,192 @@ struct RawObject {
     compression: Option<String>,
 }
 
+/// The first error found in an object entry: kept aside, since serde's
+/// error type carries a message only, not the finding code.
+type Found = RefCell<Option<MetadataError>>;
+
+/// The `_metadata` document, read straight into [`BackupMetadata`].
+struct Doc<'f>(&'f Found);
+/// `"objects"`: each entry checked and kept as a [`ChunkObject`] as it is
+/// read, never as a JSON value tree.
+struct Objects<'f>(&'f Found);
+/// One `{name: {offset, length, md5, compression}}` entry.
+struct Entry<'f> {
+    found: &'f Found,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Doc<'_> {
+    type Value = BackupMetadata;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<BackupMetadata, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Doc<'_> {
+    type Value = BackupMetadata;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a backup metadata object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BackupMetadata, A::Error> {
+        let mut backup_id: Option<String> = None;
+        let mut objects: Option<Vec<ChunkObject>> = None;
+        let mut m = BackupMetadata {
+            backup_id: String::new(),
+            volume_id: None,
+            backup_name: None,
+            backup_description: None,
+            created_at: None,
+            parent_id: None,
+            version: None,
+            volume_meta: None,
+            extra_metadata: None,
+            objects: Vec::new(),
+        };
+        let mut seen = [false; FIELDS.len()];
+        while let Some(key) = map.next_key::<String>()? {
+            let Some(k) = FIELDS.iter().position(|f| *f == key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if std::mem::replace(&mut seen[k], true) {
+                return Err(de::Error::duplicate_field(FIELDS[k]));
+            }
+            match FIELDS[k] {
+                "backup_id" => backup_id = Some(map.next_value()?),
+                "volume_id" => m.volume_id = map.next_value()?,
+                "backup_name" => m.backup_name = map.next_value()?,
+                "backup_description" => m.backup_description = map.next_value()?,
+                "created_at" => m.created_at = map.next_value()?,
+                "parent_id" => m.parent_id = map.next_value()?,
+                "version" => m.version = map.next_value()?,
+                "volume_meta" => m.volume_meta = map.next_value()?,
+                "extra_metadata" => m.extra_metadata = map.next_value()?,
+                _ => objects = Some(map.next_value_seed(Objects(self.0))?),
+            }
+        }
+        m.backup_id = backup_id.ok_or_else(|| de::Error::missing_field("backup_id"))?;
+        m.objects = objects.ok_or_else(|| de::Error::missing_field("objects"))?;
+        Ok(m)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Objects<'_> {
+    type Value = Vec<ChunkObject>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<ChunkObject>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Objects<'_> {
+    type Value = Vec<ChunkObject>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<ChunkObject>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(o) = seq.next_element_seed(Entry {
+            found: self.0,
+            index: out.len(),
+        })? {
+            out.push(o);
+        }
+        out.shrink_to_fit();
+        Ok(out)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Entry<'_> {
+    type Value = ChunkObject;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ChunkObject, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entry<'_> {
+    type Value = ChunkObject;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object {name: {offset, length, md5}}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChunkObject, A::Error> {
+        let index = self.index;
+        let fail = |e: MetadataError| -> A::Error {
+            let msg = e.to_string();
+            *self.found.borrow_mut() = Some(e);
+            de::Error::custom(msg)
+        };
+        let Some(name) = map.next_key::<String>()? else {
+            return Err(fail(MetadataError::BadObjectEntry { index }));
+        };
+        // Held as a value (one entry at a time) until the entry is known
+        // to have one key: the same verdict whatever its fields.
+        let value: serde_json::Value = map.next_value()?;
+        if map.next_key::<IgnoredAny>()?.is_some() {
+            return Err(fail(MetadataError::BadObjectEntry { index }));
+        }
+        if let Err(reason) = crate::share::access::check_name(&name) {
+            return Err(fail(MetadataError::BadName {
+                index,
+                name,
+                reason,
+            }));
+        }
+        let o: RawObject = serde_json::from_value(value).map_err(de::Error::custom)?;
+        let out_of_range = |what: String| MetadataError::OutOfRange {
+            name: name.clone(),
+            what,
+        };
+        if o.length == 0 {
+            return Err(fail(out_of_range(
+                "length is 0: Cinder never writes an empty chunk".into(),
+            )));
+        }
+        match o.offset.checked_add(o.length) {
+            Some(end) if end <= MAX_VOLUME_BYTES => {}
+            _ => {
+                return Err(fail(out_of_range(format!(
+                    "offset {} + length {} lies beyond any volume (the largest offset is {MAX_VOLUME_BYTES})",
+                    o.offset, o.length
+                ))));
+            }
+        }
+        Ok(ChunkObject {
+            name,
+            offset: o.offset,
+            length: o.length,
+            md5: o.md5.into_boxed_str(),
+            compression: Compression::parse(o.compression.as_deref()),
+        })
+    }
+}
+
 impl BackupMetadata {
     pub fn parse(bytes: &[u8]) -> Result<Self, MetadataError> {
-        let raw: RawMetadata = serde_json::from_slice(bytes)?;
-        let mut objects = Vec::with_capacity(raw.objects.len());
-        for (index, entry) in raw.objects.into_iter().enumerate() {
-            if entry.len() != 1 {
-                return Err(MetadataError::BadObjectEntry { index });
-            }
-            let Some((name, value)) = entry.into_iter().next() else {
-                return Err(MetadataError::BadObjectEntry { index });
-            };
-            if let Err(reason) = crate::share::access::check_name(&name) {
-                return Err(MetadataError::BadName {
-                    index,
-                    name,
-                    reason,
-                });
-            }
-            let o: RawObject = serde_json::from_value(value)?;
-            let out_of_range = |what: String| MetadataError::OutOfRange {
-                name: name.clone(),
-                what,
-            };
-            if o.length == 0 {
-                return Err(out_of_range(
-                    "length is 0: Cinder never writes an empty chunk".into(),
-                ));
-            }
-            match o.offset.checked_add(o.length) {
-                Some(end) if end <= MAX_VOLUME_BYTES => {}
-                _ => {
-                    return Err(out_of_range(format!(
-                        "offset {} + length {} lies beyond any volume (the largest offset is {MAX_VOLUME_BYTES})",
-                        o.offset, o.length
-                    )));
-                }
-            }
-            objects.push(ChunkObject {
-                name,
-                offset: o.offset,
-                length: o.length,
-                md5: o.md5,
-                compression: Compression::parse(o.compression.as_deref()),
-                compression_raw: o.compression,
-            });
-        }
-        Ok(BackupMetadata {
-            backup_id: raw.backup_id,
-            volume_id: raw.volume_id,
-            backup_name: raw.backup_name,
-            backup_description: raw.backup_description,
-            created_at: raw.created_at,
-            parent_id: raw.parent_id,
-            version: raw.version,
-            volume_meta: raw.volume_meta,
-            extra_metadata: raw.extra_metadata,
-            objects,
+        Self::parse_with(serde_json::Deserializer::from_slice(bytes))
+    }
+
+    /// Parse from a reader, streaming: no copy of the file is held, and
+    /// each object entry becomes a [`ChunkObject`] as it is read (no JSON
+    /// value tree of the whole list, as in both ways of parsing), so
+    /// memory is the objects' own: at most about 2.6 times the file, for
+    /// a list of the smallest entries (see `benches/metadata_rss.sh`).
+    pub fn parse_reader<R: Read>(r: R) -> Result<Self, MetadataError> {
+        Self::parse_with(serde_json::Deserializer::from_reader(
+            std::io::BufReader::with_capacity(1 << 16, r),
+        ))
+    }
+
+    fn parse_with<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<Self, MetadataError> {
+        let found: Found = RefCell::new(None);
+        let parsed = Doc(&found)
+            .deserialize(&mut de)
+            .and_then(|m| de.end().map(|()| m));
+        parsed.map_err(|e| match found.into_inner() {
+            Some(mine) => mine,
+            None if e.is_io() => MetadataError::Read(std::io::Error::other(e)),
+            None => MetadataError::Json(e),
         })
     }
 
@@ -214,16 +392,15 @@ impl BackupMetadata {
             .fold(0u64, |a, o| a.saturating_add(o.length))
     }
 
-    /// The distinct compressions used, sorted.
+    /// The distinct compressions used, sorted (gathered as a set: a
+    /// `_metadata` may list millions of chunks).
     pub fn compressions(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
+        let set: std::collections::BTreeSet<&str> = self
             .objects
             .iter()
-            .map(|o| o.compression.as_str().to_string())
+            .map(|o| o.compression.as_str())
             .collect();
-        v.sort();
-        v.dedup();
-        v
+        set.into_iter().map(str::to_string).collect()
     }
 }
 

@@ -8,7 +8,7 @@
 
 pub use super::access::EntryKind;
 use super::access::{Entry, ShareDir, join};
-use super::metadata::BackupMetadata;
+use super::metadata::{BackupMetadata, ReadError};
 use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +29,7 @@ pub enum ScanError {
 
 /// The largest `_metadata` file cbr reads (a 10 TiB volume in 64 MiB
 /// chunks lists 160,000 objects, about 30 MB).
-pub const METADATA_LIMIT: u64 = 256 << 20;
+pub use super::metadata::METADATA_LIMIT;
 
 /// Directories deeper than this below the root are not walked (Cinder's
 /// layout is three deep).
@@ -219,13 +219,13 @@ fn walk<'s>(
 
 fn read_metadata(dir: &ShareDir, name: &str) -> Parsed {
     let path = join(&dir.rel, name);
-    let (bytes, id) = dir
-        .read_with_id(name, METADATA_LIMIT)
-        .map_err(|e| Finding::error(e.code(), e.to_string()).path(path.clone()))?;
-    let m = BackupMetadata::parse(&bytes).map_err(|e| {
-        Finding::error(e.code(), format!("{name} is not valid metadata: {e}")).path(path.clone())
-    })?;
-    Ok((m, id))
+    super::metadata::read_in_with_id(dir, name).map_err(|e| match e {
+        ReadError::Access(e) => Finding::error(e.code(), e.to_string()).path(path.clone()),
+        ReadError::Parse(e) => {
+            Finding::error(e.code(), format!("{name} is not valid metadata: {e}"))
+                .path(path.clone())
+        }
+    })
 }
 
 /// A link on the share: never followed. One that leads to a directory or
