@@ -94,6 +94,17 @@ pub fn markdown(s: &str) -> String {
     out
 }
 
+/// A string as a markdown code span (an id, a service name): in backticks
+/// when every character is one that cannot end the span or the cell
+/// (letters, digits, `-_.:/@+=,`); anything else is written as escaped text
+/// ([`markdown`]), since nothing can be escaped inside a code span.
+pub fn markdown_code(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@+=,".contains(c));
+    if plain { format!("`{s}`") } else { markdown(s) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +189,20 @@ mod tests {
             "5e3d24d4-0659-43cf-b107-c4e9be24598c"
         );
         assert!(!markdown("x\u{1b}[31m").contains('\u{1b}'));
+    }
+
+    #[test]
+    fn markdown_code_spans_only_what_cannot_leave_them() {
+        assert_eq!(
+            markdown_code("5e3d24d4-0659-43cf-b107-c4e9be24598c"),
+            "`5e3d24d4-0659-43cf-b107-c4e9be24598c`"
+        );
+        assert_eq!(
+            markdown_code("cinder.backup.drivers.nfs"),
+            "`cinder.backup.drivers.nfs`"
+        );
+        assert_eq!(markdown_code("a` | b"), "a\\` \\| b");
+        assert_eq!(markdown_code(""), "");
+        assert!(!markdown_code("x\n| forged |").contains('\n'));
     }
 }

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
 /// The lines printed for an error: the error, then one line per cause,
 /// leaving out a cause whose text was already printed (an error that
 /// embeds its source's message and also returns it as `source()`).
+/// Messages quote names from inputs and the share: shown through the
+/// terminal escaper, each stays on its line.
 fn error_lines(err: &anyhow::Error) -> Vec<String> {
     let mut printed = String::new();
     let mut out = Vec::new();
@@ -50,10 +52,11 @@ fn error_lines(err: &anyhow::Error) -> Vec<String> {
         if i > 0 && (text.is_empty() || printed.contains(&text)) {
             continue;
         }
+        let shown = cbr::escape::terminal(&text);
         out.push(if i == 0 {
-            format!("cbr: error: {text}")
+            format!("cbr: error: {shown}")
         } else {
-            format!("  caused by: {text}")
+            format!("  caused by: {shown}")
         });
         printed.push_str(&text);
         printed.push('\n');

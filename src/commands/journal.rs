@@ -164,7 +164,7 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
                 out,
                 "{:<8} {}  last proven {}",
                 r.status.to_uppercase(),
-                r.backup_id,
+                cbr::escape::terminal(&r.backup_id),
                 r.last_ok_at.map_or("never".into(), when)
             )?;
         }

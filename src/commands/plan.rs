@@ -3,6 +3,7 @@
 use super::{Global, Outcome, decode_inputs, read_inputs, resolve_share};
 use crate::cli::{PlanArgs, PlanFormat};
 use anyhow::{Context, Result, bail};
+use cbr::escape::terminal as t;
 use cbr::plan::{Mapping, Target, by_project, make, parse_map, parse_target_backups};
 use cbr::record::lint::is_keystone_id;
 use cbr::record::{Decoded, Era, Source, SourceFormat};
@@ -125,7 +126,11 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                     line: 0,
                     duplicate_keys: Vec::new(),
                 }),
-                Err(e) if !g.quiet => eprintln!("cbr: plan: backup {} not recovered: {e}", b.id),
+                Err(e) if !g.quiet => eprintln!(
+                    "cbr: plan: backup {} not recovered: {}",
+                    t(&b.id),
+                    t(&e.to_string())
+                ),
                 Err(_) => {}
             }
         }
@@ -170,7 +175,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                 if !g.quiet {
                     eprintln!(
                         "cbr: plan: wrote {} ({} backup(s))",
-                        path.display(),
+                        t(&path.display().to_string()),
                         steps.len()
                     );
                 }
@@ -196,7 +201,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             s.backups, s.projects, s.gib, s.skipped, s.refused
         );
         for l in &plan.refused {
-            eprintln!("  refused {}: {}", l.backup_id, l.reason);
+            eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
         }
     }
     Ok(if plan.refused.is_empty() {

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::RestoreArgs;
 use anyhow::{Context, Result, bail};
+use cbr::escape::terminal as t;
 use cbr::restore::{RestoreOptions, TempOutput, plan, restore};
 use cbr::share::scan::scan;
 use std::io::Write;
@@ -49,8 +50,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             writeln!(
                 out,
                 "FAILED: backup {} cannot be restored: its metadata was refused (above); nothing was written to {}",
-                args.id,
-                args.output.display()
+                t(&args.id),
+                t(&args.output.display().to_string())
             )?;
             return Ok(Outcome::Problems);
         }
@@ -62,8 +63,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "FAILED: {} cannot be restored as it is on the share (the findings above); nothing was written to {}",
-            top.id,
-            args.output.display()
+            t(&top.id),
+            t(&args.output.display().to_string())
         )?;
         return Ok(Outcome::Problems);
     }
@@ -72,16 +73,16 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "restore of {} ({} in {} backup(s), full first) to {}:",
-            top.id,
+            t(&top.id),
             human_bytes(plan.size),
             plan.chain.len(),
-            args.output.display()
+            t(&args.output.display().to_string())
         )?;
         for b in &plan.chain {
             writeln!(
                 out,
                 "backup {}{}",
-                b.id,
+                t(&b.id),
                 if b.parent_id().is_none() {
                     " (full)"
                 } else {
@@ -93,7 +94,7 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
                 writeln!(
                     out,
                     "  {:<8} {:>14}..{:<14} {}",
-                    c.object.name.rsplit('-').next().unwrap_or(&c.object.name),
+                    t(c.object.name.rsplit('-').next().unwrap_or(&c.object.name)),
                     c.object.offset,
                     c.object.offset + c.object.length,
                     if live == 0 {
@@ -191,8 +192,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             writeln!(
                 out,
                 "FAILED: the image of {} is not what the backup holds; nothing was written to {}",
-                top.id,
-                args.output.display()
+                t(&top.id),
+                t(&args.output.display().to_string())
             )?;
             return Ok(Outcome::Problems);
         }
@@ -207,19 +208,19 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "FAILED: {} was written in place and is not what the backup holds",
-            args.output.display()
+            t(&args.output.display().to_string())
         )?;
         return Ok(Outcome::Problems);
     }
     if !g.quiet {
         eprintln!(
             "cbr: restored {} ({} from {} chunk(s) of {} backup(s), {} written) to {} in {:.1}s; every block verified",
-            top.id,
+            t(&top.id),
             human_bytes(plan.size),
             report.chunks_read,
             plan.chain.len(),
             human_bytes(report.bytes_written),
-            args.output.display(),
+            t(&args.output.display().to_string()),
             started.elapsed().as_secs_f64()
         );
     }
