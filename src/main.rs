@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 #[allow(clippy::disallowed_methods)] // /proc, not the share
 fn main() -> ExitCode {
+    // Before any thread exists: every thread inherits the blocked signals.
+    commands::signals::install();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -528,8 +528,18 @@ fn slow_share(root: &Path) -> String {
     b.id
 }
 
+/// 128 + the signal's number, the status a shell reports for it.
+fn signal_status(sig: &str) -> i32 {
+    match sig {
+        "HUP" => 129,
+        "INT" => 130,
+        "TERM" => 143,
+        _ => unreachable!(),
+    }
+}
+
 #[test]
-fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
+fn signals_during_restore_remove_the_partial_image_and_exit_128_plus_signo() {
     let t = tempfile::tempdir().unwrap();
     let share = t.path().join("share");
     let out = t.path().join("out");
@@ -568,9 +578,127 @@ fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
             !done_before_signal,
             "restore finished before SIG{sig}: make it slower"
         );
-        assert!(!status.success(), "SIG{sig}: exit {status:?}");
+        assert_eq!(
+            status.code(),
+            Some(signal_status(sig)),
+            "SIG{sig}: {status:?}"
+        );
         let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
         assert!(left.is_empty(), "SIG{sig} left {left:?}");
+    }
+}
+
+#[test]
+fn signals_during_verify_exit_128_plus_signo() {
+    use std::io::{BufRead, BufReader};
+    let t = tempfile::tempdir().unwrap();
+    let share = t.path().join("share");
+    let id = slow_share(&share);
+    for sig in ["TERM", "HUP", "INT"] {
+        let bin = assert_cmd::cargo::cargo_bin("cbr");
+        let mut child = Command::new(bin)
+            .args(["verify", "--deep", "--progress", "json", "--jobs", "1"])
+            .args(["--share", share.to_str().unwrap(), &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signal once it has started reading chunks.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert!(first.contains("\"start\""), "{first}");
+        let done_before_signal = child.try_wait().unwrap().is_some();
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            !done_before_signal,
+            "verify finished before SIG{sig}: make it slower"
+        );
+        assert_eq!(
+            status.code(),
+            Some(signal_status(sig)),
+            "SIG{sig}: {status:?}"
+        );
+    }
+}
+
+// ---- It fails where it should not ----
+
+#[test]
+fn a_closed_stdout_is_success_without_a_word() {
+    let h = hostile();
+    let s = h.s();
+    let full = id_of("full-zlib");
+    let rec = records_dir().join("full-zlib.export.json");
+    let rec = rec.to_str().unwrap();
+    let p = "0123456789abcdef0123456789abcdef";
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["ls", "--share", &s],
+        vec!["ls", "--json", "--share", &s],
+        vec!["ls", "--tree", "--share", &s],
+        vec!["show", "--share", &s, &full],
+        vec!["show", "--json", "--share", &s, &full],
+        vec!["verify", "--share", &s],
+        vec!["verify", "--json", "--share", &s],
+        vec!["check", "--share", &s, rec],
+        vec!["check", "--json", "--share", &s, rec],
+        vec!["decode", rec],
+        vec!["decode", "--json", rec],
+        vec!["encode", rec],
+        vec!["rewrite", "-q", "--project-id", p, rec],
+        vec!["lint", rec],
+        vec!["lint", "--json", rec],
+        vec!["recover", "-q", "--share", &s, &full],
+        vec![
+            "restore",
+            "--share",
+            &s,
+            &full,
+            "--output",
+            "x",
+            "--dry-run",
+        ],
+        vec!["plan", "-q", "--default-project", p, rec],
+        vec![
+            "plan",
+            "-q",
+            "--format",
+            "json",
+            "--default-project",
+            p,
+            rec,
+        ],
+        vec!["plan", "-q", "--format", "md", "--default-project", p, rec],
+        vec!["completions", "bash"],
+    ];
+    for args in runs {
+        // The reader is gone before cbr writes a byte: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(assert_cmd::cargo::cargo_bin("cbr"))
+            .args(&args)
+            .env_remove("CBR_SHARE")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "cbr {args:?} | (closed): {:?}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "cbr {args:?} | (closed) said: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 

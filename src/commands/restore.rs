@@ -1,5 +1,6 @@
 //! `cbr restore`: a backup's volume image, verified, sparse, atomic.
 
+use super::signals::remove_on_signal as set_partial;
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::RestoreArgs;
 use anyhow::{Context, Result, bail};
@@ -7,18 +8,6 @@ use cbr::escape::terminal as t;
 use cbr::restore::{RestoreOptions, TempOutput, plan, restore};
 use cbr::share::scan::scan;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
-
-/// The temporary file to remove if the user interrupts.
-static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-fn set_partial(p: Option<PathBuf>) {
-    match PARTIAL.lock() {
-        Ok(mut g) => *g = p,
-        Err(poisoned) => *poisoned.into_inner() = p,
-    }
-}
 
 // The output (checked above not to be in the share) is opened directly.
 #[allow(clippy::disallowed_methods)]
@@ -159,17 +148,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
                 args.output.display()
             )
         })?;
+        // SIGINT, SIGTERM or SIGHUP from here on removes it (signals.rs).
         set_partial(Some(tmp.path.clone()));
-        let _ = ctrlc::set_handler(|| {
-            if let Ok(g) = PARTIAL.lock()
-                && let Some(p) = g.as_ref()
-            {
-                let _ = std::fs::remove_file(p);
-            }
-            // SIGINT, SIGTERM and SIGHUP alike (ctrlc's `termination`).
-            eprintln!("cbr: interrupted; the partial image was removed");
-            std::process::exit(130);
-        });
         tmp.file
             .set_len(plan.size)
             .context("cannot size the image")?;
