@@ -702,6 +702,33 @@ fn a_closed_stdout_is_success_without_a_word() {
     }
 }
 
+#[test]
+fn plan_refuses_a_share_path_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let share = t
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"share-\xff\xfe"));
+    copy_tree(&fixtures().join("cinder-29/share"), &share);
+    let before = tree_hash(&share);
+    let o = cbr()
+        .args([
+            "plan",
+            "--default-project",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .arg("--share")
+        .arg(&share)
+        .arg(records_dir().join("full-zlib.export.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty(), "a script was written");
+    assert!(err.contains("is not UTF-8"), "{err}");
+    assert_eq!(tree_hash(&share), before);
+}
+
 // ---- It writes what a terminal, a markdown viewer or a shell acts on ----
 
 /// A string that, printed raw, retitles the terminal (OSC), returns to the

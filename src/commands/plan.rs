@@ -84,6 +84,23 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     } else {
         None
     };
+    // The script names the share in its `cbr check --share` commands: a
+    // path that is not UTF-8 could only be written there changed.
+    let share_path = match &share {
+        Some(s) => {
+            let abs = std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone());
+            match abs.to_str() {
+                Some(p) => Some(p.to_string()),
+                None => bail!(
+                    "the share path {} is not UTF-8: the plan's commands name it and cannot \
+                     write it exactly; give the share under a UTF-8 path (a bind mount or \
+                     a link to it)",
+                    t(&abs.to_string_lossy())
+                ),
+            }
+        }
+        None => None,
+    };
     if let (Some(s), Some(dir)) = (&share, &args.per_project)
         && s.contains(dir)
     {
@@ -155,12 +172,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         existing,
         volume_type: args.volume_type.clone(),
         availability_zone: args.availability_zone.clone(),
-        share_path: share.as_ref().map(|s| {
-            std::path::absolute(&s.root)
-                .unwrap_or_else(|_| s.root.clone())
-                .display()
-                .to_string()
-        }),
+        share_path,
     };
     let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
     match (&args.format, &args.per_project) {
