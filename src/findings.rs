@@ -4,7 +4,7 @@
 //! [`Finding`]s into a [`Findings`] collector and carries on; the command
 //! layer renders them (human or JSON) and decides the exit code at the end.
 
-use crate::escape::terminal;
+use crate::escape::{terminal, terminal_message};
 use serde::Serialize;
 use std::fmt;
 
@@ -221,7 +221,7 @@ impl fmt::Display for Finding {
             "{}[{}]: {}",
             self.severity,
             self.code,
-            terminal(&self.message)
+            terminal_message(&self.message)
         )?;
         if let Some(id) = &self.backup_id {
             write!(f, " (backup {})", terminal(id))?;
@@ -292,8 +292,9 @@ impl<'a> IntoIterator for &'a Findings {
 
 /// Render findings for a person: grouped by severity, most severe first.
 /// Messages and paths quote names from the share and records: they are
-/// shown through [`crate::escape::terminal`], so that no control character
-/// in them reaches the terminal.
+/// shown through the terminal escaper ([`terminal_message`] for messages,
+/// which quote some values `{:?}`-escaped already), so that no control
+/// character in them reaches the terminal.
 pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
@@ -307,7 +308,7 @@ pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io:
         };
         writeln!(w, "{title} ({}):", group.len())?;
         for f in group {
-            write!(w, "  {:<24} {}", f.code, terminal(&f.message))?;
+            write!(w, "  {:<24} {}", f.code, terminal_message(&f.message))?;
             if let Some(p) = &f.path {
                 write!(w, "\n  {:<24} path: {}", "", terminal(p))?;
             }

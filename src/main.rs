@@ -54,7 +54,7 @@ fn error_lines(err: &anyhow::Error) -> Vec<String> {
         if i > 0 && (text.is_empty() || printed.contains(&text)) {
             continue;
         }
-        let shown = cbr::escape::terminal(&text);
+        let shown = cbr::escape::terminal_message(&text);
         out.push(if i == 0 {
             format!("cbr: error: {shown}")
         } else {

@@ -4,7 +4,7 @@ use super::{Global, Outcome, decode_inputs, print_findings, read_input, resolve_
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
-use cbr::escape::{shell_line, terminal as t};
+use cbr::escape::{shell_line, terminal as t, terminal_message};
 use cbr::findings::Severity;
 use cbr::share::scan::scan;
 use cbr::verify::{VerifyOptions, verify};
@@ -77,7 +77,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                     .findings
                     .errors()
                     .next()
-                    .map(|f| t(&f.message).into_owned())
+                    .map(|f| terminal_message(&f.message).into_owned())
                     .unwrap_or_default();
                 let more = r.findings.count(Severity::Error).saturating_sub(1);
                 if more > 0 {
