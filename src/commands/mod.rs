@@ -149,11 +149,13 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
     } else if let Some(conf) = &args.cinder_conf {
         let found = cbr::share::locate::from_cinder_conf(conf)?;
         if !g.quiet {
+            // From a file's text: shown escaped.
+            let t = |s: String| cbr::escape::terminal(&s).into_owned();
             eprintln!(
                 "cbr: share {} (from {}: {})",
-                found.root.display(),
-                conf.display(),
-                found.rule
+                t(found.root.display().to_string()),
+                t(conf.display().to_string()),
+                t(found.rule.to_string())
             );
         }
         found.root
