@@ -34,7 +34,9 @@ pub struct Cli {
 fn codes_help() -> String {
     let mut s = String::from(
         "Exit status:\n  0  all good\n  1  problems found (findings of severity error, refused steps)\n  \
-         2  could not do the job (bad input, unreadable share or journal); nothing on stdout\n\n\
+         2  could not do the job (bad input, unreadable share or journal); nothing on stdout\n  \
+         129, 130, 143  ended by SIGHUP, SIGINT, SIGTERM (128 + the signal's number)\n\
+         A closed stdout (`cbr ... | head`) is success: 0, and nothing said.\n\n\
          Finding codes:\n",
     );
     for (code, what) in cbr::findings::CODES {

@@ -51,13 +51,29 @@ fn terminal_unsafe(c: char) -> bool {
 /// and a backslash that could be read as the start of one is doubled.
 /// Strings with nothing to escape are borrowed as they are.
 pub fn terminal(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| terminal_unsafe(c) || c == '\\') {
+    terminal_with(s, true)
+}
+
+/// A message as a terminal should show it, when the message already
+/// quotes values Rust's `{:?}` way (`"a\"b"`, `"\u{1b}"`): every control
+/// and bidi character escaped as [`terminal`] does, but backslashes left
+/// as they are, since doubling them would double the message's own
+/// escapes. For error and finding messages; a bare value uses [`terminal`].
+pub fn terminal_message(s: &str) -> Cow<'_, str> {
+    terminal_with(s, false)
+}
+
+fn terminal_with(s: &str, backslash: bool) -> Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| terminal_unsafe(c) || (backslash && c == '\\'))
+    {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslash => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -92,6 +108,17 @@ pub fn markdown(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A string as a markdown code span (an id, a service name): in backticks
+/// when every character is one that cannot end the span or the cell
+/// (letters, digits, `-_.:/@+=,`); anything else is written as escaped text
+/// ([`markdown`]), since nothing can be escaped inside a code span.
+pub fn markdown_code(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@+=,".contains(c));
+    if plain { format!("`{s}`") } else { markdown(s) }
 }
 
 #[cfg(test)]
@@ -156,6 +183,10 @@ mod tests {
         assert_eq!(terminal("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(terminal("c:\\x1b"), "c:\\\\x1b");
         assert_eq!(terminal("über"), "über");
+        assert_eq!(
+            terminal_message("ending \"{\\\"stat\"\u{1b}"),
+            "ending \"{\\\"stat\"\\x1b"
+        );
         for c in (0u32..0x20).chain(0x7f..0xa0) {
             let s = char::from_u32(c).map(String::from).unwrap_or_default();
             assert!(terminal(&s).chars().all(|c| !c.is_control()), "{c:#x}");
@@ -178,5 +209,20 @@ mod tests {
             "5e3d24d4-0659-43cf-b107-c4e9be24598c"
         );
         assert!(!markdown("x\u{1b}[31m").contains('\u{1b}'));
+    }
+
+    #[test]
+    fn markdown_code_spans_only_what_cannot_leave_them() {
+        assert_eq!(
+            markdown_code("5e3d24d4-0659-43cf-b107-c4e9be24598c"),
+            "`5e3d24d4-0659-43cf-b107-c4e9be24598c`"
+        );
+        assert_eq!(
+            markdown_code("cinder.backup.drivers.nfs"),
+            "`cinder.backup.drivers.nfs`"
+        );
+        assert_eq!(markdown_code("a` | b"), "a\\` \\| b");
+        assert_eq!(markdown_code(""), "");
+        assert!(!markdown_code("x\n| forged |").contains('\n'));
     }
 }

@@ -4,6 +4,7 @@
 //! [`Finding`]s into a [`Findings`] collector and carries on; the command
 //! layer renders them (human or JSON) and decides the exit code at the end.
 
+use crate::escape::{terminal, terminal_message};
 use serde::Serialize;
 use std::fmt;
 
@@ -215,12 +216,18 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]: {}", self.severity, self.code, self.message)?;
+        write!(
+            f,
+            "{}[{}]: {}",
+            self.severity,
+            self.code,
+            terminal_message(&self.message)
+        )?;
         if let Some(id) = &self.backup_id {
-            write!(f, " (backup {id})")?;
+            write!(f, " (backup {})", terminal(id))?;
         }
         if let Some(p) = &self.path {
-            write!(f, " at {p}")?;
+            write!(f, " at {}", terminal(p))?;
         }
         Ok(())
     }
@@ -284,6 +291,10 @@ impl<'a> IntoIterator for &'a Findings {
 }
 
 /// Render findings for a person: grouped by severity, most severe first.
+/// Messages and paths quote names from the share and records: they are
+/// shown through the terminal escaper ([`terminal_message`] for messages,
+/// which quote some values `{:?}`-escaped already), so that no control
+/// character in them reaches the terminal.
 pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
@@ -297,9 +308,9 @@ pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io:
         };
         writeln!(w, "{title} ({}):", group.len())?;
         for f in group {
-            write!(w, "  {:<24} {}", f.code, f.message)?;
+            write!(w, "  {:<24} {}", f.code, terminal_message(&f.message))?;
             if let Some(p) = &f.path {
-                write!(w, "\n  {:<24} path: {p}", "")?;
+                write!(w, "\n  {:<24} path: {}", "", terminal(p))?;
             }
             writeln!(w)?;
         }

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 #[allow(clippy::disallowed_methods)] // /proc, not the share
 fn main() -> ExitCode {
+    // Before any thread exists: every thread inherits the blocked signals.
+    commands::signals::install();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -42,6 +44,8 @@ fn main() -> ExitCode {
 /// The lines printed for an error: the error, then one line per cause,
 /// leaving out a cause whose text was already printed (an error that
 /// embeds its source's message and also returns it as `source()`).
+/// Messages quote names from inputs and the share: shown through the
+/// terminal escaper, each stays on its line.
 fn error_lines(err: &anyhow::Error) -> Vec<String> {
     let mut printed = String::new();
     let mut out = Vec::new();
@@ -50,10 +54,11 @@ fn error_lines(err: &anyhow::Error) -> Vec<String> {
         if i > 0 && (text.is_empty() || printed.contains(&text)) {
             continue;
         }
+        let shown = cbr::escape::terminal_message(&text);
         out.push(if i == 0 {
-            format!("cbr: error: {text}")
+            format!("cbr: error: {shown}")
         } else {
-            format!("  caused by: {text}")
+            format!("  caused by: {shown}")
         });
         printed.push_str(&text);
         printed.push('\n');

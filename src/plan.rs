@@ -625,8 +625,12 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// A runbook table a change-review board can read.
+/// A runbook table a change-review board can read. Every id, name and
+/// reason in it comes from records: written through the markdown escaper
+/// ([`crate::escape::markdown`], [`crate::escape::markdown_code`]), so that
+/// none can end a cell, start a row or heading, or embed a link or image.
 pub fn render_md(plan: &Plan) -> String {
+    use crate::escape::{markdown as md, markdown_code as code};
     let mut s = String::from("# Migration plan\n\n");
     let sm = &plan.summary;
     s.push_str(&format!(
@@ -639,15 +643,13 @@ pub fn render_md(plan: &Plan) -> String {
     s.push_str("|---|---|---|---|---|---|---|\n");
     for (n, x) in plan.steps.iter().enumerate() {
         s.push_str(&format!(
-            "| {n} | `{}` | {} | {} | {} | {} | `{}` |\n",
-            x.backup_id,
-            x.depends_on
-                .as_deref()
-                .map_or("—".into(), |d| format!("`{d}`")),
-            x.source_project.as_deref().unwrap_or("—"),
-            x.target_project,
+            "| {n} | {} | {} | {} | {} | {} | {} |\n",
+            code(&x.backup_id),
+            x.depends_on.as_deref().map_or("—".into(), code),
+            x.source_project.as_deref().map_or("—".into(), md),
+            md(&x.target_project),
             x.size_gb,
-            x.backup_service
+            code(&x.backup_service)
         ));
     }
     for (title, list) in [("Skipped", &plan.skipped), ("Refused", &plan.refused)] {
@@ -656,11 +658,7 @@ pub fn render_md(plan: &Plan) -> String {
         }
         s.push_str(&format!("\n## {title}\n\n| backup | reason |\n|---|---|\n"));
         for l in list {
-            s.push_str(&format!(
-                "| `{}` | {} |\n",
-                l.backup_id,
-                one_line(&l.reason).replace('|', "\\|")
-            ));
+            s.push_str(&format!("| {} | {} |\n", code(&l.backup_id), md(&l.reason)));
         }
     }
     s

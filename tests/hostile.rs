@@ -528,8 +528,18 @@ fn slow_share(root: &Path) -> String {
     b.id
 }
 
+/// 128 + the signal's number, the status a shell reports for it.
+fn signal_status(sig: &str) -> i32 {
+    match sig {
+        "HUP" => 129,
+        "INT" => 130,
+        "TERM" => 143,
+        _ => unreachable!(),
+    }
+}
+
 #[test]
-fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
+fn signals_during_restore_remove_the_partial_image_and_exit_128_plus_signo() {
     let t = tempfile::tempdir().unwrap();
     let share = t.path().join("share");
     let out = t.path().join("out");
@@ -568,7 +578,11 @@ fn sigterm_and_sighup_during_restore_remove_the_partial_image() {
             !done_before_signal,
             "restore finished before SIG{sig}: make it slower"
         );
-        assert!(!status.success(), "SIG{sig}: exit {status:?}");
+        assert_eq!(
+            status.code(),
+            Some(signal_status(sig)),
+            "SIG{sig}: {status:?}"
+        );
         let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
         assert!(left.is_empty(), "SIG{sig} left {left:?}");
     }
@@ -716,6 +730,405 @@ fn restore_into_a_fifo_or_a_character_device_is_refused_at_once() {
     }
 }
 
+#[test]
+fn signals_during_verify_exit_128_plus_signo() {
+    use std::io::{BufRead, BufReader};
+    let t = tempfile::tempdir().unwrap();
+    let share = t.path().join("share");
+    let id = slow_share(&share);
+    for sig in ["TERM", "HUP", "INT"] {
+        let bin = assert_cmd::cargo::cargo_bin("cbr");
+        let mut child = Command::new(bin)
+            .args(["verify", "--deep", "--progress", "json", "--jobs", "1"])
+            .args(["--share", share.to_str().unwrap(), &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Signal once it has started reading chunks.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert!(first.contains("\"start\""), "{first}");
+        let done_before_signal = child.try_wait().unwrap().is_some();
+        Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            !done_before_signal,
+            "verify finished before SIG{sig}: make it slower"
+        );
+        assert_eq!(
+            status.code(),
+            Some(signal_status(sig)),
+            "SIG{sig}: {status:?}"
+        );
+    }
+}
+
+// ---- It fails where it should not ----
+
+#[test]
+fn a_closed_stdout_is_success_without_a_word() {
+    let h = hostile();
+    let s = h.s();
+    let full = id_of("full-zlib");
+    let rec = records_dir().join("full-zlib.export.json");
+    let rec = rec.to_str().unwrap();
+    let p = "0123456789abcdef0123456789abcdef";
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["ls", "--share", &s],
+        vec!["ls", "--json", "--share", &s],
+        vec!["ls", "--tree", "--share", &s],
+        vec!["show", "--share", &s, &full],
+        vec!["show", "--json", "--share", &s, &full],
+        vec!["verify", "--share", &s],
+        vec!["verify", "--json", "--share", &s],
+        vec!["check", "--share", &s, rec],
+        vec!["check", "--json", "--share", &s, rec],
+        vec!["decode", rec],
+        vec!["decode", "--json", rec],
+        vec!["encode", rec],
+        vec!["rewrite", "-q", "--project-id", p, rec],
+        vec!["lint", rec],
+        vec!["lint", "--json", rec],
+        vec!["recover", "-q", "--share", &s, &full],
+        vec![
+            "restore",
+            "--share",
+            &s,
+            &full,
+            "--output",
+            "x",
+            "--dry-run",
+        ],
+        vec!["plan", "-q", "--default-project", p, rec],
+        vec![
+            "plan",
+            "-q",
+            "--format",
+            "json",
+            "--default-project",
+            p,
+            rec,
+        ],
+        vec!["plan", "-q", "--format", "md", "--default-project", p, rec],
+        vec!["completions", "bash"],
+    ];
+    for args in runs {
+        // The reader is gone before cbr writes a byte: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(assert_cmd::cargo::cargo_bin("cbr"))
+            .args(&args)
+            .env_remove("CBR_SHARE")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "cbr {args:?} | (closed): {:?}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "cbr {args:?} | (closed) said: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn plan_refuses_a_share_path_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let share = t
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"share-\xff\xfe"));
+    copy_tree(&fixtures().join("cinder-29/share"), &share);
+    let before = tree_hash(&share);
+    let o = cbr()
+        .args([
+            "plan",
+            "--default-project",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .arg("--share")
+        .arg(&share)
+        .arg(records_dir().join("full-zlib.export.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty(), "a script was written");
+    assert!(err.contains("is not UTF-8"), "{err}");
+    assert_eq!(tree_hash(&share), before);
+}
+
+// ---- It writes what a terminal, a markdown viewer or a shell acts on ----
+
+/// A string that, printed raw, retitles the terminal (OSC), returns to the
+/// start of the line and erases it (CR, CSI 2K), reverses what follows
+/// (bidi override), clears the screen through a C1 CSI, holds a DEL, and
+/// starts a forged row of its own after a newline.
+const EVIL: &str = "evil\u{1b}]0;pwned\u{7}\r\u{1b}[2K\u{202e}\u{9b}2J\u{7f}\nFORGED ROW";
+
+/// A character a terminal acts on rather than shows (the newlines that end
+/// cbr's own lines are not among them).
+fn acted_on(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Assert that `text` (one stream of one run) shows EVIL only as escapes:
+/// no character a terminal acts on, no line the string started.
+fn shown_escaped(what: &str, text: &str) {
+    if let Some(c) = text.chars().find(|&c| acted_on(c)) {
+        panic!("{what}: {c:?} reached the terminal raw:\n{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.starts_with("FORGED ROW")),
+        "{what}: a string from the share started a line of its own:\n{text}"
+    );
+}
+
+/// The fixture share with EVIL in full-zlib's backup_name and
+/// backup_description and in the name of its first chunk, and an
+/// incremental (incr2-zlib) whose backup_id ends in EVIL.
+fn evil_share() -> Hostile {
+    let h = hostile();
+    let meta = h.file("full-zlib", "_metadata");
+    let mut v = read_json(&meta);
+    v["backup_name"] = Value::String(EVIL.into());
+    v["backup_description"] = Value::String(EVIL.into());
+    write_json(&meta, &v);
+    let (first, _) = objects(&v).remove(0);
+    rename_object(&meta, 0, &format!("{first}{EVIL}"));
+    let meta2 = h.file("incr2-zlib", "_metadata");
+    let mut v = read_json(&meta2);
+    v["backup_id"] = Value::String(format!("{}{EVIL}", id_of("incr2-zlib")));
+    write_json(&meta2, &v);
+    h
+}
+
+/// A paste of full-zlib with `edit` applied to its decoded record (and the
+/// export's backup_service set to `service`), as text.
+fn evil_paste(edit: impl FnOnce(&mut Value), service: &str) -> String {
+    let (code, out, err) = run(&[
+        "decode",
+        records_dir()
+            .join("full-zlib.export.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut v: Value = serde_json::from_str(&out).unwrap();
+    edit(&mut v);
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let (code, url, err) = run(&["encode", f.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::json!({"backup_service": service, "backup_url": url.trim()}).to_string()
+}
+
+const NFS: &str = "cinder.backup.drivers.nfs.NFSBackupDriver";
+
+#[test]
+fn share_and_record_strings_reach_the_terminal_escaped() {
+    let h = evil_share();
+    let before = tree_hash(&h.share);
+    let s = h.s();
+    let full = id_of("full-zlib");
+    let record = h.outside.join("evil-record.json");
+    std::fs::write(
+        &record,
+        evil_paste(|v| v["id"] = Value::String(format!("{full}{EVIL}")), NFS),
+    )
+    .unwrap();
+    let rec = record.to_string_lossy().into_owned();
+    let named = h.outside.join("evil-name.json");
+    std::fs::write(
+        &named,
+        evil_paste(|v| v["display_name"] = Value::String(EVIL.into()), NFS),
+    )
+    .unwrap();
+    let named = named.to_string_lossy().into_owned();
+    // A record whose JSON has a hostile key twice (decode warns about it).
+    let key = serde_json::to_string(EVIL).unwrap();
+    let dup = h.outside.join("dup.json");
+    let (_, text, _) = run(&[
+        "decode",
+        records_dir()
+            .join("full-zlib.export.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    std::fs::write(
+        &dup,
+        text.replacen('{', &format!("{{{key}: 1, {key}: 2,"), 1),
+    )
+    .unwrap();
+    let dup = dup.to_string_lossy().into_owned();
+    let out = h.out.join("vol.img").to_string_lossy().into_owned();
+    let p = "0123456789abcdef0123456789abcdef";
+    let evil_set = format!("display_name={EVIL}");
+    let bz2 = id_of("full-zlib");
+    // (what, arguments, 2 where it cannot do its job, else 0 or 1)
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        ("ls", vec!["ls", "--share", &s], 1),
+        ("ls --tree", vec!["ls", "--tree", "--share", &s], 1),
+        ("show", vec!["show", "--share", &s, &full], 0),
+        ("verify (findings)", vec!["verify", "--share", &s], 1),
+        (
+            "verify --deep",
+            vec!["verify", "--deep", "--share", &s, &full],
+            1,
+        ),
+        (
+            "restore (findings)",
+            vec!["restore", "--share", &s, &full, "--output", &out],
+            1,
+        ),
+        ("recover (stderr)", vec!["recover", "--share", &s, &bz2], 0),
+        ("check (record id)", vec!["check", "--share", &s, &rec], 1),
+        (
+            "check (record name)",
+            vec!["check", "--share", &s, &named],
+            1,
+        ),
+        ("lint", vec!["lint", &rec], 1),
+        (
+            "plan (stderr)",
+            vec!["plan", "--default-project", p, "--format", "json", &rec],
+            1,
+        ),
+        ("decode (duplicate key warning)", vec!["decode", &dup], 0),
+        (
+            "rewrite (diff on stderr)",
+            vec!["rewrite", "--set", &evil_set, &named],
+            0,
+        ),
+        ("error message", vec!["show", "--share", &s, EVIL], 2),
+    ];
+    for (what, args, status) in cases {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let r = run_bounded(&args);
+        assert!(!r.err.contains("panicked"), "{what}: {}", r.err);
+        // Findings or none, as the case may be; 2 only where it must be.
+        assert!(
+            (status == 2) == (r.code == 2) && (0..=2).contains(&r.code),
+            "{what}: exit {}\n{}",
+            r.code,
+            r.err
+        );
+        assert_eq!(tree_hash(&h.share), before, "{what} changed the share");
+        // decode's and plan --format json's stdout is JSON: escaped by JSON's
+        // rules, which leave C1 and bidi characters as they are.
+        if args[0] != "decode" && !args.contains(&"--format".to_string()) {
+            shown_escaped(&format!("{what}: stdout"), &r.out);
+        }
+        shown_escaped(&format!("{what}: stderr"), &r.err);
+    }
+}
+
+#[test]
+fn ls_and_show_show_a_hostile_name_as_escapes() {
+    // The rows above in plain sight: the escape of EVIL is in the output.
+    let h = evil_share();
+    let (_, out, _) = run(&["show", "--share", &h.s(), &id_of("full-zlib")]);
+    assert!(
+        out.contains(
+            "name        evil\\x1b]0;pwned\\x07\\r\\x1b[2K\\u{202e}\\x9b2J\\x7f\\nFORGED ROW"
+        ),
+        "{out}"
+    );
+    let (_, out, _) = run(&["ls", "--share", &h.s()]);
+    assert!(out.contains("evil\\x1b]0;pwned\\x07"), "{out}");
+    // JSON stays JSON: the exact string, escaped by the serialiser.
+    let (_, v) = run_json(&["ls", "--json", "--share", &h.s()]);
+    let names: Vec<&str> = v["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert!(names.contains(&EVIL), "{v}");
+}
+
+#[test]
+fn plan_markdown_cannot_forge_rows_headings_or_images() {
+    let h = hostile();
+    let forged = "x | forged | row |\n# Heading\n![img](http://evil.example/i.png)<b>`";
+    let rec = h.outside.join("evil-md.json");
+    let two = [
+        evil_paste(|v| v["id"] = Value::String(forged.into()), NFS),
+        evil_paste(|v| v["project_id"] = Value::String(forged.into()), NFS),
+        evil_paste(
+            |v| v["id"] = Value::String(format!("{}{EVIL}", id_of("full-bz2"))),
+            NFS,
+        ),
+    ]
+    .join("\n");
+    std::fs::write(&rec, two).unwrap();
+    let p = "0123456789abcdef0123456789abcdef";
+    let r = run_bounded(&[
+        "plan".into(),
+        "--format".into(),
+        "md".into(),
+        "--default-project".into(),
+        p.into(),
+        rec.to_string_lossy().into_owned(),
+    ]);
+    assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.err);
+    shown_escaped("plan --format md: stdout", &r.out);
+    shown_escaped("plan --format md: stderr", &r.err);
+    // Every line is one cbr wrote: a heading of its own, the summary, or a
+    // table row with as many cells as its header.
+    let unescaped_pipes = |l: &str| {
+        let b = l.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    };
+    let mut cells = 0;
+    for l in r.out.lines() {
+        if l.is_empty() || l.ends_with("refused.") {
+            continue;
+        }
+        if l.starts_with('#') {
+            assert!(
+                ["# Migration plan", "## Skipped", "## Refused"].contains(&l),
+                "a forged heading: {l:?}\n{}",
+                r.out
+            );
+            continue;
+        }
+        if l.starts_with("|---") {
+            continue;
+        }
+        assert!(
+            l.starts_with("| "),
+            "a line not of cbr's table: {l:?}\n{}",
+            r.out
+        );
+        if l.starts_with("| # |") || l.starts_with("| backup | reason |") {
+            cells = unescaped_pipes(l);
+        }
+        assert_eq!(unescaped_pipes(l), cells, "a forged cell: {l:?}\n{}", r.out);
+        assert!(!l.contains("!["), "an image: {l:?}");
+        assert!(
+            !l.contains("](") && !l.contains("<b>"),
+            "a link or HTML: {l:?}"
+        );
+    }
+}
+
 // ---- It holds a hostile _metadata in bounded memory ----
 
 #[test]
@@ -771,6 +1184,44 @@ fn a_million_missing_chunks_make_a_hundred_findings_and_a_count() {
         assert!(
             r.out.contains(&format!("{} more object-missing", n - 100)),
             "{}",
+            r.out
+        );
+    }
+}
+
+#[test]
+fn emitted_import_lines_keep_a_hostile_service_one_word() {
+    // The shell sink's row (fixed with --emit): run in bash, the line's
+    // service is one word and nothing in it runs.
+    let h = hostile();
+    let marker = h.outside.join("pwned");
+    let service = format!("nfs; touch {} `touch {0}` $(touch {0})", marker.display());
+    let paste = h.outside.join("evil-service.json");
+    std::fs::write(&paste, evil_paste(|_| {}, &service)).unwrap();
+    for emit in ["cinder", "openstack"] {
+        let r = run_bounded(&[
+            "encode".into(),
+            "--emit".into(),
+            emit.into(),
+            paste.to_string_lossy().into_owned(),
+        ]);
+        assert_eq!(r.code, 0, "{}", r.err);
+        let script = format!(
+            "cinder() {{ printf '%s\\n' \"$@\"; }}\nopenstack() {{ printf '%s\\n' \"$@\"; }}\n{}",
+            r.out
+        );
+        let ran = Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "{emit}: {}", r.out);
+        assert!(!marker.exists(), "{emit}: the service ran: {}", r.out);
+        assert!(
+            String::from_utf8_lossy(&ran.stdout)
+                .lines()
+                .any(|l| l == service),
+            "{emit}: the service is not one word: {}",
             r.out
         );
     }

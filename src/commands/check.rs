@@ -4,6 +4,7 @@ use super::{Global, Outcome, decode_inputs, print_findings, read_input, resolve_
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
+use cbr::escape::{shell_line, terminal as t, terminal_message};
 use cbr::findings::Severity;
 use cbr::share::scan::scan;
 use cbr::verify::{VerifyOptions, verify};
@@ -61,9 +62,9 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
             writeln!(
                 out,
                 "backup {} (line {} of {})",
-                r.backup_id.as_deref().unwrap_or("<no id>"),
+                t(r.backup_id.as_deref().unwrap_or("<no id>")),
                 d.line,
-                input.name
+                t(&input.name)
             )?;
             print_findings(&mut out, &r.findings)?;
             let verdict = if r.ok {
@@ -78,7 +79,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                     .findings
                     .errors()
                     .next()
-                    .map(|f| f.message.clone())
+                    .map(|f| terminal_message(&f.message).into_owned())
                     .unwrap_or_default();
                 let more = r.findings.count(Severity::Error).saturating_sub(1);
                 if more > 0 {
@@ -93,10 +94,22 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                 // name (the target's driver must start with it) and its url.
                 let service = super::service_for(None, d);
                 let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+                // A line to paste into a shell, shown on a terminal: each
+                // word shell-quoted, then any control character made visible.
+                let line = shell_line(&[
+                    "openstack",
+                    "volume",
+                    "backup",
+                    "record",
+                    "import",
+                    service.as_str(),
+                    url.as_str(),
+                ]);
                 writeln!(
                     out,
-                    "import on the target ({}) with:\n  openstack volume backup record import {service} {url}",
-                    opts.target_service
+                    "import on the target ({}) with:\n  {}",
+                    t(&opts.target_service),
+                    t(&line)
                 )?;
             }
             writeln!(out)?;

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, decode_inputs, read_inputs};
 use crate::cli::DecodeArgs;
 use anyhow::{Result, bail};
+use cbr::escape::terminal as t;
 use std::io::Write;
 
 pub fn run(_g: &Global, args: DecodeArgs) -> Result<Outcome> {
@@ -14,7 +15,8 @@ pub fn run(_g: &Global, args: DecodeArgs) -> Result<Outcome> {
                 "cbr: warning: record {} (line {}): {k}: only the last value is printed, \
                  at the place of the first (`cbr lint` reports it; encode refuses it)",
                 n + 1,
-                d.line
+                d.line,
+                k = t(&k.to_string())
             );
         }
     }

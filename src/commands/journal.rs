@@ -226,7 +226,7 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
                 out,
                 "{:<8} {}  {} of {} chunk(s) proven within {}; oldest proof {}",
                 r.status.to_uppercase(),
-                r.backup_id,
+                cbr::escape::terminal(&r.backup_id),
                 r.chunks_proven,
                 r.chunks,
                 a.older_than,

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::LsArgs;
 use anyhow::Result;
+use cbr::escape::terminal as t;
 use cbr::share::Share;
 use cbr::share::scan::{BackupEntry, ShareScan, scan};
 use serde::Serialize;
@@ -110,7 +111,7 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
                     l.oldest_ok_at.map_or("-".into(), super::journal::when)
                 ),
             };
-            writeln!(out, "  {}  {s}", b.id)?;
+            writeln!(out, "  {}  {s}", t(&b.id))?;
         }
     }
     if !found.findings.is_empty() {
@@ -121,12 +122,18 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The creation time as shown (the metadata's text: escaped).
 fn created(b: &BackupEntry) -> String {
     b.metadata
         .created_at
         .as_deref()
-        .map(|c| c.get(..19).unwrap_or(c).replace('T', " "))
+        .map(|c| t(c.get(..19).unwrap_or(c)).replace('T', " "))
         .unwrap_or_else(|| "-".into())
+}
+
+/// An optional string from the share, as a terminal should show it.
+fn shown(s: Option<&str>) -> std::borrow::Cow<'_, str> {
+    s.map_or("-".into(), t)
 }
 
 fn print_table(out: &mut dyn Write, found: &ShareScan) -> Result<()> {
@@ -137,21 +144,21 @@ fn print_table(out: &mut dyn Write, found: &ShareScan) -> Result<()> {
     )?;
     for b in &found.backups {
         let kind = match b.parent_id() {
-            Some(p) => format!("incr of {}", p.get(..8).unwrap_or(p)),
+            Some(p) => format!("incr of {}", t(p.get(..8).unwrap_or(p))),
             None => "full".into(),
         };
         writeln!(
             out,
             "{:<36}  {:<36}  {:<19}  {:<20}  {:<20}  {:>6}  {:>10}  {:>10}  {}{}",
-            b.id,
-            b.metadata.volume_id.as_deref().unwrap_or("-"),
+            t(&b.id),
+            shown(b.metadata.volume_id.as_deref()),
             created(b),
-            b.metadata.backup_name.as_deref().unwrap_or("-"),
+            shown(b.metadata.backup_name.as_deref()),
             kind,
             b.metadata.objects.len(),
             human_bytes(b.stored_bytes()),
             human_bytes(b.metadata.data_bytes()),
-            b.metadata.compressions().join(","),
+            t(&b.metadata.compressions().join(",")),
             if b.complete() { "" } else { "  (incomplete)" },
         )?;
     }
@@ -183,9 +190,9 @@ fn print_tree(out: &mut dyn Write, _share: &Share, found: &ShareScan) -> Result<
         writeln!(
             out,
             "{indent}{branch}{}  {}  {}  {} chunks, {}",
-            b.id,
+            t(&b.id),
             created(b),
-            b.metadata.backup_name.as_deref().unwrap_or("-"),
+            shown(b.metadata.backup_name.as_deref()),
             b.metadata.objects.len(),
             human_bytes(b.metadata.data_bytes())
         )?;
@@ -219,7 +226,7 @@ fn print_tree(out: &mut dyn Write, _share: &Share, found: &ShareScan) -> Result<
                 writeln!(
                     out,
                     "(parent {} not on the share)",
-                    b.parent_id().unwrap_or("?")
+                    t(b.parent_id().unwrap_or("?"))
                 )?;
             }
             node(out, found, b, "", true, true, &mut seen)?;

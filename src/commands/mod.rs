@@ -16,6 +16,7 @@ mod recover;
 mod restore;
 mod rewrite;
 mod show;
+pub mod signals;
 mod verify;
 
 use crate::cli::{Cli, Command, CompletionsArgs, ShareArgs};
@@ -75,17 +76,26 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 
 fn completions(a: CompletionsArgs) -> Result<Outcome> {
     let mut cmd = crate::cli::command();
+    // Generated into memory: clap_complete panics on a failed write (a
+    // closed pipe), a write of ours returns the error.
+    let mut text = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "cbr", &mut text);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(a.shell, &mut cmd, "cbr", &mut out);
+    out.write_all(&text)?;
     out.flush()?;
     Ok(Outcome::Ok)
 }
 
-/// Whether an error is a closed stdout pipe (`cbr ... | head`): not an error.
+/// Whether an error is a closed stdout pipe (`cbr ... | head`): not an
+/// error. serde_json wraps the write's error and does not return it as its
+/// `source()`: asked for its kind.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|e| e.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
     })
 }
 
@@ -139,11 +149,13 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
     } else if let Some(conf) = &args.cinder_conf {
         let found = cbr::share::locate::from_cinder_conf(conf)?;
         if !g.quiet {
+            // From a file's text: shown escaped.
+            let t = |s: String| cbr::escape::terminal(&s).into_owned();
             eprintln!(
                 "cbr: share {} (from {}: {})",
-                found.root.display(),
-                conf.display(),
-                found.rule
+                t(found.root.display().to_string()),
+                t(conf.display().to_string()),
+                t(found.rule.to_string())
             );
         }
         found.root

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, decode_inputs, read_inputs, resolve_share};
 use crate::cli::{PlanArgs, PlanFormat};
 use anyhow::{Context, Result, bail};
+use cbr::escape::terminal as t;
 use cbr::plan::{Mapping, Target, by_project, make, parse_map, parse_target_backups};
 use cbr::record::lint::is_keystone_id;
 use cbr::record::{Decoded, Era, Source, SourceFormat};
@@ -83,6 +84,23 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     } else {
         None
     };
+    // The script names the share in its `cbr check --share` commands: a
+    // path that is not UTF-8 could only be written there changed.
+    let share_path = match &share {
+        Some(s) => {
+            let abs = std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone());
+            match abs.to_str() {
+                Some(p) => Some(p.to_string()),
+                None => bail!(
+                    "the share path {} is not UTF-8: the plan's commands name it and cannot \
+                     write it exactly; give the share under a UTF-8 path (a bind mount or \
+                     a link to it)",
+                    t(&abs.to_string_lossy())
+                ),
+            }
+        }
+        None => None,
+    };
     let gate = share
         .as_ref()
         .map_or_else(cbr::share::out::Gate::none, cbr::share::out::Gate::new);
@@ -124,7 +142,11 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                     line: 0,
                     duplicate_keys: Vec::new(),
                 }),
-                Err(e) if !g.quiet => eprintln!("cbr: plan: backup {} not recovered: {e}", b.id),
+                Err(e) if !g.quiet => eprintln!(
+                    "cbr: plan: backup {} not recovered: {}",
+                    t(&b.id),
+                    t(&e.to_string())
+                ),
                 Err(_) => {}
             }
         }
@@ -149,12 +171,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         existing,
         volume_type: args.volume_type.clone(),
         availability_zone: args.availability_zone.clone(),
-        share_path: share.as_ref().map(|s| {
-            std::path::absolute(&s.root)
-                .unwrap_or_else(|_| s.root.clone())
-                .display()
-                .to_string()
-        }),
+        share_path,
     };
     let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
     match (&args.format, &args.per_project) {
@@ -175,7 +192,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                 if !g.quiet {
                     eprintln!(
                         "cbr: plan: wrote {} ({} backup(s))",
-                        path.display(),
+                        t(&path.display().to_string()),
                         steps.len()
                     );
                 }
@@ -201,7 +218,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             s.backups, s.projects, s.gib, s.skipped, s.refused
         );
         for l in &plan.refused {
-            eprintln!("  refused {}: {}", l.backup_id, l.reason);
+            eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
         }
     }
     Ok(if plan.refused.is_empty() {

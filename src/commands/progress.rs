@@ -17,8 +17,9 @@ impl Progress for Bar {
     }
     fn advance(&self, bytes: u64, backup_id: &str) {
         self.0.inc(bytes);
-        self.0
-            .set_message(backup_id.get(..8).unwrap_or(backup_id).to_string());
+        self.0.set_message(
+            cbr::escape::terminal(backup_id.get(..8).unwrap_or(backup_id)).into_owned(),
+        );
     }
     fn finish(&self) {
         self.0.finish_and_clear();

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, emit_kind, resolve_share, wrap_for};
 use crate::cli::RecoverArgs;
 use anyhow::Result;
+use cbr::escape::terminal as t;
 use cbr::record::edit::validate;
 use cbr::record::emit::{EmitOptions, emit};
 use cbr::recover::{RecoverOptions, recover};
@@ -47,7 +48,7 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
                 "cbr: recovered record(s) from the share; how each field was found:"
             )?;
             for (f, how) in &r.derivations {
-                writeln!(e, "  {f}: {how}")?;
+                writeln!(e, "  {}: {}", t(f), t(how))?;
             }
         }
         let o = EmitOptions {

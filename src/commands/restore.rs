@@ -1,24 +1,14 @@
 //! `cbr restore`: a backup's volume image, verified, sparse, atomic.
 
+use super::signals::remove_on_signal as set_partial;
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::RestoreArgs;
 use anyhow::{Context, Result, bail};
+use cbr::escape::terminal as t;
 use cbr::restore::{RestoreOptions, plan, restore};
 use cbr::share::out::{Gate, Target};
 use cbr::share::scan::scan;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
-
-/// The temporary file to remove if the user interrupts.
-static PARTIAL: Mutex<Option<PathBuf>> = Mutex::new(None);
-
-fn set_partial(p: Option<PathBuf>) {
-    match PARTIAL.lock() {
-        Ok(mut g) => *g = p,
-        Err(poisoned) => *poisoned.into_inner() = p,
-    }
-}
 
 pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     if args.output.as_os_str() == "-" {
@@ -51,8 +41,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
             writeln!(
                 out,
                 "FAILED: backup {} cannot be restored: its metadata was refused (above); nothing was written to {}",
-                args.id,
-                args.output.display()
+                t(&args.id),
+                t(&args.output.display().to_string())
             )?;
             return Ok(Outcome::Problems);
         }
@@ -64,8 +54,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "FAILED: {} cannot be restored as it is on the share (the findings above); nothing was written to {}",
-            top.id,
-            args.output.display()
+            t(&top.id),
+            t(&args.output.display().to_string())
         )?;
         return Ok(Outcome::Problems);
     }
@@ -74,16 +64,16 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "restore of {} ({} in {} backup(s), full first) to {}:",
-            top.id,
+            t(&top.id),
             human_bytes(plan.size),
             plan.chain.len(),
-            args.output.display()
+            t(&args.output.display().to_string())
         )?;
         for b in &plan.chain {
             writeln!(
                 out,
                 "backup {}{}",
-                b.id,
+                t(&b.id),
                 if b.parent_id().is_none() {
                     " (full)"
                 } else {
@@ -95,7 +85,7 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
                 writeln!(
                     out,
                     "  {:<8} {:>14}..{:<14} {}",
-                    c.object.name.rsplit('-').next().unwrap_or(&c.object.name),
+                    t(c.object.name.rsplit('-').next().unwrap_or(&c.object.name)),
                     c.object.offset,
                     c.object.offset + c.object.length,
                     if live == 0 {
@@ -149,17 +139,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         }
         Target::File { dir, name } => {
             let tmp = dir.create_temp(&name)?;
+            // SIGINT, SIGTERM or SIGHUP from here on removes it (signals.rs).
             set_partial(Some(tmp.path.clone()));
-            let _ = ctrlc::set_handler(|| {
-                if let Ok(g) = PARTIAL.lock()
-                    && let Some(p) = g.as_ref()
-                {
-                    let _ = std::fs::remove_file(p);
-                }
-                // SIGINT, SIGTERM and SIGHUP alike (ctrlc's `termination`).
-                eprintln!("cbr: interrupted; the partial image was removed");
-                std::process::exit(130);
-            });
             tmp.file
                 .set_len(plan.size)
                 .context("cannot size the image")?;
@@ -182,8 +163,8 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
                 writeln!(
                     out,
                     "FAILED: the image of {} is not what the backup holds; nothing was written to {}",
-                    top.id,
-                    args.output.display()
+                    t(&top.id),
+                    t(&args.output.display().to_string())
                 )?;
                 return Ok(Outcome::Problems);
             }
@@ -198,19 +179,19 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
         writeln!(
             out,
             "FAILED: {} was written in place and is not what the backup holds",
-            args.output.display()
+            t(&args.output.display().to_string())
         )?;
         return Ok(Outcome::Problems);
     }
     if !g.quiet {
         eprintln!(
             "cbr: restored {} ({} from {} chunk(s) of {} backup(s), {} written) to {} in {:.1}s; every block verified",
-            top.id,
+            t(&top.id),
             human_bytes(plan.size),
             report.chunks_read,
             plan.chain.len(),
             human_bytes(report.bytes_written),
-            args.output.display(),
+            t(&args.output.display().to_string()),
             started.elapsed().as_secs_f64()
         );
     }

@@ -3,6 +3,7 @@
 use super::{Global, Outcome, decode_inputs, emit_kind, read_input, service_for, wrap_for};
 use crate::cli::{EmitKind, RewriteArgs};
 use anyhow::{Context, Result};
+use cbr::escape::terminal as t;
 use cbr::record::edit::{Edit, apply, parse_map, parse_set, validate};
 use cbr::record::emit::{EmitOptions, emit};
 use std::io::Write;
@@ -47,16 +48,17 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
             .to_string();
         let changes = apply(&mut d.record, &edit)
             .with_context(|| format!("record {id} (line {})", d.line))?;
-        diff.push_str(&format!("record {id}: {} change(s)\n", changes.len()));
+        // The diff goes to stderr, a terminal: record values escaped.
+        diff.push_str(&format!("record {}: {} change(s)\n", t(&id), changes.len()));
         for c in &changes {
             let show = |v: &Option<serde_json::Value>| {
                 v.as_ref().map_or("(absent)".to_string(), |v| v.to_string())
             };
             diff.push_str(&format!(
                 "  {}: {} -> {}\n",
-                c.field,
-                show(&c.old),
-                show(&c.new)
+                t(&c.field),
+                t(&show(&c.old)),
+                t(&show(&c.new))
             ));
         }
         let service = service_for(args.service.as_deref(), d);

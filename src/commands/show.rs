@@ -3,6 +3,7 @@
 use super::{Global, Outcome, human_bytes, resolve_share};
 use crate::cli::ShowArgs;
 use anyhow::Result;
+use cbr::escape::terminal as t;
 use cbr::share::scan::scan;
 use std::io::Write;
 
@@ -80,7 +81,12 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "backup      {}", b.id)?;
+    // Every string below came from the share: shown through the terminal
+    // escaper (the JSON above is escaped by its serialiser).
+    fn opt(s: Option<&str>) -> std::borrow::Cow<'_, str> {
+        s.map_or("-".into(), t)
+    }
+    writeln!(out, "backup      {}", t(&b.id))?;
     if let Some(l) = last {
         let s = match l {
             None => "never (not in the journal)".to_string(),
@@ -92,28 +98,20 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         };
         writeln!(out, "verified    {s}")?;
     }
-    writeln!(
-        out,
-        "volume      {}",
-        b.metadata.volume_id.as_deref().unwrap_or("-")
-    )?;
+    writeln!(out, "volume      {}", opt(b.metadata.volume_id.as_deref()))?;
     writeln!(
         out,
         "name        {}",
-        b.metadata.backup_name.as_deref().unwrap_or("-")
+        opt(b.metadata.backup_name.as_deref())
     )?;
     writeln!(
         out,
         "description {}",
-        b.metadata.backup_description.as_deref().unwrap_or("-")
+        opt(b.metadata.backup_description.as_deref())
     )?;
-    writeln!(
-        out,
-        "created     {}",
-        b.metadata.created_at.as_deref().unwrap_or("-")
-    )?;
-    writeln!(out, "container   {}", b.container)?;
-    writeln!(out, "prefix      {}", b.prefix)?;
+    writeln!(out, "created     {}", opt(b.metadata.created_at.as_deref()))?;
+    writeln!(out, "container   {}", t(&b.container))?;
+    writeln!(out, "prefix      {}", t(&b.prefix))?;
     match (&sha, &sha_err) {
         (Some(s), _) => writeln!(
             out,
@@ -122,7 +120,7 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
             s.len(),
             s.block_size()
         )?,
-        (None, Some(e)) => writeln!(out, "volume size unknown: {e}")?,
+        (None, Some(e)) => writeln!(out, "volume size unknown: {}", t(e))?,
         (None, None) => writeln!(out, "volume size unknown: no sha256file")?,
     }
     writeln!(out, "\nfiles")?;
@@ -130,16 +128,16 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         out,
         "  {:<10} {}",
         human_bytes(b.metadata_bytes),
-        b.rel(&format!("{}_metadata", b.prefix))
+        t(&b.rel(&format!("{}_metadata", b.prefix)))
     )?;
     match &b.sha256_path {
         Some(_) => writeln!(
             out,
             "  {:<10} {}",
             human_bytes(b.sha256_bytes),
-            b.rel(&format!("{}_sha256file", b.prefix))
+            t(&b.rel(&format!("{}_sha256file", b.prefix)))
         )?,
-        None => writeln!(out, "  {:<10} {}_sha256file (MISSING)", "-", b.prefix)?,
+        None => writeln!(out, "  {:<10} {}_sha256file (MISSING)", "-", t(&b.prefix))?,
     }
     writeln!(
         out,
@@ -164,12 +162,12 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         writeln!(
             out,
             "  {:<8} {:>14} {:>12} {:>10} {:<6} {}",
-            short,
+            t(short),
             o.offset,
             o.length,
             stored,
-            o.compression.as_str(),
-            o.md5
+            t(o.compression.as_str()),
+            t(&o.md5)
         )?;
     }
     writeln!(out, "\nchain (full first)")?;
@@ -177,15 +175,15 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         writeln!(
             out,
             "  parent {} is NOT on the share: the chain cannot be restored",
-            chain.first().and_then(|c| c.parent_id()).unwrap_or("?")
+            t(chain.first().and_then(|c| c.parent_id()).unwrap_or("?"))
         )?;
     }
     for c in &chain {
         writeln!(
             out,
             "  {}  {}  {}",
-            c.id,
-            c.metadata.created_at.as_deref().unwrap_or("-"),
+            t(&c.id),
+            opt(c.metadata.created_at.as_deref()),
             if c.parent_id().is_none() {
                 "full"
             } else {
@@ -194,12 +192,15 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         )?;
     }
     if !dependants.is_empty() {
-        writeln!(out, "\ndependants: {}", dependants.join(", "))?;
+        writeln!(out, "\ndependants: {}", t(&dependants.join(", ")))?;
     }
     writeln!(out, "\nwhat a record for it must contain")?;
     if let serde_json::Value::Object(m) = &record {
         for (k, v) in m {
-            writeln!(out, "  {k:<20} {v}")?;
+            match v {
+                serde_json::Value::String(s) => writeln!(out, "  {k:<20} \"{}\"", t(s))?,
+                v => writeln!(out, "  {k:<20} {}", t(&v.to_string()))?,
+            }
         }
     }
     out.flush()?;
