@@ -159,6 +159,14 @@ fn check_takes_many_inputs_and_directories() {
     assert!(out.contains(&format!("backup {INCR1} (line ")), "{out}");
     assert!(out.contains("full-zlib.export.json)"), "{out}");
     assert!(out.contains("2 of 2 record(s) ready to import"), "{out}");
+    // A finding line names the record's backup and where it was read.
+    assert!(
+        out.contains(&format!(
+            "backup {INCR1} (line 3 of {}): incremental of {FULL}",
+            export("incr1-zlib").display()
+        )),
+        "{out}"
+    );
     // A directory: every file in it, by name.
     let dir = tempfile::tempdir().unwrap();
     for stem in ["incr1-zlib", "full-zlib"] {

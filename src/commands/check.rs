@@ -1,6 +1,6 @@
 //! `cbr check`: will the target Cinder find and restore this backup?
 
-use super::{Global, Outcome, decode_batch, print_findings, read_inputs, resolve_share};
+use super::{Global, Outcome, decode_batch, read_inputs, resolve_share};
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
@@ -62,7 +62,15 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                 cbr::escape::terminal(r.backup_id.as_deref().unwrap_or("<no id>")),
                 cbr::escape::terminal(origin)
             )?;
-            print_findings(&mut out, &r.findings)?;
+            // Findings about this record name where it was read; those
+            // about its parents (--deep) their backup.
+            let subject = |_: usize, f: &cbr::findings::Finding| match &f.backup_id {
+                Some(id) if r.backup_id.as_ref() == Some(id) => {
+                    Some(format!("backup {id} ({origin})"))
+                }
+                _ => cbr::findings::backup_subject(f),
+            };
+            cbr::findings::render_human_with(&r.findings, &mut out, &subject)?;
             render_verdict(&mut out, r, args.deep)?;
             if r.ok {
                 // The exact import for the target: the record's own service

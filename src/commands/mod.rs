@@ -97,6 +97,7 @@ pub struct Input {
 
 /// Read INPUT arguments: paths, `-` for stdin, directories (every file
 /// in one, by name); none means stdin.
+#[allow(clippy::disallowed_methods)] // the user's inputs, not the share
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     if paths.is_empty() {
         return Ok(vec![read_input(None)?]);
