@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the .deb and the .rpm of cbr into target/debian/ and
 # target/generate-rpm/: the binary, every man page, bash/zsh/fish
-# completions, README, the guide and the CLI contract. Installs cargo-deb
-# and cargo-generate-rpm (from crates.io) when missing.
+# completions, README, the guide, the CLI contract and the format doc it
+# refers to. Installs cargo-deb and cargo-generate-rpm (from crates.io)
+# when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb

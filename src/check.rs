@@ -451,7 +451,8 @@ fn inherited_blocks(out: &mut Out, s: &Sha256File, pid: &str, ps: &Sha256File) {
         "inherited-mismatch",
         format!(
             "hash blocks {} are not stored in this incremental, so restore takes them from parent {pid}, \
-             but this backup's sha256file lists other hashes for them than the parent's: restore will fail",
+             but this backup's sha256file lists other hashes for them than the parent's: Cinder restores \
+             the parent's bytes there without a check, which are not what this backup saw (cbr restore refuses)",
             list.join(", ")
         ),
         sha_rel(b),
@@ -470,7 +471,19 @@ pub struct CheckOptions {
 pub struct CheckReport {
     pub backup_id: Option<String>,
     pub ok: bool,
+    /// What Cinder 29 will do with it, why, and what to do
+    /// ([`crate::verdict`]): `verdict`, `data_read`, `advice`.
+    #[serde(flatten)]
+    pub judgement: crate::verdict::Judgement,
     pub findings: Findings,
+}
+
+impl CheckReport {
+    /// Judge the findings again (after more were added, e.g. by `--deep`).
+    pub fn rejudge(&mut self, scan: &ShareScan, data_read: bool) {
+        self.ok = !self.findings.has_errors();
+        self.judgement = crate::verdict::judge(&self.findings, scan, data_read);
+    }
 }
 
 fn str_field<'a>(r: &'a Record, k: &str) -> Option<&'a str> {
@@ -541,6 +554,7 @@ pub fn check_record(
     CheckReport {
         backup_id: id,
         ok: !c.out.has_errors(),
+        judgement: crate::verdict::judge(&c.out, scan, false),
         findings: c.out,
     }
 }

@@ -131,10 +131,26 @@ pub struct JournalReportArgs {
     pub older_than: String,
 
     /// Print {"backups": [{"backup_id", "status", "last_ok_at", "chunks",
-    /// "chunks_proven"}]}; status: fresh (every chunk proven within the
-    /// window), partial, overdue, failed or never
-    #[arg(long)]
+    /// "chunks_proven"}]} (the same as --format json); status: fresh (every
+    /// chunk proven within the window), partial, overdue, failed or never
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Output format: human, json, or openmetrics (for node_exporter's
+    /// textfile collector; exit 0 whatever it reports: alert in Prometheus)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ReportFormat>,
+}
+
+/// `journal report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The overdue, failed and never-proven backups, and a summary line
+    Human,
+    /// {"backups": [...]}
+    Json,
+    /// Prometheus/OpenMetrics text: per backup and per share gauges
+    Openmetrics,
 }
 
 #[derive(Debug, Args)]
@@ -270,9 +286,11 @@ pub struct EmitArgs {
     pub wrap: Option<usize>,
 
     /// The JSON layout of the record inside the url: `keep` writes a record
-    /// as it was written (another tool's compact JSON stays compact; an edit
-    /// changes only the bytes it must), `cinder` rewrites it as Cinder does
-    /// (Python's json.dumps)
+    /// as it was written — the url's JSON, or a record given as JSON byte
+    /// for byte (compact stays compact; an edit changes only the bytes it
+    /// must), except the pretty JSON `cbr decode` prints, which is encoded
+    /// as Cinder wrote it; `cinder` rewrites it as Cinder does (Python's
+    /// json.dumps)
     #[arg(long, value_enum, default_value_t = LayoutChoice::Keep, value_name = "LAYOUT")]
     pub layout: LayoutChoice,
 }
@@ -291,7 +309,8 @@ pub enum LayoutChoice {
     after_long_help = "Examples:\n  cbr decode export.txt\n  cbr decode --field id export.txt\n  cbr decode --json export.txt"
 )]
 pub struct DecodeArgs {
-    /// Files to read ('-' for standard input; none: standard input)
+    /// Files to read, directories (every file in one, by name), '-' (none:
+    /// standard input)
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -321,9 +340,10 @@ pub struct EncodeArgs {
 
 #[derive(Debug, Args)]
 pub struct RewriteArgs {
-    /// File to read ('-' or none: standard input)
+    /// Files to read, directories (every file in one, by name), '-' (none:
+    /// standard input); one output per record
     #[arg(value_name = "INPUT")]
-    pub input: Option<PathBuf>,
+    pub inputs: Vec<PathBuf>,
 
     /// Set project_id (a keystone id: 32 hex digits or a UUID)
     #[arg(long, value_name = "ID")]
@@ -360,7 +380,8 @@ pub struct RewriteArgs {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Files to read ('-' for standard input; none: standard input)
+    /// Files to read, directories (every file in one, by name), '-' (none:
+    /// standard input)
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -410,9 +431,10 @@ pub struct ShowArgs {
     after_long_help = "Examples:\n  cbr check export.txt --share /var/lib/cinder/backup_mount/<md5>\n  cbr check --deep --json export.txt --share DIR"
 )]
 pub struct CheckArgs {
-    /// Record(s) to check: any paste decode accepts ('-' or none: standard input)
+    /// Records to check: files of anything decode accepts, directories
+    /// (every file in one, by name), '-' (none: standard input)
     #[arg(value_name = "INPUT")]
-    pub input: Option<PathBuf>,
+    pub inputs: Vec<PathBuf>,
 
     #[command(flatten)]
     pub share: ShareArgs,
@@ -438,7 +460,9 @@ pub struct CheckArgs {
     #[arg(long, short, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Print {"backup_id", "ok", "findings"} (an array of those for several records)
+    /// Print {"backup_id", "ok", "verdict", "data_read", "advice", "findings"}
+    /// (an array of those for several records); verdict is ready,
+    /// will-fail, restores-corrupted or unproven
     #[arg(long)]
     pub json: bool,
 }
@@ -617,22 +641,67 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// The date of this version's man pages (`.TH`): fixed with the version,
+/// not the build's clock, so that `man/` is reproducible. Bump both.
+pub const RELEASE_DATE: &str = "2026-11-29";
+
 #[cfg_attr(not(test), allow(dead_code))]
 /// Render the man pages: `cbr.1` and one `cbr-SUB.1` per subcommand.
 pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let cmd = command();
     let mut pages = Vec::new();
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
-    pages.push(("cbr.1".to_string(), buf));
+    pages.push(("cbr.1".to_string(), man_page(cmd.clone())?));
     for sub in cmd.get_subcommands() {
         let name = format!("cbr-{}", sub.get_name());
         let sub = sub.clone().name(name.clone());
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(sub).render(&mut buf)?;
-        pages.push((format!("{name}.1"), buf));
+        pages.push((format!("{name}.1"), man_page(sub)?));
     }
     Ok(pages)
+}
+
+/// One man page: `.TH` with the version and [`RELEASE_DATE`], and a
+/// synopsis that shows `[INPUT]...` for arguments taken many times
+/// (clap_mangen prints them as if taken once).
+fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut cmd = cmd.version(env!("CARGO_PKG_VERSION"));
+    cmd.build();
+    let many: Vec<String> = cmd
+        .get_positionals()
+        .filter(|a| {
+            a.get_num_args().is_some_and(|n| n.max_values() > 1)
+                || matches!(a.get_action(), clap::ArgAction::Append)
+        })
+        .map(|a| {
+            a.get_value_names()
+                .map(|v| v.join(" "))
+                .unwrap_or_else(|| a.get_id().to_string())
+        })
+        .collect();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .date(RELEASE_DATE)
+        .source(format!("cbr {}", env!("CARGO_PKG_VERSION")))
+        .manual("cbr manual")
+        .render(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut synopsis = false;
+    for line in text.split_inclusive('\n') {
+        if synopsis && !line.starts_with('.') {
+            let mut l = line.to_string();
+            for name in &many {
+                for (open, close) in [("[", "]"), ("<", ">")] {
+                    let one = format!("{open}\\fI{name}\\fR{close}");
+                    l = l.replace(&format!("{one} "), &format!("{one}... "));
+                }
+            }
+            out.push_str(&l);
+        } else {
+            out.push_str(line);
+        }
+        synopsis = line.starts_with(".SH SYNOPSIS");
+    }
+    Ok(out.into_bytes())
 }
 
 #[cfg(test)]

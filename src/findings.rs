@@ -290,14 +290,34 @@ impl<'a> IntoIterator for &'a Findings {
     }
 }
 
-/// Render findings for a person: grouped by severity, most severe first.
-/// Messages and paths quote names from the share and records: they are
-/// shown through the terminal escaper ([`terminal_message`] for messages,
-/// which quote some values `{:?}`-escaped already), so that no control
-/// character in them reaches the terminal.
+/// Render findings for a person: grouped by severity, most severe first,
+/// each line naming its subject (its backup). Messages and paths quote
+/// names from the share and records: they are shown through the terminal
+/// escaper ([`terminal_message`] for messages, which quote some values
+/// `{:?}`-escaped already), so that no control character in them reaches
+/// the terminal.
 pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    render_human_with(findings, w, &|_, f| backup_subject(f))
+}
+
+/// A finding's subject when nothing more is known: `backup <id>`.
+pub fn backup_subject(f: &Finding) -> Option<String> {
+    f.backup_id.as_ref().map(|id| format!("backup {id}"))
+}
+
+/// Render findings for a person with a subject for each (by its index in
+/// `findings`): its backup and, for a batch, where its record was read.
+pub fn render_human_with(
+    findings: &Findings,
+    w: &mut dyn std::io::Write,
+    subject: &dyn Fn(usize, &Finding) -> Option<String>,
+) -> std::io::Result<()> {
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
+        let group: Vec<(usize, &Finding)> = findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.severity == sev)
+            .collect();
         if group.is_empty() {
             continue;
         }
@@ -307,15 +327,30 @@ pub fn render_human(findings: &Findings, w: &mut dyn std::io::Write) -> std::io:
             Severity::Info => "notes",
         };
         writeln!(w, "{title} ({}):", group.len())?;
-        for f in group {
-            write!(w, "  {:<24} {}", f.code, terminal_message(&f.message))?;
-            if let Some(p) = &f.path {
-                write!(w, "\n  {:<24} path: {}", "", terminal(p))?;
-            }
-            writeln!(w)?;
+        for (i, f) in group {
+            writeln!(w, "{}", human_line(f, subject(i, f).as_deref()))?;
         }
     }
     Ok(())
+}
+
+/// One finding for a person: code, subject, message, and its path on a
+/// second line. Every string from a record or a share is escaped for the
+/// terminal.
+pub fn human_line(f: &Finding, subject: Option<&str>) -> String {
+    let mut s = match subject {
+        Some(who) => format!(
+            "  {:<24} {}: {}",
+            f.code,
+            terminal(who),
+            terminal_message(&f.message)
+        ),
+        None => format!("  {:<24} {}", f.code, terminal_message(&f.message)),
+    };
+    if let Some(p) = &f.path {
+        s.push_str(&format!("\n  {:<24} path: {}", "", terminal(p)));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -840,3 +840,59 @@ mod tests {
         assert!(Journal::open(&p2, "s", None, true).is_ok());
     }
 }
+
+/// The latest verification run of a share (`journal report --format
+/// openmetrics`): when it started and finished, the chunks it checked and
+/// the uncompressed bytes they proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RunSummary {
+    pub started: i64,
+    pub finished: Option<i64>,
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// The latest run of `share` (by start time), if any.
+pub fn last_run(
+    conn: &Connection,
+    path: &Path,
+    share: &str,
+) -> Result<Option<RunSummary>, JournalError> {
+    let e = sql(path);
+    let run: Option<(i64, i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, started, finished FROM runs WHERE share = ?1
+             ORDER BY started DESC, id DESC LIMIT 1",
+            params![share],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(&e)?;
+    let Some((id, started, finished)) = run else {
+        return Ok(None);
+    };
+    let mut st = conn
+        .prepare("SELECT proven FROM checks WHERE run = ?1")
+        .map_err(&e)?;
+    let mut rows = st.query(params![id]).map_err(&e)?;
+    let (mut chunks, mut bytes) = (0u64, 0u64);
+    while let Some(r) = rows.next().map_err(&e)? {
+        let proven: String = r.get(0).map_err(&e)?;
+        chunks += 1;
+        // "sha256=N zero=N md5_only=N md5_also=N": md5_also re-proves bytes.
+        for (k, v) in proven
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+        {
+            if k != "md5_also" {
+                bytes = bytes.saturating_add(v.parse::<u64>().unwrap_or(0));
+            }
+        }
+    }
+    Ok(Some(RunSummary {
+        started,
+        finished,
+        chunks,
+        bytes,
+    }))
+}

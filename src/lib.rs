@@ -28,4 +28,5 @@ pub mod restore;
 pub mod sha256_lanes;
 pub mod share;
 pub mod synth;
+pub mod verdict;
 pub mod verify;

@@ -27,6 +27,7 @@ if command -v pkg-config >/dev/null && pkg-config --exists bash-completion 2>/de
 fi
 grep -q "_cbr" "$dir/cbr" && ok "bash completion in $dir/cbr" || bad "bash completion in $dir/cbr"
 [ -f /usr/share/doc/cbr/guide.md ] && ok "guide in /usr/share/doc/cbr" || bad "guide in /usr/share/doc/cbr"
+[ -f /usr/share/doc/cbr/cinder-backup-format.md ] && ok "format doc (cli.md refers to it) in /usr/share/doc/cbr" || bad "cinder-backup-format.md in /usr/share/doc/cbr"
 [ -f /usr/share/zsh/vendor-completions/_cbr ] && ok "zsh completion" || bad "zsh completion"
 echo "package: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

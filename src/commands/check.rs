@@ -1,20 +1,20 @@
 //! `cbr check`: will the target Cinder find and restore this backup?
 
-use super::{Global, Outcome, decode_inputs, print_findings, read_input, resolve_share};
+use super::{Global, Outcome, decode_batch, read_inputs, resolve_share};
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
-use cbr::escape::{shell_line, terminal as t, terminal_message};
-use cbr::findings::Severity;
+use cbr::escape::{shell_line, terminal as t};
 use cbr::share::scan::scan;
+use cbr::verdict::Verdict;
 use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
 
 pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
-    let mut input = read_input(args.input.as_deref())?;
-    let records = decode_inputs(std::slice::from_ref(&input))?;
-    // The records own their text: the input's need not stay (memory ≤ 3 × input).
-    input.text = String::new();
+    let inputs = read_inputs(&args.inputs)?;
+    let (records, origins) = decode_batch(&inputs)?;
+    // The records own their text: the inputs need not stay (memory ≤ 3 × input).
+    drop(inputs);
     let share = resolve_share(g, &args.share)?;
     let found = scan(&share)?;
     let opts = CheckOptions {
@@ -45,7 +45,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                     report.findings.push(f);
                 }
             }
-            report.ok = !report.findings.has_errors();
+            report.rejudge(&found, true);
         }
         reports.push(report);
     }
@@ -58,37 +58,23 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
         }
     } else {
         let mut out = std::io::stdout().lock();
-        for (r, d) in reports.iter().zip(&records) {
+        for ((r, d), origin) in reports.iter().zip(&records).zip(&origins) {
             writeln!(
                 out,
-                "backup {} (line {} of {})",
-                t(r.backup_id.as_deref().unwrap_or("<no id>")),
-                d.line,
-                t(&input.name)
+                "backup {} ({})",
+                cbr::escape::terminal(r.backup_id.as_deref().unwrap_or("<no id>")),
+                cbr::escape::terminal(origin)
             )?;
-            print_findings(&mut out, &r.findings)?;
-            let verdict = if r.ok {
-                let notes = r.findings.count(Severity::Warning);
-                if notes > 0 {
-                    format!("ready to import ({notes} warning(s) to read)")
-                } else {
-                    "ready to import".to_string()
+            // Findings about this record name where it was read; those
+            // about its parents (--deep) their backup.
+            let subject = |_: usize, f: &cbr::findings::Finding| match &f.backup_id {
+                Some(id) if r.backup_id.as_ref() == Some(id) => {
+                    Some(format!("backup {id} ({origin})"))
                 }
-            } else {
-                let first = r
-                    .findings
-                    .errors()
-                    .next()
-                    .map(|f| terminal_message(&f.message).into_owned())
-                    .unwrap_or_default();
-                let more = r.findings.count(Severity::Error).saturating_sub(1);
-                if more > 0 {
-                    format!("will fail because {first} (and {more} more error(s))")
-                } else {
-                    format!("will fail because {first}")
-                }
+                _ => cbr::findings::backup_subject(f),
             };
-            writeln!(out, "verdict: {verdict}")?;
+            cbr::findings::render_human_with(&r.findings, &mut out, &subject)?;
+            render_verdict(&mut out, r, args.deep)?;
             if r.ok {
                 // The exact import for the target: the record's own service
                 // name (the target's driver must start with it) and its url.
@@ -129,4 +115,22 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
     } else {
         Outcome::Problems
     })
+}
+
+/// The verdict of one record for a person: what Cinder 29 will do with
+/// it, and what to do about it.
+fn render_verdict(out: &mut dyn Write, r: &CheckReport, deep: bool) -> Result<()> {
+    let j = &r.judgement;
+    let line = cbr::verdict::verdict_line(j, &r.findings);
+    writeln!(out, "verdict: {}", cbr::escape::terminal(&line))?;
+    for a in &j.advice {
+        writeln!(out, "  to do: {}", cbr::escape::terminal(a))?;
+    }
+    if !deep && j.verdict != Verdict::Ready {
+        writeln!(
+            out,
+            "  structure checked; data not read (add --deep to read every chunk)"
+        )?;
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `cbr journal report|merge`, and the journal plumbing of verify/ls/show.
 
 use super::{Global, Outcome, resolve_share};
-use crate::cli::{JournalArg, JournalCommand, JournalMergeArgs, JournalReportArgs};
+use crate::cli::{JournalArg, JournalCommand, JournalMergeArgs, JournalReportArgs, ReportFormat};
 use anyhow::{Context, Result};
 use cbr::journal::{BackupLast, Last, by_backup, last_checks, merge, now, open_read, shares};
 use cbr::share::Share;
@@ -136,6 +136,14 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
         None => shares(&conn, &path)?,
     };
     let cutoff = now().saturating_sub(window as i64);
+    let found = match &share {
+        Some(s) => Some(cbr::share::scan::scan(s)?),
+        None => None,
+    };
+    let format = match (a.json, a.format) {
+        (true, _) => ReportFormat::Json,
+        (false, f) => f.unwrap_or(ReportFormat::Human),
+    };
     let mut rows = Vec::new();
     for sid in &ids {
         let last = last_checks(&conn, &path, sid)?;
@@ -143,10 +151,9 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
         for ((b, c), l) in &last {
             per.entry(b.as_str()).or_default().push((c.as_str(), l));
         }
-        if let Some(s) = &share {
+        if let (Some(s), Some(found)) = (&share, &found) {
             // Against the share as it is: every chunk its metadata lists,
             // proven against this _metadata and this _sha256file.
-            let found = cbr::share::scan::scan(s)?;
             for b in &found.backups {
                 let meta = b.metadata_id.map(|f| f.stamp());
                 let sha = b
@@ -217,7 +224,28 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
         }
     }
     let bad = rows.iter().filter(|r| r.status != "fresh").count();
-    if a.json {
+    if format == ReportFormat::Openmetrics {
+        let mut backups = Vec::new();
+        let mut runs = Vec::new();
+        for sid in &ids {
+            runs.push((sid.as_str(), cbr::journal::last_run(&conn, &path, sid)?));
+            for r in rows.iter().filter(|r| &r.share == sid) {
+                backups.push(MetricBackup {
+                    share: sid,
+                    backup_id: &r.backup_id,
+                    status: r.status,
+                    last_ok_at: r.last_ok_at,
+                    chunks_proven: r.chunks_proven,
+                    chunks: r.chunks,
+                });
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(openmetrics(&backups, &runs).as_bytes())?;
+        out.flush()?;
+        return Ok(Outcome::Ok);
+    }
+    if format == ReportFormat::Json {
         super::print_json(&serde_json::json!({ "backups": rows }))?;
     } else {
         let mut out = std::io::stdout().lock();
@@ -275,4 +303,157 @@ fn merge_cmd(g: &Global, a: JournalMergeArgs) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+/// One backup's line of the metrics.
+struct MetricBackup<'a> {
+    share: &'a str,
+    backup_id: &'a str,
+    /// `fresh`, `overdue`, `failed` or `never`.
+    status: &'static str,
+    last_ok_at: Option<i64>,
+    chunks_proven: u64,
+    chunks: u64,
+}
+
+/// A label value in the text exposition format: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The journal report as Prometheus text (OpenMetrics-compatible: gauges
+/// only, `# EOF` last), for node_exporter's textfile collector. Per backup
+/// (labels `share`, `backup_id`): when it was last proven, whether it
+/// failed, chunks proven and listed; per share: backups overdue, never
+/// proven and failed, and the last run's time, duration, chunks and bytes.
+fn openmetrics(
+    backups: &[MetricBackup],
+    runs: &[(&str, Option<cbr::journal::RunSummary>)],
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let family = |s: &mut String, name: &str, help: &str, unit: Option<&str>| {
+        let _ = writeln!(s, "# TYPE {name} gauge");
+        if let Some(u) = unit {
+            let _ = writeln!(s, "# UNIT {name} {u}");
+        }
+        let _ = writeln!(s, "# HELP {name} {help}");
+    };
+    type Of = fn(&MetricBackup) -> String;
+    let per_backup: [(&str, &str, Option<&str>, Of); 4] = [
+        (
+            "cbr_backup_last_proven_timestamp_seconds",
+            "When the backup's least recently proven chunk was last proven (0: never)",
+            Some("seconds"),
+            |b| b.last_ok_at.unwrap_or(0).to_string(),
+        ),
+        (
+            "cbr_backup_failed",
+            "1 if the last check of any chunk of the backup failed",
+            None,
+            |b| u8::from(b.status == "failed").to_string(),
+        ),
+        (
+            "cbr_backup_chunks_proven",
+            "Chunks of the backup whose last check proved them",
+            None,
+            |b| b.chunks_proven.to_string(),
+        ),
+        (
+            "cbr_backup_chunks",
+            "Chunks of the backup (listed in its metadata with --share, else known to the journal)",
+            None,
+            |b| b.chunks.to_string(),
+        ),
+    ];
+    for (name, help, unit, value) in per_backup {
+        family(&mut s, name, help, unit);
+        for b in backups {
+            let _ = writeln!(
+                s,
+                "{name}{{share=\"{}\",backup_id=\"{}\"}} {}",
+                label(b.share),
+                label(b.backup_id),
+                value(b)
+            );
+        }
+    }
+    let count = |share: &str, status: &str| {
+        backups
+            .iter()
+            .filter(|b| b.share == share && b.status == status)
+            .count()
+    };
+    type Run = fn(&cbr::journal::RunSummary) -> String;
+    let per_share_counts = [
+        ("cbr_share_backups", "Backups the report covers", ""),
+        (
+            "cbr_share_backups_overdue",
+            "Backups not proven within the --older-than window",
+            "overdue",
+        ),
+        (
+            "cbr_share_backups_never_proven",
+            "Backups on the share the journal has never proven (needs --share)",
+            "never",
+        ),
+        (
+            "cbr_share_backups_failed",
+            "Backups whose last check of a chunk failed",
+            "failed",
+        ),
+    ];
+    for (name, help, status) in per_share_counts {
+        family(&mut s, name, help, None);
+        for (share, _) in runs {
+            let n = if status.is_empty() {
+                backups.iter().filter(|b| b.share == *share).count()
+            } else {
+                count(share, status)
+            };
+            let _ = writeln!(s, "{name}{{share=\"{}\"}} {n}", label(share));
+        }
+    }
+    let per_run: [(&str, &str, Option<&str>, Run); 4] = [
+        (
+            "cbr_share_last_run_timestamp_seconds",
+            "When the last verification run of the share ended (or started, if unfinished)",
+            Some("seconds"),
+            |r| r.finished.unwrap_or(r.started).to_string(),
+        ),
+        (
+            "cbr_share_last_run_duration_seconds",
+            "How long the last verification run of the share took (0 if unfinished)",
+            Some("seconds"),
+            |r| {
+                r.finished
+                    .map_or(0, |f| f.saturating_sub(r.started))
+                    .to_string()
+            },
+        ),
+        (
+            "cbr_share_last_run_chunks",
+            "Chunks the last verification run of the share checked",
+            None,
+            |r| r.chunks.to_string(),
+        ),
+        (
+            "cbr_share_last_run_bytes",
+            "Uncompressed bytes the last verification run of the share proved",
+            Some("bytes"),
+            |r| r.bytes.to_string(),
+        ),
+    ];
+    for (name, help, unit, value) in per_run {
+        family(&mut s, name, help, unit);
+        for (share, run) in runs {
+            if let Some(r) = run {
+                let _ = writeln!(s, "{name}{{share=\"{}\"}} {}", label(share), value(r));
+            }
+        }
+    }
+    s.push_str("# EOF\n");
+    s
 }

@@ -105,12 +105,44 @@ pub struct Input {
     pub text: String,
 }
 
-/// Read INPUT arguments: paths, `-` for stdin; none means stdin.
+/// Read INPUT arguments: paths, `-` for stdin, directories (every file
+/// in one, by name); none means stdin.
+#[allow(clippy::disallowed_methods)] // the user's inputs, not the share
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     if paths.is_empty() {
         return Ok(vec![read_input(None)?]);
     }
-    paths.iter().map(|p| read_input(Some(p))).collect()
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() != "-" && p.is_dir() {
+            for f in dir_files(p)? {
+                out.push(read_input(Some(&f))?);
+            }
+        } else {
+            out.push(read_input(Some(p))?);
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::disallowed_methods)] // the user's input directory, not the share
+/// The files of an INPUT directory (not its subdirectories), sorted by
+/// name so that a batch is read in a stable order.
+fn dir_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let p = e
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .path();
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{}: a directory with no files to read", dir.display());
+    }
+    Ok(files)
 }
 
 #[allow(clippy::disallowed_methods)] // the user's input file, not the share
@@ -206,6 +238,22 @@ pub fn decode_inputs(inputs: &[Input]) -> Result<Vec<cbr::record::Decoded>> {
         out.extend(found);
     }
     Ok(out)
+}
+
+/// Decode every record of every input, in order, each with where it was
+/// found (`line N of NAME`, for messages about a batch).
+pub fn decode_batch(inputs: &[Input]) -> Result<(Vec<cbr::record::Decoded>, Vec<String>)> {
+    let mut records = Vec::new();
+    let mut origins = Vec::new();
+    for input in inputs {
+        let found = cbr::record::paste::decode_all(&input.text)
+            .with_context(|| format!("{}: cannot decode", input.name))?;
+        for d in found {
+            origins.push(format!("line {} of {}", d.line, input.name));
+            records.push(d);
+        }
+    }
+    Ok((records, origins))
 }
 
 /// Refuse records whose JSON has a key twice (encode, rewrite): the

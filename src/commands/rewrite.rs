@@ -1,6 +1,6 @@
 //! `cbr rewrite`: change fields of records and re-encode them.
 
-use super::{Global, Outcome, decode_inputs, emit_kind, read_input, service_for, wrap_for};
+use super::{Global, Outcome, decode_batch, emit_kind, read_inputs, service_for, wrap_for};
 use crate::cli::{EmitKind, RewriteArgs};
 use anyhow::{Context, Result};
 use cbr::escape::terminal as t;
@@ -10,7 +10,7 @@ use std::io::Write;
 
 #[allow(clippy::disallowed_methods)] // the --map file, not the share
 pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
-    let input = read_input(args.input.as_deref())?;
+    let inputs = read_inputs(&args.inputs)?;
     // Every argument is checked before anything is read or printed.
     let mut edit = Edit {
         project_id: args.project_id.clone(),
@@ -33,21 +33,21 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
             .with_context(|| format!("cannot read map {}", m.display()))?;
         edit.map = parse_map(&text).with_context(|| format!("in {}", m.display()))?;
     }
-    let mut records = decode_inputs(std::slice::from_ref(&input))?;
-    // The records own their text: the input need not stay (memory ≤ 3 × input).
-    drop(input);
+    let (mut records, origins) = decode_batch(&inputs)?;
+    // The records own their text: the inputs need not stay (memory ≤ 3 × input).
+    drop(inputs);
     super::refuse_duplicate_keys(&records)?;
     let mut text = String::new();
     let mut diff = String::new();
-    for d in records.iter_mut() {
+    for (d, origin) in records.iter_mut().zip(&origins) {
         let id = d
             .record
             .get("id")
             .and_then(|v| v.as_str())
             .unwrap_or("<no id>")
             .to_string();
-        let changes = apply(&mut d.record, &edit)
-            .with_context(|| format!("record {id} (line {})", d.line))?;
+        let changes =
+            apply(&mut d.record, &edit).with_context(|| format!("record {id} ({origin})"))?;
         // The diff goes to stderr, a terminal: record values escaped.
         diff.push_str(&format!("record {}: {} change(s)\n", t(&id), changes.len()));
         for c in &changes {

@@ -203,11 +203,12 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         let mut out = std::io::stdout().lock();
         print_findings(&mut out, &report.findings)?;
         let verdict = if report.ok {
-            "OK: no errors found"
+            "OK: no errors found".to_string()
         } else if !report.findings.has_errors() {
             "INCOMPLETE: no errors in what was read, but not every chunk was read (below)"
+                .to_string()
         } else {
-            "FAILED: errors found"
+            failed_line(&report.findings)
         };
         writeln!(
             out,
@@ -269,6 +270,48 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
         );
     }
     Ok(outcome)
+}
+
+/// How many affected backups a `FAILED:` line names before "and N more".
+const NAMED: usize = 5;
+
+/// `FAILED: errors in 7 backup(s): a, b, c, d, e and 2 more` — the
+/// backups with an error finding, in the order found; errors not about a
+/// backup (the share's) are counted apart.
+fn failed_line(findings: &cbr::findings::Findings) -> String {
+    // In the order first found; a set, so that many failed backups stay linear.
+    let mut ids: Vec<&str> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut other = 0usize;
+    for f in findings.errors() {
+        match f.backup_id.as_deref() {
+            Some(id) if seen.insert(id) => ids.push(id),
+            Some(_) => {}
+            None => other += 1,
+        }
+    }
+    let mut s = if ids.is_empty() {
+        "FAILED: errors found".to_string()
+    } else {
+        let named: Vec<String> = ids
+            .iter()
+            .take(NAMED)
+            .map(|id| cbr::escape::terminal(id).into_owned())
+            .collect();
+        let mut s = format!(
+            "FAILED: errors in {} backup(s): {}",
+            ids.len(),
+            named.join(", ")
+        );
+        if ids.len() > NAMED {
+            s.push_str(&format!(" and {} more", ids.len() - NAMED));
+        }
+        s
+    };
+    if other > 0 && !ids.is_empty() {
+        s.push_str(&format!("; {other} error(s) about the share itself"));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -102,9 +102,10 @@ pub struct Decoded {
     /// The decoded JSON object.
     pub record: Record,
     pub source: Source,
-    /// The JSON text the backup_url held, exactly (`None` for record-json,
-    /// whose text cbr's own decode wrote): edits patch it, so a record
-    /// written by another tool keeps its layout.
+    /// The JSON text the backup_url held, or the record-json input's own
+    /// text, exactly (`None` when that text is what `cbr decode` prints,
+    /// and for records cbr built): edits patch it, so a record written by
+    /// another tool keeps its layout.
     pub json: Option<String>,
     /// The wrap width of the original base64 (76 for Kilo/Liberty), `None` if one line.
     pub wrap: Option<usize>,

@@ -714,6 +714,7 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
     }
     if looks_like_record(&inner) {
         let era = era_of(&inner, None);
+        let json = own_json_text(&inner, json_text);
         return Ok(JsonFound::Record(
             next,
             Box::new(Decoded {
@@ -724,7 +725,7 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
                     wrapped: false,
                     era,
                 },
-                json: None,
+                json,
                 wrap: None,
                 line: first.no,
                 duplicate_keys: dups()?,
@@ -736,6 +737,17 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
         line: first.no,
         what: format!("an object with keys {}", keys.join(", ")),
     })
+}
+
+/// The JSON text of a record given as JSON, to keep its layout: `None`
+/// when it is exactly what `cbr decode` prints for the record (decode's
+/// own pretty-printing, not how the record was written: encoding it as
+/// Cinder does gives back the original url), else the text itself.
+fn own_json_text(record: &super::Record, text: &str) -> Option<String> {
+    match serde_json::to_string_pretty(record) {
+        Ok(pretty) if pretty == text => None,
+        _ => Some(text.to_owned()),
+    }
 }
 
 /// The pieces of a backup_url given as a JSON string on `line` (split at

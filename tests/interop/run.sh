@@ -6,7 +6,7 @@ ROOT=$PWD
 LAB=$ROOT/tests/interop
 CBR=${CBR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/cbr}
 # Steps to run (default all): e.g. CBR_INTEROP_STEPS=4 runs only step 4.
-STEPS=" ${CBR_INTEROP_STEPS:-1 2 3 4 5 6} "
+STEPS=" ${CBR_INTEROP_STEPS:-1 2 3 4 5 6 7} "
 step() { case $STEPS in *" $1 "*) return 0 ;; esac; return 1; }
 # Step 4's two cbr checks on compact records (lint, encode round trip):
 # 1 (default, since cbr keeps other tools' layouts and reads "" as Cinder
@@ -279,6 +279,47 @@ while read -r case comp; do
   fi
 done < <("$PY" "$LAB/stream_tail.py" --cases)
 rm -rf "$WORK/share6"
+fi
+if step 7; then
+echo "== 7. damaged shares: cbr check --deep's verdict against what Cinder 29's restore does"
+# damaged_case LABEL WANT_VERDICT DAMAGE...: a fresh copy of the fixture
+# share, DAMAGE run in it (with $D the share), then full+incr1+incr2
+# imported and incr2 restored by the real Cinder. will-fail: the restore
+# must raise; restores-corrupted: it must succeed with other bytes than the
+# manifest's. Either way cbr check --deep on incr2 must say so.
+INCR2=5e3d24d4-0659-43cf-b107-c4e9be24598c
+damaged_case() {
+  local label=$1 want=$2; shift 2
+  D=$WORK/share7
+  rm -rf "$D"; cp -r "$FIX/share" "$D"
+  eval "$*"
+  local verdict
+  verdict=$("$CBR" check --deep -q --json --share "$D" "$FIX/records/incr2-zlib.export.json" 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["verdict"])' 2>/dev/null)
+  import_run "$D" "$FIX/records/full-zlib.export.json" "$FIX/records/incr1-zlib.export.json" "$FIX/records/incr2-zlib.export.json"
+  local manifest cinder
+  manifest=$(manifest_sha "$FIX/manifest.json" $INCR2)
+  if [ -n "$err" ]; then cinder="will-fail"
+  elif [ -n "$got" ] && [ "$got" != "$manifest" ]; then cinder="restores-corrupted"
+  else cinder="ready"; fi
+  if [ "$cinder" = "$want" ] && [ "$verdict" = "$want" ]; then
+    local what
+    if [ -n "$err" ]; then what="raised $(echo "$err" | cut -c1-90)"
+    else what="restored without an error, sha256 ${got:0:12}… where the manifest has ${manifest:0:12}…"; fi
+    ok "$label: Cinder 29 $what; verdict of cbr check --deep: $verdict"
+  else
+    bad "$label: Cinder 29 did [$cinder] (error: ${err:-none}; restored: ${got:-nothing}), verdict of cbr: [$verdict], expected both [$want]"
+  fi
+}
+C=$INCR2
+damaged_case "zlib chunk cut in half (does not decompress)" will-fail \
+  'f=$(ls "$D"/5e/3d/$C/*-00002); head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"'
+damaged_case "uncompressed chunk with one byte changed (decompresses; sha256 differs)" restores-corrupted \
+  'printf X | dd of="$(ls "$D"/5e/3d/$C/*-00003)" bs=1 seek=4096 conv=notrunc status=none'
+damaged_case "uncompressed chunk cut in half (length differs)" restores-corrupted \
+  'f=$(ls "$D"/5e/3d/$C/*-00003); head -c 32768 "$f" > "$f.cut" && mv "$f.cut" "$f"'
+damaged_case "zlib chunk recompressed with one byte changed (decompresses; sha256 differs)" restores-corrupted \
+  'f=$(ls "$D"/5e/3d/$C/*-00001); python3 -c "import sys,zlib; p=sys.argv[1]; d=bytearray(zlib.decompress(open(p,\"rb\").read())); d[100]^=0x5a; open(p,\"wb\").write(zlib.compress(bytes(d)))" "$f"'
 fi
 [ $((xfail + xpass)) -eq 0 ] || echo "interop: cbr checks on compact records reported only (CBR_COMPACT_HARD=0): $xfail expected failure(s), $xpass passing"
 echo "interop: $pass passed, $fail failed"
