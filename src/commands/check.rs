@@ -10,6 +10,13 @@ use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
 
 pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
+    if let Some(p) = &args.target_project
+        && !cbr::record::lint::is_keystone_id(p)
+    {
+        anyhow::bail!(
+            "--target-project {p:?} is not a keystone project id (32 hex digits or a UUID): --os-project-id needs the id"
+        );
+    }
     let input = read_input(args.input.as_deref())?;
     let records = decode_inputs(std::slice::from_ref(&input))?;
     let share = resolve_share(g, &args.share)?;
@@ -86,15 +93,11 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
                 }
             };
             writeln!(out, "verdict: {verdict}")?;
-            if r.ok {
-                // The exact import for the target: the record's own service
-                // name (the target's driver must start with it) and its url.
-                let service = super::service_for(None, d);
-                let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+            if r.ok && !args.no_advice {
                 writeln!(
                     out,
-                    "import on the target ({}) with:\n  openstack volume backup record import {service} {url}",
-                    opts.target_service
+                    "{}",
+                    advice(d, &opts.target_service, args.target_project.as_deref())
                 )?;
             }
             writeln!(out)?;
@@ -114,4 +117,36 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
     } else {
         Outcome::Problems
     })
+}
+
+/// The import to run on the target: the record's own service name (the
+/// target's driver must start with it) and its url, every word quoted for
+/// the shell. Cinder gives an imported backup to the project the
+/// credentials are scoped to, so the line is scoped: to `--target-project`,
+/// else to the record's own project (after `rewrite`, the target's); an
+/// unscoped import would land in the importing admin's own project.
+fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) -> String {
+    let service = super::service_for(None, d);
+    let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+    let own = cbr::record::lint::id_field(&d.record, "project_id")
+        .filter(|p| cbr::record::lint::is_keystone_id(p));
+    let project = target.or(own);
+    let mut words = vec!["openstack"];
+    if let Some(p) = project {
+        words.extend(["--os-project-id", p]);
+    }
+    words.extend(["volume", "backup", "record", "import", &service, &url]);
+    let line = cbr::escape::shell_line(&words);
+    let svc = cbr::escape::terminal(target_service);
+    match (target, project) {
+        (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line}"),
+        (None, Some(p)) => format!(
+            "import on the target ({svc}) into the record's project {p} \
+             (--target-project P for another; the backup goes to the project the credentials are scoped to) with:\n  {line}"
+        ),
+        (None, None) => format!(
+            "import on the target ({svc}) scoped to the target project \
+             (add --os-project-id P: the backup goes to the project the credentials are scoped to) with:\n  {line}"
+        ),
+    }
 }
