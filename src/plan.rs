@@ -698,6 +698,8 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
     let gib: u64 = steps.iter().map(|x| x.size_gb).sum();
     let restored = steps.iter().filter(|x| x.restore).count();
     s.push_str("#!/usr/bin/env bash\n");
+    // Values from records are single-quoted on purpose ($(…) stays text).
+    s.push_str("# shellcheck disable=SC2016\n");
     s.push_str("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n");
     s.push_str(&format!(
         "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}\n",

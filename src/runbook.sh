@@ -50,8 +50,9 @@ fail() {
   return 1
 }
 
-# The stderr of the last call, on one line.
-errtext() { tr '\n' ' ' <"$ERRF" | cut -c1-800; }
+# The stderr of the last call, on one line (its end: where a traceback
+# says what went wrong).
+errtext() { tr '\n' ' ' <"$ERRF" | tail -c 800; }
 
 # osc PROJECT ARGS...: an openstack call that is safe to repeat (a read, a
 # property set), tried CBR_TRIES times with backoff; its stdout in OUT.
@@ -72,13 +73,15 @@ osc() {
   done
 }
 
-# once CMD...: a call that changes something, sent once; stdout in OUT.
+# once LABEL CMD...: a call that changes something, sent once; stdout in OUT.
 once() {
+  local label=$1
+  shift
   if OUT=$("$@" 2>"$ERRF"); then
     LAST_ERR=
     return 0
   fi
-  LAST_ERR="$1 $2 $3 $4 …: $(errtext)"
+  LAST_ERR="$label: $(errtext)"
   return 1
 }
 
@@ -175,9 +178,9 @@ print(r.json()["backup"]["id"])
 import_cmd() {
   local p=$1 svc=$2 url=$3
   case $IMPORT_VIA in
-    cinder) once cinder --os-project-id "$p" backup-import "$svc" "$url" ;;
-    sdk) once "$OSC_PY" -c "$SDK_IMPORT" "$p" "$svc" "$url" ;;
-    *) once openstack --os-project-id "$p" volume backup record import "$svc" "$url" ;;
+    cinder) once "cinder --os-project-id $p backup-import" cinder --os-project-id "$p" backup-import "$svc" "$url" ;;
+    sdk) once "POST backups/import_record (openstacksdk, project $p)" "$OSC_PY" -c "$SDK_IMPORT" "$p" "$svc" "$url" ;;
+    *) once "openstack --os-project-id $p volume backup record import" openstack --os-project-id "$p" volume backup record import "$svc" "$url" ;;
   esac
 }
 
@@ -194,6 +197,11 @@ import_backup() {
       say "  the import reported an error ($err) but backup $id is in project $p ($B_STATUS): going on"
       return 0
     fi
+    case $err in
+      *"already exists"*)
+        fail "backup $id is already in the target cloud, but not in project $p (imported unscoped, into another project?): an admin's 'openstack volume backup show $id' says where; delete that copy (or move the plan's mapping) and re-run. ($err)"
+        ;;
+    esac
     [ "$try" -lt "$CBR_TRIES" ] || fail "import of $id into project $p: $err"
     warn "  import of $id failed and the backup is not in project $p: $err (try $try of $CBR_TRIES, again in ${delay}s)"
     sleep "$delay"
@@ -207,7 +215,7 @@ import_backup() {
 create_volume() {
   local p=$1 id=$2 size=$3 name=$4 try=1 delay=2
   while :; do
-    if once openstack --os-project-id "$p" volume create --size "$size" \
+    if once "openstack --os-project-id $p volume create" openstack --os-project-id "$p" volume create --size "$size" \
       ${VOLUME_OPTS[@]+"${VOLUME_OPTS[@]}"} --property "cbr-backup=$id" -f value -c id -- "$name"; then
       V_ID=$OUT
       return 0
@@ -266,7 +274,7 @@ restore_backup() {
   sleep 1
   STAGE="restoring backup $id into volume $vid"
   while :; do
-    once openstack --os-project-id "$p" volume backup restore ${RESTORE_FORCE[@]+"${RESTORE_FORCE[@]}"} "$id" "$vid" && break
+    once "openstack --os-project-id $p volume backup restore" openstack --os-project-id "$p" volume backup restore ${RESTORE_FORCE[@]+"${RESTORE_FORCE[@]}"} "$id" "$vid" && break
     err=$LAST_ERR
     restore_taken "$p" "$id" "$vid"
     case $TAKEN in
@@ -344,7 +352,10 @@ run_step() {
   mark=$(prop cbr-restore)
   case $mark in
     done)
-      say "step $k/$TOTAL: backup $id already restored into volume $vid (cbr-restore=done, volume $V_STATUS)"
+      say "step $k/$TOTAL: backup $id already done: restored into volume $vid before (cbr-restore=done, volume $V_STATUS)"
+      state_done "$id" restore || state_add "restored $id $vid"
+      N_SKIPPED=$((N_SKIPPED + 1))
+      return 0
       ;;
     started)
       STAGE="looking at an earlier restore of $id into $vid (cbr-restore=started)"

@@ -295,7 +295,7 @@ fn sh_plan_passes_bash_n_and_shellcheck_and_resumes_by_design() {
     let script = t.path().join("plan.sh");
     std::fs::write(&script, &out).unwrap();
     check_script(&script);
-    assert!(out.contains("set -euo pipefail"));
+    assert!(out.contains("set -Eeuo pipefail"));
     assert!(
         out.contains("# backups: 9   projects: 1"),
         "{}",

@@ -141,8 +141,7 @@ fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) 
     match (target, project) {
         (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line}"),
         (None, Some(p)) => format!(
-            "import on the target ({svc}) into the record's project {p} \
-             (--target-project P for another; the backup goes to the project the credentials are scoped to) with:\n  {line}"
+            "import on the target ({svc}) into the record's project {p} (--target-project for another) with:\n  {line}"
         ),
         (None, None) => format!(
             "import on the target ({svc}) scoped to the target project \
