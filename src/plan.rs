@@ -754,15 +754,15 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
 # the OS_* variables, holding a role in every target project (application
 # credentials cannot be rescoped). Clients this is tested with:
 # python-openstackclient 10.5.0 + openstacksdk 4.22.0 (with and without
-# python-cinderclient 9.x), and python-openstackclient 6.x/7.x (older,
+# python-cinderclient 9.10.0), and python-openstackclient 6.6.0 (older,
 # importing through python-cinderclient). Import goes through `cinder
 # backup-import` when `cinder` is on PATH; else a POST to
 # backups/import_record through openstacksdk's own session (the python of
 # the `openstack` executable), because `openstack volume backup record
 # import` is broken in openstacksdk 4.18.0-4.22.0; else, for clients up to
 # 10.0.0, `openstack volume backup record import`. Restore uses `--force`
-# where the client has it (8.3.0 and later refuse an existing volume
-# without it).
+# where the client has it (6.6.0 has it; 8.3.0 to 10.5.0 refuse an
+# existing volume without it).
 #
 # Environment:
 #   CBR_SHARE=DIR        the backup share as this host mounts it (for cbr check)

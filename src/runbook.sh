@@ -406,7 +406,7 @@ preflight() {
     problems+=("application credentials are scoped to one project and cannot be rescoped with --os-project-id: run this with a user's password credentials (OS_USERNAME/OS_PASSWORD) that hold a role in every target project")
   fi
   if command -v openstack >/dev/null 2>&1; then
-    OSC_VERSION=$(openstack --version 2>&1 | tr '\n' ' ')
+    OSC_VERSION=$(openstack --version 2>&1 | head -n 1)
     if openstack volume backup restore --help 2>/dev/null | grep -q -e '--force'; then
       RESTORE_FORCE=(--force)
     fi
@@ -415,7 +415,7 @@ preflight() {
     elif OSC_PY=$(osc_python) && [ -n "$OSC_PY" ] &&
       sdk=$("$OSC_PY" -c 'import openstack.version as v; print(v.__version__)' 2>/dev/null); then
       IMPORT_VIA=sdk
-      OSC_VERSION="$OSC_VERSION(openstacksdk $sdk)"
+      OSC_VERSION="$OSC_VERSION (openstacksdk $sdk)"
     else
       IMPORT_VIA=openstack
       case $OSC_VERSION in

@@ -831,3 +831,140 @@ fn check_advice_is_scoped_and_the_runbook_asks_for_none() {
     assert!(script.contains("cbr check --no-advice"));
     assert!(!script.contains("cbr check --target"));
 }
+
+/// A fake cloud holding one imported backup and its volume, whose state
+/// the test sets (`vstatus`, `vprops`, `bstatus`, `bupdated` in `dir`):
+/// enough to watch what the runbook decides about a restore an earlier run
+/// marked `cbr-restore=started`.
+fn fake_restore_cloud(dir: &Path, backup: &str) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("calls.log");
+    let d = common_shell(dir);
+    let fake = format!(
+        r#"#!/usr/bin/env bash
+D={d}
+printf '%s\n' "$*" >> "$D/calls.log"
+case " $* " in
+  *" --version "*) echo "openstack 10.5.0" ;;
+  *" restore --help "*) echo "  --force" ;;
+  *" token issue "*) echo "$2" ;;
+  *" volume backup list "*) echo "{backup} $(cat "$D/bstatus")" ;;
+  *" volume backup show "*" status "*) cat "$D/bstatus" ;;
+  *" volume backup show "*" updated_at "*) cat "$D/bupdated" ;;
+  *" volume list "*) echo "vol-1 $(cat "$D/vstatus") $(cat "$D/vprops")" ;;
+  *" volume show "*) cat "$D/vstatus" ;;
+  *" volume set "* | *" volume backup restore "*) ;;
+  *) echo "unexpected call" >&2; exit 1 ;;
+esac
+"#
+    );
+    for name in ["openstack", "cinder"] {
+        let p = bin.join(name);
+        std::fs::write(&p, &fake).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (bin, log)
+}
+
+#[test]
+fn a_restore_marked_started_is_sent_again_only_when_cinder_never_took_it() {
+    let (t, share) = share_copy();
+    let id = id_of("full-zlib");
+    let mut a = chain_args(&share);
+    a.truncate(a.len() - 2); // full-zlib alone
+    let (code, out, err) = run_owned(&a);
+    assert_eq!(code, 0, "{err}");
+    let script = t.path().join("migrate.sh");
+    std::fs::write(&script, out).unwrap();
+    let cases = [
+        // (volume status, volume properties, backup updated_at now, env, exit, restores, says)
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T1",
+            None,
+            0,
+            1,
+            "Cinder never took that restore",
+        ),
+        (
+            "available",
+            format!(
+                "{{'cbr-backup': '{id}', 'cbr-restore': 'started', 'cbr-restore-from': 'T1', 'src_backup_id': '{id}'}}"
+            ),
+            "T2",
+            None,
+            0,
+            0,
+            "reached Cinder",
+        ),
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T2",
+            None,
+            0,
+            0,
+            "reached Cinder",
+        ),
+        (
+            "error_restoring",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T1",
+            None,
+            1,
+            0,
+            "CBR_RESTORE_AGAIN=1",
+        ),
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started'"),
+            "T1",
+            Some(("CBR_RESTORE_AGAIN", "1")),
+            0,
+            1,
+            "restoring again (CBR_RESTORE_AGAIN=1)",
+        ),
+        (
+            "available",
+            format!("{{'cbr-backup': '{id}', 'cbr-restore': 'done'}}"),
+            "T1",
+            None,
+            0,
+            0,
+            "already done: restored into volume vol-1 before",
+        ),
+    ];
+    for (i, (vstatus, vprops, bupdated, env, want_code, restores, says)) in cases.iter().enumerate()
+    {
+        let dir = t.path().join(format!("cloud-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, v) in [
+            ("vstatus", *vstatus),
+            ("vprops", vprops.as_str()),
+            ("bstatus", "available"),
+            ("bupdated", *bupdated),
+        ] {
+            std::fs::write(dir.join(f), v).unwrap();
+        }
+        let (bin, log) = fake_restore_cloud(&dir, &id);
+        let state = format!("{}/state", dir.display());
+        let mut e = vec![("CBR_STATE", state.as_str())];
+        e.extend(env.iter().copied());
+        let (code, out, err) = run_script(&script, &bin, &e);
+        assert_eq!(code, *want_code, "case {i}: {out}\n{err}");
+        assert!(
+            out.contains(says) || err.contains(says),
+            "case {i}: {out}\n{err}"
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let sent = calls
+            .lines()
+            .filter(|l| l.contains("volume backup restore --force"))
+            .count();
+        assert_eq!(sent, *restores, "case {i}: {calls}");
+        assert!(!calls.contains("volume create"), "case {i}: {calls}");
+    }
+}
