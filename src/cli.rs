@@ -169,7 +169,8 @@ pub struct JournalMergeArgs {
 #[command(after_long_help = "Examples:\n  \
 cbr plan --share DIR --map-project SRC=DST exports/*.txt > migrate.sh\n  \
 cbr plan --share DIR --from-share --default-project DST --format md\n  \
-cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt")]
+cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt\n  \
+cbr plan --share DIR --default-project DST --restore newest --volume-name 'mig-{id8}-{display_name}' exports.txt")]
 pub struct PlanArgs {
     /// Records to plan: pastes or record files, anything decode accepts
     /// ('-': standard input; none: standard input unless --from-share)
@@ -235,6 +236,33 @@ pub struct PlanArgs {
     /// Write one script per target project into DIR (with --format sh)
     #[arg(long, value_name = "DIR")]
     pub per_project: Option<PathBuf>,
+
+    /// Which backups to restore into a new volume (every record is imported,
+    /// parents first, whatever this says)
+    #[arg(long, value_enum, default_value_t = PlanRestore::All, value_name = "WHICH")]
+    pub restore: PlanRestore,
+
+    /// Name of the volume made for each backup: {id}, {id8} (its first 8
+    /// characters), {display_name} and {volume_id} (of the source volume)
+    /// are replaced; volumes are found again by their cbr-backup property,
+    /// never by name
+    #[arg(long, value_name = "TEMPLATE", default_value = "cbr-{id}")]
+    pub volume_name: String,
+
+    /// The script's progress file, which lets a re-run skip finished steps
+    /// without asking the cloud (default: the script's own path + .state)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanRestore {
+    /// Restore every backup into a volume of its own
+    All,
+    /// Restore only the newest backup of each chain
+    Newest,
+    /// Import only
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -465,6 +493,16 @@ pub struct CheckArgs {
     /// will-fail, restores-corrupted or unproven
     #[arg(long)]
     pub json: bool,
+
+    /// The target project: the suggested import is scoped to it
+    /// (--os-project-id; default: the record's own project_id)
+    #[arg(long, value_name = "PROJECT")]
+    pub target_project: Option<String>,
+
+    /// Print the findings and the verdict only, not the suggested import
+    /// command (the plan's runbook imports by itself)
+    #[arg(long)]
+    pub no_advice: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

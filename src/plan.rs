@@ -6,9 +6,10 @@
 //! [`render_sh`], [`render_md`] and the serde form of [`Plan`] write it.
 
 use crate::check::{CheckOptions, check_record};
-use crate::record::Decoded;
+use crate::escape::{shell, shell_line};
 use crate::record::edit::{Edit, apply};
 use crate::record::lint::{Batch, id_field, lint_decoded};
+use crate::record::{Decoded, Record};
 use crate::share::{Share, ShareScan};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +26,8 @@ pub enum PlanError {
     NoProject { backup: String },
     #[error("--map line {line}: {what}")]
     BadMap { line: usize, what: String },
+    #[error("--volume-name {0}")]
+    BadTemplate(String),
 }
 
 /// Source project -> target project (and optionally the target user).
@@ -158,15 +161,111 @@ pub struct Target {
     pub availability_zone: Option<String>,
     /// The share, for the `cbr check` step (`$CBR_SHARE` when unknown).
     pub share_path: Option<String>,
+    /// Which backups get a volume and a restore.
+    pub restore: RestoreMode,
+    /// The name of each backup's volume ([`volume_name`]); `cbr-{id}` when None.
+    pub volume_name: Option<String>,
+    /// The runbook's progress file (the script's path + `.state` when None).
+    pub state: Option<String>,
 }
 
-/// The commands of one step (as the `sh` plan runs them).
+/// Which backups the plan restores (every one is imported).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreMode {
+    /// Each into a volume of its own.
+    #[default]
+    All,
+    /// Only the newest of each chain (a backup no planned backup depends on).
+    Newest,
+    /// None: import only.
+    None,
+}
+
+impl RestoreMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreMode::All => "all",
+            RestoreMode::Newest => "newest",
+            RestoreMode::None => "none",
+        }
+    }
+}
+
+/// The placeholders of a `--volume-name` template.
+const NAME_FIELDS: [&str; 4] = ["id", "id8", "display_name", "volume_id"];
+
+/// Check a `--volume-name` template: every `{…}` is one of [`NAME_FIELDS`].
+pub fn check_volume_template(t: &str) -> Result<(), PlanError> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else {
+            return Err(PlanError::BadTemplate(format!(
+                "{t:?}: a '{{' is not closed"
+            )));
+        };
+        let name = &after[..j];
+        if !NAME_FIELDS.contains(&name) {
+            return Err(PlanError::BadTemplate(format!(
+                "{t:?}: unknown placeholder {{{name}}} (known: {{id}}, {{id8}}, {{display_name}}, {{volume_id}})"
+            )));
+        }
+        rest = &after[j + 1..];
+    }
+    if t.trim().is_empty() {
+        return Err(PlanError::BadTemplate("the volume name is empty".into()));
+    }
+    Ok(())
+}
+
+/// A volume name from a template checked by [`check_volume_template`]:
+/// the placeholders replaced by the backup's values (the record's
+/// `display_name` and `volume_id`, empty when it has none). The result is
+/// a value, quoted wherever it is written into a script.
+pub fn volume_name(template: &str, record: &Record, id: &str) -> String {
+    let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        match &after[..j] {
+            "id" => out.push_str(id),
+            "id8" => out.extend(id.chars().take(8)),
+            "display_name" => out.push_str(field("display_name")),
+            "volume_id" => out.push_str(field("volume_id")),
+            other => {
+                out.push('{');
+                out.push_str(other);
+                out.push('}');
+            }
+        }
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The commands of one step, for people who drive the migration with their
+/// own tooling (the `sh` runbook wraps the same calls in retries, status
+/// checks and marks).
 #[derive(Debug, Clone, Serialize)]
 pub struct Commands {
     pub check: String,
+    /// `openstack … volume backup record import` (broken in openstacksdk
+    /// 4.18.0–4.22.0: use `import_cinder` there).
     pub import: String,
-    pub create_volume: String,
-    pub restore: String,
+    /// `cinder --os-project-id P backup-import SERVICE URL`.
+    pub import_cinder: String,
+    /// None when the step is not restored.
+    pub create_volume: Option<String>,
+    /// Into the volume made by `create_volume`, by id: `$VOLUME_ID`.
+    pub restore: Option<String>,
 }
 
 /// One backup to migrate.
@@ -185,6 +284,8 @@ pub struct Step {
     pub volume_name: String,
     pub volume_type: Option<String>,
     pub availability_zone: Option<String>,
+    /// Whether the backup is restored into a volume of its own (`--restore`).
+    pub restore: bool,
     pub commands: Commands,
     #[serde(skip)]
     depth: usize,
@@ -206,6 +307,8 @@ pub struct Summary {
     pub gib: u64,
     pub skipped: usize,
     pub refused: usize,
+    /// `--restore`: all, newest or none.
+    pub restore: RestoreMode,
 }
 
 /// The plan (`--format json`).
@@ -215,6 +318,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub skipped: Vec<Left>,
     pub refused: Vec<Left>,
+    /// What the runbook needs beyond the steps.
+    #[serde(skip)]
+    pub target: Target,
 }
 
 /// Quote for a POSIX shell: `'…'`, with `'` as `'\''` ([`crate::escape::shell`]).
@@ -238,7 +344,13 @@ pub fn make(
     target: &Target,
     share: Option<(&Share, &ShareScan)>,
 ) -> Result<Plan, PlanError> {
-    let mut plan = Plan::default();
+    if let Some(t) = &target.volume_name {
+        check_volume_template(t)?;
+    }
+    let mut plan = Plan {
+        target: target.clone(),
+        ..Default::default()
+    };
     let mut cands: Vec<Cand> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let batch = Batch::of(records.iter().map(|d| &d.record));
@@ -298,12 +410,31 @@ pub fn make(
             &b.backup_id,
         ))
     });
+    // --restore newest: a backup is restored when no planned backup is
+    // an incremental of it.
+    let parents: HashSet<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.depends_on.clone())
+        .collect();
+    for x in &mut plan.steps {
+        x.restore = match target.restore {
+            RestoreMode::All => true,
+            RestoreMode::Newest => !parents.contains(&x.backup_id),
+            RestoreMode::None => false,
+        };
+        if !x.restore {
+            x.commands.create_volume = None;
+            x.commands.restore = None;
+        }
+    }
     let projects: HashSet<&str> = plan
         .steps
         .iter()
         .map(|s| s.target_project.as_str())
         .collect();
     plan.summary = Summary {
+        restore: target.restore,
         backups: plan.steps.len(),
         projects: projects.len(),
         gib: plan
@@ -460,37 +591,73 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
         .clone()
         .unwrap_or_else(|| crate::record::default_service(d.source.era).to_string());
     let size_gb = d.record.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-    let volume_name = format!("cbr-{}", c.id);
-    let p = sh_quote(project);
+    let volume_name = volume_name(
+        target.volume_name.as_deref().unwrap_or("cbr-{id}"),
+        &d.record,
+        &c.id,
+    );
     let share = target
         .share_path
         .as_deref()
         .map_or("\"$CBR_SHARE\"".to_string(), sh_quote);
-    let mut create = format!("openstack --os-project-id {p} volume create --size {size_gb}");
+    let size = size_gb.to_string();
+    let mut create: Vec<&str> = vec![
+        "openstack",
+        "--os-project-id",
+        project,
+        "volume",
+        "create",
+        "--size",
+        &size,
+    ];
     if let Some(t) = &target.volume_type {
-        create.push_str(&format!(" --type {}", sh_quote(t)));
+        create.extend(["--type", t]);
     }
     if let Some(z) = &target.availability_zone {
-        create.push_str(&format!(" --availability-zone {}", sh_quote(z)));
+        create.extend(["--availability-zone", z]);
     }
-    create.push_str(&format!(" {volume_name}"));
+    let mark = format!("cbr-backup={}", c.id);
+    create.extend(["--property", &mark, "--", &volume_name]);
     Step {
         commands: Commands {
             check: format!(
-                "printf '%s\\n' {} | cbr check --target-service {} --share {share} -",
+                "printf '%s\\n' {} | cbr check --no-advice --target-service {} --share {share} -",
                 sh_quote(&url),
                 sh_quote(&target.service)
             ),
-            import: format!(
-                "openstack --os-project-id {p} volume backup record import {} {}",
-                sh_quote(&service),
-                sh_quote(&url)
-            ),
-            create_volume: create,
-            restore: format!(
-                "openstack --os-project-id {p} volume backup restore {} {volume_name}",
-                c.id
-            ),
+            import: shell_line(&[
+                "openstack",
+                "--os-project-id",
+                project,
+                "volume",
+                "backup",
+                "record",
+                "import",
+                &service,
+                &url,
+            ]),
+            import_cinder: shell_line(&[
+                "cinder",
+                "--os-project-id",
+                project,
+                "backup-import",
+                &service,
+                &url,
+            ]),
+            create_volume: Some(shell_line(&create)),
+            restore: Some(format!(
+                "{} \"$VOLUME_ID\"",
+                shell_line(&[
+                    "openstack",
+                    "--os-project-id",
+                    project,
+                    "volume",
+                    "backup",
+                    "restore",
+                    "--force",
+                    &c.id,
+                ])
+            )),
         },
         backup_id: c.id.clone(),
         depends_on: c.parent.clone(),
@@ -503,6 +670,7 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
         volume_name,
         volume_type: target.volume_type.clone(),
         availability_zone: target.availability_zone.clone(),
+        restore: true,
         depth,
         created: d
             .record
@@ -513,17 +681,25 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
     }
 }
 
-/// The bash runbook: `set -euo pipefail`, a header summarising the plan,
-/// helpers that read the target's state, and one function per backup
-/// whose every step skips itself when already done (re-running resumes).
+/// The runbook's machinery: helpers, preflight, the step runner.
+const RUNBOOK: &str = include_str!("runbook.sh");
+
+/// The bash runbook: a header saying what it does and needs, the plan's
+/// settings as shell variables, the machinery of [`RUNBOOK`] (preflight,
+/// retried calls, exactly-once restore, progress file, failure report),
+/// then one `run_step` line per backup. Every word that came from a record,
+/// the share or the command line is quoted with [`shell`].
 pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
+    let t = &plan.target;
     let mut s = String::new();
-    s.push_str("#!/usr/bin/env bash\n");
-    s.push_str("# Migration runbook written by `cbr plan`. Re-run it after a failure: every\n");
-    s.push_str("# step checks the target first and skips what is already done.\n#\n");
     let projects: std::collections::BTreeSet<&str> =
         steps.iter().map(|x| x.target_project.as_str()).collect();
     let gib: u64 = steps.iter().map(|x| x.size_gb).sum();
+    let restored = steps.iter().filter(|x| x.restore).count();
+    s.push_str("#!/usr/bin/env bash\n");
+    // Values from records are single-quoted on purpose ($(…) stays text).
+    s.push_str("# shellcheck disable=SC2016\n");
+    s.push_str("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n");
     s.push_str(&format!(
         "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}\n",
         steps.len(),
@@ -531,6 +707,12 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
         gib,
         plan.skipped.len(),
         plan.refused.len()
+    ));
+    s.push_str(&format!(
+        "# restore: {} ({} of {} backups get a volume of their own; every backup is imported)\n",
+        t.restore.as_str(),
+        restored,
+        steps.len()
     ));
     for l in &plan.skipped {
         s.push_str(&format!(
@@ -548,72 +730,110 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
     }
     s.push_str(
         r#"#
-# Needs: cbr, the openstack client with admin credentials in the environment
-# (each command is scoped to its target project with --os-project-id).
-set -euo pipefail
-
-: "${CBR_WAIT_SECS:=7200}"
-
-backup_status() { openstack --os-project-id "$1" volume backup show "$2" -f value -c status 2>/dev/null || true; }
-volume_status() { openstack --os-project-id "$1" volume show "$2" -f value -c status 2>/dev/null || true; }
-volume_restored() { openstack --os-project-id "$1" volume show "$2" -f value -c properties 2>/dev/null | grep -q "cbr-restored" ; }
-
-# wait_for KIND PROJECT NAME WANT: poll until the status is WANT; fail on an error state.
-wait_for() {
-  local kind=$1 project=$2 name=$3 want=$4 waited=0 st
-  while :; do
-    if [ "$kind" = backup ]; then st=$(backup_status "$project" "$name"); else st=$(volume_status "$project" "$name"); fi
-    [ "$st" = "$want" ] && return 0
-    case $st in
-      error*) echo "cbr plan: $kind $name is $st" >&2; return 1 ;;
-    esac
-    if [ "$waited" -ge "$CBR_WAIT_SECS" ]; then
-      echo "cbr plan: $kind $name still '$st' after ${CBR_WAIT_SECS}s" >&2
-      return 1
-    fi
-    sleep 5
-    waited=$((waited + 5))
-  done
-}
+# Each backup is one step: `cbr check` of its record against the share,
+# the import scoped to its target project (--os-project-id), a wait until
+# it is available; then (when restored) a volume of the record's size with
+# the property cbr-backup=<backup id>, found again by that property and
+# never by name (a second volume for one backup is never made), and the
+# restore into it by id, exactly once: the volume is marked
+# cbr-restore=started before the restore and cbr-restore=done after it. A
+# re-run that finds `started` looks at the volume and the backup: a restore
+# Cinder took (backup or volume restoring, src_backup_id on the volume, or
+# the backup changed since the mark) is waited for, not sent again; one
+# Cinder never got is sent; anything else stops, unless CBR_RESTORE_AGAIN=1.
+#
+# Before any change a preflight checks, and reports in one message: that
+# the credentials scope to every target project, the client (--force on
+# restore, the import path), that cbr runs and that the share is there.
+# Finished steps are written to the progress file; a re-run skips them
+# without an API call. On failure it says the step, the backup, the stage
+# and the error: fix it and re-run.
+#
+# Needs: cbr; python-openstackclient with admin (password) credentials in
+# the OS_* variables, holding a role in every target project (application
+# credentials cannot be rescoped). Clients this is tested with:
+# python-openstackclient 10.5.0 + openstacksdk 4.22.0 (with and without
+# python-cinderclient 9.10.0), and python-openstackclient 6.6.0 (older,
+# importing through python-cinderclient). Import goes through `cinder
+# backup-import` when `cinder` is on PATH; else a POST to
+# backups/import_record through openstacksdk's own session (the python of
+# the `openstack` executable), because `openstack volume backup record
+# import` is broken in openstacksdk 4.18.0-4.22.0; else, for clients up to
+# 10.0.0, `openstack volume backup record import`. Restore uses `--force`
+# where the client has it (6.6.0 has it; 8.3.0 to 10.5.0 refuse an
+# existing volume without it).
+#
+# Environment:
+#   CBR_SHARE=DIR        the backup share as this host mounts it (for cbr check)
+#   CBR_STATE=FILE       the progress file
+#   CBR_RECHECK=1        check the steps the progress file says are done against the cloud
+#   CBR_RESTORE_AGAIN=1  restore again into a volume whose earlier restore is in doubt
+#   CBR_WAIT_SECS=N      the longest wait for one status (default 7200)
+#   CBR_TRIES=N          tries of each API call before stopping (default 4)
+set -Eeuo pipefail
 
 "#,
     );
+    s.push_str(&format!(
+        "CBR_SHARE=${{CBR_SHARE:-{}}}\n",
+        t.share_path
+            .as_deref()
+            .map_or(String::new(), |p| shell(p).into_owned())
+    ));
+    match &t.state {
+        Some(f) => s.push_str(&format!("CBR_STATE=${{CBR_STATE:-{}}}\n", shell(f))),
+        None => s.push_str("CBR_STATE=${CBR_STATE:-${BASH_SOURCE[0]}.state}\n"),
+    }
+    s.push_str(": \"${CBR_RECHECK:=0}\" \"${CBR_RESTORE_AGAIN:=0}\" \"${CBR_WAIT_SECS:=7200}\" \"${CBR_TRIES:=4}\"\n");
+    s.push_str(&format!("TOTAL={}\n", steps.len()));
+    s.push_str(&format!("RESTORE_MODE={}\n", t.restore.as_str()));
+    s.push_str(&format!("TARGET_SERVICE={}\n", shell(&t.service)));
+    let projects: Vec<&str> = projects.into_iter().collect();
+    s.push_str(&format!("PROJECTS=({})\n", shell_line(&projects)));
+    let mut vopts: Vec<&str> = Vec::new();
+    if let Some(ty) = &t.volume_type {
+        vopts.extend(["--type", ty]);
+    }
+    if let Some(z) = &t.availability_zone {
+        vopts.extend(["--availability-zone", z]);
+    }
+    s.push_str(&format!("VOLUME_OPTS=({})\n\n", shell_line(&vopts)));
+    s.push_str(RUNBOOK);
+    s.push_str("\n# ---- the steps --------------------------------------------------------------\npreflight\n\n");
     for (n, x) in steps.iter().enumerate() {
-        let p = sh_quote(&x.target_project);
+        let k = n + 1;
         s.push_str(&format!(
-            "# {n}: backup {} ({} GiB){} -> project {}\n",
-            x.backup_id,
-            x.size_gb,
-            x.depends_on
-                .as_deref()
-                .map_or(String::new(), |d| format!(", incremental of {d}")),
-            x.target_project
-        ));
-        s.push_str(&format!("step_{n}() {{\n"));
-        s.push_str(&format!(
-            "  if [ -z \"$(backup_status {p} {id})\" ]; then\n    {check}\n    {import}\n  fi\n  wait_for backup {p} {id} available\n",
-            id = x.backup_id,
-            check = x.commands.check,
-            import = x.commands.import
-        ));
-        s.push_str(&format!(
-            "  if [ -z \"$(volume_status {p} {v})\" ]; then\n    {create}\n  fi\n  if ! volume_restored {p} {v}; then\n    if [ \"$(volume_status {p} {v})\" != restoring-backup ]; then\n      wait_for volume {p} {v} available\n      {restore}\n    fi\n    sleep 5\n    wait_for volume {p} {v} available\n    openstack --os-project-id {p} volume set --property cbr-restored={id} {v}\n  fi\n",
-            v = x.volume_name,
-            id = x.backup_id,
-            create = x.commands.create_volume,
-            restore = x.commands.restore
-        ));
-        s.push_str(&format!(
-            "  echo \"cbr plan: {n}/{} backup {} restored into volume {}\"\n}}\n\n",
+            "# {k}/{}: backup {} ({} GiB){} -> project {}: {}\n",
             steps.len(),
-            x.backup_id,
-            x.volume_name
+            one_line(&x.backup_id),
+            x.size_gb,
+            x.depends_on.as_deref().map_or(String::new(), |d| format!(
+                ", incremental of {}",
+                one_line(d)
+            )),
+            one_line(&x.target_project),
+            if x.restore {
+                format!("restore into a new volume {}", one_line(&x.volume_name))
+            } else {
+                "import only".to_string()
+            }
         ));
+        let size = x.size_gb.to_string();
+        let kk = k.to_string();
+        s.push_str(&shell_line(&[
+            "run_step",
+            &kk,
+            &x.backup_id,
+            &x.target_project,
+            &x.backup_service,
+            &x.backup_url,
+            &size,
+            &x.volume_name,
+            if x.restore { "restore" } else { "import" },
+        ]));
+        s.push_str("\n\n");
     }
-    for n in 0..steps.len() {
-        s.push_str(&format!("step_{n}\n"));
-    }
-    s.push_str("echo \"cbr plan: done\"\n");
+    s.push_str("finish\n");
     s
 }
 

@@ -295,17 +295,18 @@ fn sh_plan_passes_bash_n_and_shellcheck_and_resumes_by_design() {
     let script = t.path().join("plan.sh");
     std::fs::write(&script, &out).unwrap();
     check_script(&script);
-    assert!(out.contains("set -euo pipefail"));
+    assert!(out.contains("set -Eeuo pipefail"));
     assert!(
         out.contains("# backups: 9   projects: 1"),
         "{}",
         &out[..400]
     );
-    // Every step skips itself when done: import only when the backup is
-    // not on the target, restore only when the volume is not marked.
-    assert_eq!(out.matches("if [ -z \"$(backup_status").count(), 9);
-    assert_eq!(out.matches("if ! volume_restored").count(), 9);
-    assert!(out.contains("--type 'fast ssd' --availability-zone nova"));
+    // One run_step per backup, each restoring into a volume of its own.
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("run_step ")).collect();
+    assert_eq!(steps.len(), 9);
+    assert!(steps.iter().all(|l| l.ends_with(" restore")), "{steps:?}");
+    assert!(out.contains("VOLUME_OPTS=(--type 'fast ssd' --availability-zone nova)"));
+    assert!(out.contains("\npreflight\n"));
     // One script per project.
     let dir = t.path().join("per-project");
     let mut a2 = args.clone();
@@ -461,4 +462,587 @@ fn long_chains_are_planned_parents_first_or_refused_whole() {
     let (_, v, _) = plan_json(&["--map-project", &map, input.to_str().unwrap()]);
     assert_eq!(step_ids(&v), ids[..10].to_vec());
     assert_eq!(v["summary"]["refused"], n - 10);
+}
+
+fn chain_args(share: &Path) -> Vec<String> {
+    vec![
+        "plan".into(),
+        "-q".into(),
+        "--share".into(),
+        share.to_string_lossy().into_owned(),
+        "--map-project".into(),
+        format!("{SRC}={DST}"),
+        rec("full-zlib"),
+        rec("incr1-zlib"),
+        rec("incr2-zlib"),
+    ]
+}
+
+fn run_owned(args: &[String]) -> (i32, String, String) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&a)
+}
+
+#[test]
+fn restore_newest_restores_only_the_head_of_each_chain_and_none_imports_only() {
+    let (t, share) = share_copy();
+    for (mode, want) in [
+        ("all", vec![true, true, true]),
+        ("newest", vec![false, false, true]),
+        ("none", vec![false, false, false]),
+    ] {
+        let mut a = chain_args(&share);
+        a.extend([
+            "--format".into(),
+            "json".into(),
+            "--restore".into(),
+            mode.into(),
+        ]);
+        let (code, out, err) = run_owned(&a);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["summary"]["restore"], mode);
+        assert_eq!(
+            step_ids(&v),
+            vec![id_of("full-zlib"), id_of("incr1-zlib"), id_of("incr2-zlib")],
+            "every record is still imported, in order"
+        );
+        let got: Vec<bool> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["restore"].as_bool().unwrap())
+            .collect();
+        assert_eq!(got, want, "--restore {mode}");
+        for s in v["steps"].as_array().unwrap() {
+            let restored = s["restore"].as_bool().unwrap();
+            assert_eq!(s["commands"]["restore"].is_string(), restored, "{s}");
+            assert_eq!(s["commands"]["create_volume"].is_string(), restored, "{s}");
+            assert!(s["commands"]["import_cinder"].as_str().unwrap().starts_with(&format!(
+                "cinder --os-project-id {DST} backup-import cinder.backup.drivers.nfs.NFSBackupDriver "
+            )));
+        }
+        // The script: one run_step per backup, import-only where not restored.
+        let mut a = chain_args(&share);
+        a.extend(["--restore".into(), mode.into()]);
+        let (code, script, err) = run_owned(&a);
+        assert_eq!(code, 0, "{err}");
+        let kinds: Vec<bool> = script
+            .lines()
+            .filter(|l| l.starts_with("run_step "))
+            .map(|l| l.ends_with(" restore"))
+            .collect();
+        assert_eq!(kinds, want, "--restore {mode}");
+        let p = t.path().join(format!("{mode}.sh"));
+        std::fs::write(&p, &script).unwrap();
+        check_script(&p);
+    }
+}
+
+#[test]
+fn json_plan_creates_volumes_marked_with_their_backup_and_restores_by_id_with_force() {
+    let (_t, share) = share_copy();
+    let mut a = chain_args(&share);
+    a.extend(["--format".into(), "json".into()]);
+    let (code, out, err) = run_owned(&a);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let s = &v["steps"][0];
+    let id = id_of("full-zlib");
+    assert_eq!(s["volume_name"], format!("cbr-{id}"));
+    assert_eq!(
+        s["commands"]["create_volume"],
+        format!(
+            "openstack --os-project-id {DST} volume create --size 1 --property cbr-backup={id} -- cbr-{id}"
+        )
+    );
+    assert_eq!(
+        s["commands"]["restore"],
+        format!(
+            "openstack --os-project-id {DST} volume backup restore --force {id} \"$VOLUME_ID\""
+        )
+    );
+    assert!(
+        s["commands"]["check"]
+            .as_str()
+            .unwrap()
+            .contains("cbr check --no-advice")
+    );
+}
+
+/// A run_step line as bash reads it: its words, through a stub.
+fn run_step_words(script: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = script
+        .lines()
+        .filter(|l| l.starts_with("run_step "))
+        .collect();
+    let prog = format!(
+        "run_step() {{ printf '%s\\0' \"$@\"; printf '\\n\\0'; }}\n{}\n",
+        lines.join("\n")
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(prog)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut all = Vec::new();
+    let mut cur = Vec::new();
+    for w in String::from_utf8(out.stdout).unwrap().split('\0') {
+        match w {
+            "\n" => all.push(std::mem::take(&mut cur)),
+            "" => {}
+            w => cur.push(w.to_string()),
+        }
+    }
+    all
+}
+
+#[test]
+fn volume_name_template_and_hostile_display_names_stay_one_quoted_word() {
+    let (code, out, _) = run(&["decode", &rec("full-zlib")]);
+    assert_eq!(code, 0);
+    let mut v: Value = serde_json::from_str(&out).unwrap();
+    let hostile = "it's \"$(touch /tmp/cbr-pwned-name)\" `id`; x";
+    v["display_name"] = Value::String(hostile.into());
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("named.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let template = "mig-{id8}-{display_name}-$(touch /tmp/cbr-pwned-tpl)-{volume_id}";
+    let (code, script, err) = run(&[
+        "plan",
+        "-q",
+        "--default-project",
+        DST,
+        "--volume-name",
+        template,
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let id = id_of("full-zlib");
+    let vol = v["volume_id"].as_str().unwrap();
+    let want = format!(
+        "mig-{}-{hostile}-$(touch /tmp/cbr-pwned-tpl)-{vol}",
+        &id[..8]
+    );
+    let words = run_step_words(&script);
+    assert_eq!(words.len(), 1);
+    assert_eq!(words[0][1], id);
+    assert_eq!(words[0][6], want, "the volume name is one word, as given");
+    assert!(!Path::new("/tmp/cbr-pwned-tpl").exists());
+    assert!(!Path::new("/tmp/cbr-pwned-name").exists());
+    let p = t.path().join("plan.sh");
+    std::fs::write(&p, &script).unwrap();
+    check_script(&p);
+    // The JSON plan carries the value itself.
+    let (_, v2, _) = plan_json(&[
+        "--default-project",
+        DST,
+        "--volume-name",
+        template,
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(v2["steps"][0]["volume_name"], want);
+    // An unknown placeholder is refused before anything is written.
+    let (code, out, err) = run(&[
+        "plan",
+        "--default-project",
+        DST,
+        "--volume-name",
+        "x-{name}",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("{name}"), "{err}");
+}
+
+/// A fake `openstack` (and `cinder`) that logs every call and answers the
+/// preflight; `FAKE_FAIL=WORDS` makes calls containing WORDS fail as a
+/// gateway timeout would.
+fn fake_cloud(dir: &Path) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("calls.log");
+    let fake = format!(
+        r#"#!/usr/bin/env bash
+printf '%s\n' "$*" >> {log}
+case " $* " in
+  *" --version "*) echo "openstack 10.5.0"; exit 0 ;;
+  *" restore --help "*) echo "  --force   Restore the backup to an existing volume"; exit 0 ;;
+esac
+if [ -n "${{FAKE_FAIL:-}}" ] && [[ " $* " == *" $FAKE_FAIL "* ]]; then
+  echo "Gateway Timeout (HTTP 504)" >&2; exit 1
+fi
+case " $* " in
+  *" token issue "*) echo "$2" ;;
+  *" volume backup list "*|*" volume list "*) ;;
+  *) echo "unexpected call" >&2; exit 1 ;;
+esac
+"#,
+        log = common_shell(&log)
+    );
+    for name in ["openstack", "cinder"] {
+        let p = bin.join(name);
+        std::fs::write(&p, &fake).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (bin, log)
+}
+
+fn common_shell(p: &Path) -> String {
+    format!("'{}'", p.to_string_lossy().replace('\'', r"'\''"))
+}
+
+/// Run a script with the fake cloud first on PATH, then cbr's directory.
+fn run_script(script: &Path, bin: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let cbr_dir = Path::new(env!("CARGO_BIN_EXE_cbr"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!("{}:{}:/usr/bin:/bin", bin.display(), cbr_dir.display());
+    let mut c = std::process::Command::new("bash");
+    c.arg(script).env_clear().env("PATH", path).env("HOME", bin);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn chain_script(t: &Path, share: &Path, extra: &[&str]) -> PathBuf {
+    let mut a = chain_args(share);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let (code, out, err) = run_owned(&a);
+    assert_eq!(code, 0, "{err}");
+    let p = t.join("migrate.sh");
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+#[test]
+fn rerun_over_finished_steps_makes_no_api_call_beyond_the_preflight() {
+    let (t, share) = share_copy();
+    let script = chain_script(t.path(), &share, &[]);
+    let (bin, log) = fake_cloud(t.path());
+    // The progress file of a run that finished all three steps.
+    let state = t.path().join("migrate.sh.state");
+    std::fs::write(
+        &state,
+        format!(
+            "restored {} v1\nrestored {} v2\nrestored {} v3\n",
+            id_of("full-zlib"),
+            id_of("incr1-zlib"),
+            id_of("incr2-zlib")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run_script(&script, &bin, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("already done").count(), 3, "{out}");
+    assert!(!out.contains("restored into volume"), "{out}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let api: Vec<&str> = calls
+        .lines()
+        .filter(|l| !l.contains("--version") && !l.contains("--help"))
+        .collect();
+    assert_eq!(
+        api,
+        vec![format!(
+            "--os-project-id {DST} token issue -f value -c project_id"
+        )]
+    );
+    // --state names another file: nothing recorded there, so the steps run.
+    let other = chain_script(t.path(), &share, &["--state", "/nonexistent/dir/progress"]);
+    assert!(
+        std::fs::read_to_string(&other)
+            .unwrap()
+            .contains("CBR_STATE=${CBR_STATE:-/nonexistent/dir/progress}")
+    );
+    // An import-only step is done when the state says imported or restored.
+    std::fs::write(&state, format!("imported {}\n", id_of("full-zlib"))).unwrap();
+    let script = chain_script(t.path(), &share, &["--restore", "none"]);
+    std::fs::write(&log, "").unwrap();
+    let (code, out, err) = run_script(
+        &script,
+        &bin,
+        &[("FAKE_FAIL", "backup list"), ("CBR_TRIES", "1")],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "step 1/3: backup {} already done",
+            id_of("full-zlib")
+        )),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!(
+            "FAILED at step 2/3 (backup {})",
+            id_of("incr1-zlib")
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unanswered_probe_stops_the_runbook_and_creates_nothing() {
+    let (t, share) = share_copy();
+    let script = chain_script(t.path(), &share, &[]);
+    let (bin, log) = fake_cloud(t.path());
+    let (code, out, err) = run_script(
+        &script,
+        &bin,
+        &[("FAKE_FAIL", "backup list"), ("CBR_TRIES", "2")],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains(&format!(
+            "FAILED at step 1/3 (backup {})",
+            id_of("full-zlib")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 504"), "{err}");
+    assert!(
+        err.contains("fix it and re-run: finished steps are skipped"),
+        "{err}"
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.matches("volume backup list").count(),
+        2,
+        "tried CBR_TRIES times: {calls}"
+    );
+    for verb in ["import", "create", "restore ", "set "] {
+        assert!(
+            !calls
+                .lines()
+                .any(|l| l.contains(verb) && !l.contains("--help")),
+            "{verb} after an unanswered probe: {calls}"
+        );
+    }
+}
+
+#[test]
+fn preflight_lists_every_problem_before_any_change() {
+    let t = tempfile::tempdir().unwrap();
+    // Planned without --share: the script needs CBR_SHARE.
+    let (code, out, err) = run(&["plan", "-q", "--default-project", DST, &rec("full-zlib")]);
+    assert_eq!(code, 0, "{err}");
+    let script = t.path().join("migrate.sh");
+    std::fs::write(&script, out).unwrap();
+    check_script(&script);
+    let (bin, log) = fake_cloud(t.path());
+    let (code, out, err) = run_script(
+        &script,
+        &bin,
+        &[
+            ("OS_AUTH_TYPE", "v3applicationcredential"),
+            ("FAKE_FAIL", "token issue"),
+            ("CBR_TRIES", "1"),
+        ],
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        err.contains("preflight: 3 problem(s); nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no share: the plan was made without --share; set CBR_SHARE"),
+        "{err}"
+    );
+    assert!(err.contains("application credentials"), "{err}");
+    assert!(
+        err.contains(&format!("cannot scope the credentials to project {DST}")),
+        "{err}"
+    );
+    assert!(!err.contains("unbound variable"), "{err}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls
+            .lines()
+            .all(|l| l.contains("token issue") || l.contains("--version") || l.contains("--help")),
+        "{calls}"
+    );
+    // A share that is not there.
+    let (_, _, err) = run_script(&script, &bin, &[("CBR_SHARE", "/nonexistent/share")]);
+    assert!(
+        err.contains("the share /nonexistent/share is not a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_advice_is_scoped_and_the_runbook_asks_for_none() {
+    let (_t, share) = share_copy();
+    let s = share.to_str().unwrap();
+    let full = rec("full-zlib");
+    // The record's own project by default, --target-project when given.
+    let (code, out, err) = run(&["check", &full, "--share", s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "  openstack --os-project-id {SRC} volume backup record import "
+        )),
+        "{out}"
+    );
+    let (code, out, _) = run(&["check", &full, "--share", s, "--target-project", DST]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("into project {DST} with:\n  openstack --os-project-id {DST} volume backup record import ")), "{out}");
+    let (code, _, err) = run(&["check", &full, "--share", s, "--target-project", "x;y"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a keystone project id"), "{err}");
+    // --no-advice: the verdict only.
+    let (code, out, _) = run(&["check", &full, "--share", s, "--no-advice"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("verdict: ready to import"), "{out}");
+    assert!(!out.contains("record import"), "{out}");
+    // The runbook's check step uses it.
+    let (code, script, _) = run(&["plan", "-q", "--share", s, "--default-project", DST, &full]);
+    assert_eq!(code, 0);
+    assert!(script.contains("cbr check --no-advice"));
+    assert!(!script.contains("cbr check --target"));
+}
+
+/// A fake cloud holding one imported backup and its volume, whose state
+/// the test sets (`vstatus`, `vprops`, `bstatus`, `bupdated` in `dir`):
+/// enough to watch what the runbook decides about a restore an earlier run
+/// marked `cbr-restore=started`.
+fn fake_restore_cloud(dir: &Path, backup: &str) -> (PathBuf, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("calls.log");
+    let d = common_shell(dir);
+    let fake = format!(
+        r#"#!/usr/bin/env bash
+D={d}
+printf '%s\n' "$*" >> "$D/calls.log"
+case " $* " in
+  *" --version "*) echo "openstack 10.5.0" ;;
+  *" restore --help "*) echo "  --force" ;;
+  *" token issue "*) echo "$2" ;;
+  *" volume backup list "*) echo "{backup} $(cat "$D/bstatus")" ;;
+  *" volume backup show "*" status "*) cat "$D/bstatus" ;;
+  *" volume backup show "*" updated_at "*) cat "$D/bupdated" ;;
+  *" volume list "*) echo "vol-1 $(cat "$D/vstatus") $(cat "$D/vprops")" ;;
+  *" volume show "*) cat "$D/vstatus" ;;
+  *" volume set "* | *" volume backup restore "*) ;;
+  *) echo "unexpected call" >&2; exit 1 ;;
+esac
+"#
+    );
+    for name in ["openstack", "cinder"] {
+        let p = bin.join(name);
+        std::fs::write(&p, &fake).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (bin, log)
+}
+
+#[test]
+fn a_restore_marked_started_is_sent_again_only_when_cinder_never_took_it() {
+    let (t, share) = share_copy();
+    let id = id_of("full-zlib");
+    let mut a = chain_args(&share);
+    a.truncate(a.len() - 2); // full-zlib alone
+    let (code, out, err) = run_owned(&a);
+    assert_eq!(code, 0, "{err}");
+    let script = t.path().join("migrate.sh");
+    std::fs::write(&script, out).unwrap();
+    let cases = [
+        // (volume status, volume properties, backup updated_at now, env, exit, restores, says)
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T1",
+            None,
+            0,
+            1,
+            "Cinder never took that restore",
+        ),
+        (
+            "available",
+            format!(
+                "{{'cbr-backup': '{id}', 'cbr-restore': 'started', 'cbr-restore-from': 'T1', 'src_backup_id': '{id}'}}"
+            ),
+            "T2",
+            None,
+            0,
+            0,
+            "reached Cinder",
+        ),
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T2",
+            None,
+            0,
+            0,
+            "reached Cinder",
+        ),
+        (
+            "error_restoring",
+            format!("cbr-backup='{id}', cbr-restore='started', cbr-restore-from='T1'"),
+            "T1",
+            None,
+            1,
+            0,
+            "CBR_RESTORE_AGAIN=1",
+        ),
+        (
+            "available",
+            format!("cbr-backup='{id}', cbr-restore='started'"),
+            "T1",
+            Some(("CBR_RESTORE_AGAIN", "1")),
+            0,
+            1,
+            "restoring again (CBR_RESTORE_AGAIN=1)",
+        ),
+        (
+            "available",
+            format!("{{'cbr-backup': '{id}', 'cbr-restore': 'done'}}"),
+            "T1",
+            None,
+            0,
+            0,
+            "already done: restored into volume vol-1 before",
+        ),
+    ];
+    for (i, (vstatus, vprops, bupdated, env, want_code, restores, says)) in cases.iter().enumerate()
+    {
+        let dir = t.path().join(format!("cloud-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, v) in [
+            ("vstatus", *vstatus),
+            ("vprops", vprops.as_str()),
+            ("bstatus", "available"),
+            ("bupdated", *bupdated),
+        ] {
+            std::fs::write(dir.join(f), v).unwrap();
+        }
+        let (bin, log) = fake_restore_cloud(&dir, &id);
+        let state = format!("{}/state", dir.display());
+        let mut e = vec![("CBR_STATE", state.as_str())];
+        e.extend(env.iter().copied());
+        let (code, out, err) = run_script(&script, &bin, &e);
+        assert_eq!(code, *want_code, "case {i}: {out}\n{err}");
+        assert!(
+            out.contains(says) || err.contains(says),
+            "case {i}: {out}\n{err}"
+        );
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let sent = calls
+            .lines()
+            .filter(|l| l.contains("volume backup restore --force"))
+            .count();
+        assert_eq!(sent, *restores, "case {i}: {calls}");
+        assert!(!calls.contains("volume create"), "case {i}: {calls}");
+    }
 }

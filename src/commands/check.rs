@@ -4,13 +4,19 @@ use super::{Global, Outcome, decode_batch, read_inputs, resolve_share};
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
-use cbr::escape::{shell_line, terminal as t};
 use cbr::share::scan::scan;
 use cbr::verdict::Verdict;
 use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
 
 pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
+    if let Some(p) = &args.target_project
+        && !cbr::record::lint::is_keystone_id(p)
+    {
+        anyhow::bail!(
+            "--target-project {p:?} is not a keystone project id (32 hex digits or a UUID): --os-project-id needs the id"
+        );
+    }
     let inputs = read_inputs(&args.inputs)?;
     let (records, origins) = decode_batch(&inputs)?;
     // The records own their text: the inputs need not stay (memory ≤ 3 × input).
@@ -75,27 +81,11 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
             };
             cbr::findings::render_human_with(&r.findings, &mut out, &subject)?;
             render_verdict(&mut out, r, args.deep)?;
-            if r.ok {
-                // The exact import for the target: the record's own service
-                // name (the target's driver must start with it) and its url.
-                let service = super::service_for(None, d);
-                let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
-                // A line to paste into a shell, shown on a terminal: each
-                // word shell-quoted, then any control character made visible.
-                let line = shell_line(&[
-                    "openstack",
-                    "volume",
-                    "backup",
-                    "record",
-                    "import",
-                    service.as_str(),
-                    url.as_str(),
-                ]);
+            if r.ok && !args.no_advice {
                 writeln!(
                     out,
-                    "import on the target ({}) with:\n  {}",
-                    t(&opts.target_service),
-                    t(&line)
+                    "{}",
+                    advice(d, &opts.target_service, args.target_project.as_deref())
                 )?;
             }
             writeln!(out)?;
@@ -133,4 +123,37 @@ fn render_verdict(out: &mut dyn Write, r: &CheckReport, deep: bool) -> Result<()
         )?;
     }
     Ok(())
+}
+
+/// The import to run on the target: the record's own service name (the
+/// target's driver must start with it) and its url, every word quoted for
+/// the shell. Cinder gives an imported backup to the project the
+/// credentials are scoped to, so the line is scoped: to `--target-project`,
+/// else to the record's own project (after `rewrite`, the target's); an
+/// unscoped import would land in the importing admin's own project.
+fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) -> String {
+    let service = super::service_for(None, d);
+    let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+    let own = cbr::record::lint::id_field(&d.record, "project_id")
+        .filter(|p| cbr::record::lint::is_keystone_id(p));
+    let project = target.or(own);
+    let mut words = vec!["openstack"];
+    if let Some(p) = project {
+        words.extend(["--os-project-id", p]);
+    }
+    words.extend(["volume", "backup", "record", "import", &service, &url]);
+    // A line to paste into a shell, shown on a terminal: each word
+    // shell-quoted, then any control character made visible.
+    let line = cbr::escape::terminal(&cbr::escape::shell_line(&words)).into_owned();
+    let svc = cbr::escape::terminal(target_service);
+    match (target, project) {
+        (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line}"),
+        (None, Some(p)) => format!(
+            "import on the target ({svc}) into the record's project {p} (--target-project for another) with:\n  {line}"
+        ),
+        (None, None) => format!(
+            "import on the target ({svc}) scoped to the target project \
+             (add --os-project-id P: the backup goes to the project the credentials are scoped to) with:\n  {line}"
+        ),
+    }
 }

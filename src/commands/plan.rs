@@ -1,10 +1,10 @@
 //! `cbr plan`: a batch of exports as an ordered, checked, resumable runbook.
 
 use super::{Global, Outcome, decode_inputs, read_inputs, resolve_share};
-use crate::cli::{PlanArgs, PlanFormat};
+use crate::cli::{PlanArgs, PlanFormat, PlanRestore};
 use anyhow::{Context, Result, bail};
 use cbr::escape::terminal as t;
-use cbr::plan::{Mapping, Target, by_project, make, parse_map, parse_target_backups};
+use cbr::plan::{Mapping, RestoreMode, Target, by_project, make, parse_map, parse_target_backups};
 use cbr::record::lint::is_keystone_id;
 use cbr::record::{Decoded, Era, Source, SourceFormat};
 use std::io::Write;
@@ -172,6 +172,13 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         volume_type: args.volume_type.clone(),
         availability_zone: args.availability_zone.clone(),
         share_path,
+        restore: match args.restore {
+            PlanRestore::All => RestoreMode::All,
+            PlanRestore::Newest => RestoreMode::Newest,
+            PlanRestore::None => RestoreMode::None,
+        },
+        volume_name: Some(args.volume_name.clone()),
+        state: args.state.clone(),
     };
     let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
     match (&args.format, &args.per_project) {
