@@ -14,6 +14,9 @@
 #      CBR_RUNBOOK_RERUNS      re-runs allowed after a fault before giving up (default 3)
 #      CBR_RUNBOOK_TIMEOUT     seconds one run of migrate.sh may take (default 600)
 #      CBR_RUNBOOK_KEEP=1      keep the work directory (logs, databases, volumes) and say where
+#      CBR_RUNBOOK_PATCH=FILE  SELF-TEST ONLY: a sed script applied to migrate.sh before it runs
+#                              (to prove the stack with a hand-fixed script); every result is
+#                              then marked "(patched)" and the last line says so
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
@@ -118,9 +121,11 @@ for p in "$KS_PORT" "$CINDER_PORT" "$PROXY_PORT"; do
   port_free "$p" || { say "port 127.0.0.1:$p is in use (set CBR_RUNBOOK_*_PORT)"; say "0 passed, 1 failed"; exit 1; }
 done
 pass=0; fail=0
-ok() { echo "runbook: ok   $*"; pass=$((pass + 1)); }
-bad() { echo "runbook: FAIL $*"; fail=$((fail + 1)); }
-finish() { say "$pass passed, $fail failed"; [ "$fail" -eq 0 ] && exit 0; exit 1; }
+PATCH=${CBR_RUNBOOK_PATCH:-}
+[ -z "$PATCH" ] || { PATCH=$(cd "$(dirname "$PATCH")" && pwd)/$(basename "$PATCH"); say "NOTE: SELF-TEST: migrate.sh is patched with $PATCH (not the runbook cbr wrote)"; }
+ok() { echo "runbook: ok   $*${PATCH:+ (patched)}"; pass=$((pass + 1)); }
+bad() { echo "runbook: FAIL $*${PATCH:+ (patched)}"; fail=$((fail + 1)); }
+finish() { say "$pass passed, $fail failed${PATCH:+ (SELF-TEST: migrate.sh patched with $PATCH)}"; [ "$fail" -eq 0 ] && exit 0; exit 1; }
 render() {  # TEMPLATE OUT NAME=VALUE...
   local in=$1 out=$2 kv args=(); shift 2
   for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
@@ -132,13 +137,23 @@ KSRUN=$WORK/ks
 mkdir -p "$KSRUN"/{log,keystone}
 render "$RS/keystone.conf.in" "$KSRUN/keystone.conf" "KSRUN=$KSRUN"
 KM=("$VENVS/keystone/bin/keystone-manage" --config-file "$KSRUN/keystone.conf")
-log "keystone: db_sync, fernet_setup, credential_setup, bootstrap"
-{ "${KM[@]}" db_sync && "${KM[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" \
-  && "${KM[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" \
-  && "${KM[@]}" bootstrap --bootstrap-password "$ADMIN_PW" --bootstrap-region-id RegionOne \
-       --bootstrap-admin-url "http://127.0.0.1:$KS_PORT/v3/" --bootstrap-internal-url "http://127.0.0.1:$KS_PORT/v3/" \
-       --bootstrap-public-url "http://127.0.0.1:$KS_PORT/v3/"; } > "$KSRUN/log/manage.log" 2>&1 \
-  || { bad "keystone-manage failed: $(tail -1 "$KSRUN/log/manage.log")"; finish; }
+# Keystone's database and keys are kept beside the venvs after the first
+# run (keyed by the ports, which are in the catalog): db_sync and bootstrap
+# take about a minute on a busy machine. Each run works on a copy.
+KSCACHE=$VENVS/keystone-state-$KS_PORT-$PROXY_PORT
+if [ -f "$KSCACHE/keystone/keystone.db" ]; then
+  cp -r "$KSCACHE/keystone/." "$KSRUN/keystone/"
+  log "keystone: state from $KSCACHE"
+else
+  log "keystone: db_sync, fernet_setup, credential_setup, bootstrap"
+  { "${KM[@]}" db_sync && "${KM[@]}" fernet_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" \
+    && "${KM[@]}" credential_setup --keystone-user "$(id -un)" --keystone-group "$(id -gn)" \
+    && "${KM[@]}" bootstrap --bootstrap-password "$ADMIN_PW" --bootstrap-region-id RegionOne \
+         --bootstrap-admin-url "http://127.0.0.1:$KS_PORT/v3/" --bootstrap-internal-url "http://127.0.0.1:$KS_PORT/v3/" \
+         --bootstrap-public-url "http://127.0.0.1:$KS_PORT/v3/"; } > "$KSRUN/log/manage.log" 2>&1 \
+    || { bad "keystone-manage failed: $(tail -1 "$KSRUN/log/manage.log")"; finish; }
+  NEW_KS=1
+fi
 start "$KSRUN/log/waitress.log" env OS_KEYSTONE_CONFIG_FILES="$KSRUN/keystone.conf" \
   "$VENVS/keystone/bin/python" "$RS/keystone_wsgi.py" "$KS_PORT"
 KS_PGID=$started
@@ -149,6 +164,10 @@ KSETUP=("$VENVS/keystone/bin/python" "$RS/ksetup.py" "http://127.0.0.1:$KS_PORT/
   || { bad "keystone setup failed: $(tail -1 "$KSRUN/log/ksetup.log")"; finish; }
 # shellcheck disable=SC1091
 . "$KSRUN/ids.env"
+if [ "${NEW_KS:-0}" = 1 ]; then
+  rm -rf "$KSCACHE.tmp" && mkdir -p "$KSCACHE.tmp" && cp -r "$KSRUN/keystone" "$KSCACHE.tmp/" \
+    && rm -rf "$KSCACHE" && mv "$KSCACHE.tmp" "$KSCACHE"
+fi
 log "keystone up on :$KS_PORT (waitress, pgid $KS_PGID): target-a $TARGET_A, target-b $TARGET_B"
 
 # -- Cinder (a fresh one per case) -------------------------------------------
@@ -158,9 +177,16 @@ PROXY_PGID=
 render "$RS/cinder.conf.in" "$WORK/template.conf" "RUN=$WORK/template" "CINDER_ETC=$CINDER_ETC" \
   "CINDER_PORT=$CINDER_PORT" "KS_PORT=$KS_PORT" "SHARE=$WORK/template/share"
 mkdir -p "$WORK/template"/{log,cinder}
-log "cinder-manage db sync (once; each case starts from a copy)"
-"$CV/bin/cinder-manage" --config-file "$WORK/template.conf" db sync > "$WORK/template/log/dbsync.log" 2>&1 \
-  || { bad "cinder-manage db sync failed: $(tail -1 "$WORK/template/log/dbsync.log")"; finish; }
+# Cinder's empty database, made once (kept beside the venvs); each case starts from a copy.
+CDBCACHE=$VENVS/cinder-29-empty.db
+if [ -f "$CDBCACHE" ]; then
+  cp "$CDBCACHE" "$WORK/template/cinder/cinder.db"
+else
+  log "cinder-manage db sync"
+  "$CV/bin/cinder-manage" --config-file "$WORK/template.conf" db sync > "$WORK/template/log/dbsync.log" 2>&1 \
+    || { bad "cinder-manage db sync failed: $(tail -1 "$WORK/template/log/dbsync.log")"; finish; }
+  cp "$WORK/template/cinder/cinder.db" "$CDBCACHE.tmp" && mv "$CDBCACHE.tmp" "$CDBCACHE"
+fi
 token() {
   curl -fsS -D - -o /dev/null -H 'Content-Type: application/json' "http://127.0.0.1:$KS_PORT/v3/auth/tokens" -d \
     "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"},\"password\":\"$ADMIN_PW\"}}},\"scope\":{\"project\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"}}}}}" \
@@ -220,7 +246,8 @@ plan() {
   local recs=("$FIX/records/full-zlib.export.json" "$FIX/records/incr1-zlib.export.json" "$FIX/records/full-zstd.export.json")
   if [ "$2" = two ]; then args+=(--map-project "$OTHER=$TARGET_B"); recs+=("$WORK/full-bz2.other.json"); fi
   "$CBR" plan "${args[@]}" "${recs[@]}" > "$R/migrate.sh" 2> "$R/plan.stderr" \
-    && "$CBR" plan --format json "${args[@]}" "${recs[@]}" > "$R/plan.json" 2>> "$R/plan.stderr"
+    && "$CBR" plan --format json "${args[@]}" "${recs[@]}" > "$R/plan.json" 2>> "$R/plan.stderr" || return 1
+  [ -z "$PATCH" ] || sed -i -f "$PATCH" "$R/migrate.sh"
 }
 # runbook OSC_VENV N: `bash migrate.sh`, unchanged, as an operator runs it:
 # the client's venv and cbr on PATH, admin password credentials in OS_*, a
