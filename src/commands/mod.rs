@@ -95,12 +95,43 @@ pub struct Input {
     pub text: String,
 }
 
-/// Read INPUT arguments: paths, `-` for stdin; none means stdin.
+/// Read INPUT arguments: paths, `-` for stdin; none means stdin. A
+/// directory is every file in it (not its subdirectories, nor dot-files),
+/// sorted by name, so that the result does not depend on how a shell or a
+/// file system orders them.
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     if paths.is_empty() {
         return Ok(vec![read_input(None)?]);
     }
-    paths.iter().map(|p| read_input(Some(p))).collect()
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() != "-" && p.is_dir() {
+            for f in dir_files(p)? {
+                out.push(read_input(Some(&f))?);
+            }
+        } else {
+            out.push(read_input(Some(p))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The regular files of an input directory, sorted by name.
+#[allow(clippy::disallowed_methods)] // the user's input directory, not the share
+fn dir_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+        let hidden = e.file_name().to_string_lossy().starts_with('.');
+        if !hidden && e.path().is_file() {
+            files.push(e.path());
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{}: a directory with no files to read", dir.display());
+    }
+    Ok(files)
 }
 
 #[allow(clippy::disallowed_methods)] // the user's input file, not the share
