@@ -44,12 +44,15 @@ fn unmapped_text(list: &[Unmapped]) -> String {
         "{} source project(s) have no mapping, so their backups would land nowhere:",
         list.len()
     );
+    // Ids from records, shown on a terminal.
+    let t = |x: &str| crate::escape::terminal(x).into_owned();
     for u in list {
         let ids = match u.backups.as_slice() {
-            [one] => format!("backup {one}"),
-            many => format!("{} backups, e.g. {}", many.len(), many[0]),
+            [] => "no backup".to_string(),
+            [one] => format!("backup {}", t(one)),
+            [first, ..] => format!("{} backups, e.g. {}", u.backups.len(), t(first)),
         };
-        match &u.project {
+        match u.project.as_deref().map(t) {
             Some(p) => s.push_str(&format!(
                 "\n  project {p} ({ids}): give --map-project {p}=TARGET, a line `{p},TARGET` in --map, \
                  or --default-project TARGET"
@@ -304,7 +307,13 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
             .find(|&&k| words.get(k + 1).is_some_and(|w| w.parse::<u64>().is_ok()))
             .or(known.first())
             .map(|&k| words[k]);
-        put(format!("line {}", i + 1), id, status, None)?;
+        let shown: String = l.trim().chars().take(72).collect();
+        put(
+            format!("line {} ({:?})", i + 1, crate::escape::terminal(&shown)),
+            id,
+            status,
+            None,
+        )?;
     }
     Ok(out)
 }
@@ -478,7 +487,8 @@ pub fn same_ids(records: &[Decoded], origins: &[String]) -> Result<Vec<String>, 
             first.insert(id, i);
             continue;
         };
-        let o = |k: usize| origins.get(k).map_or("?", String::as_str);
+        let o = |k: usize| crate::escape::terminal(origins.get(k).map_or("?", String::as_str));
+        let id = crate::escape::terminal(&id);
         let e = &records[j];
         let services_differ = matches!(
             (&d.backup_service, &e.backup_service),
@@ -506,7 +516,10 @@ pub fn same_ids(records: &[Decoded], origins: &[String]) -> Result<Vec<String>, 
             let what = if differ.is_empty() {
                 "their backup_service differs".to_string()
             } else {
-                format!("they differ in {}", differ.join(", "))
+                format!(
+                    "they differ in {}",
+                    crate::escape::terminal(&differ.join(", "))
+                )
             };
             conflicts.push(format!("backup {id}: {} and {}: {what}", o(j), o(i)));
         }

@@ -99,6 +99,7 @@ pub struct Input {
 /// directory is every file in it (not its subdirectories, nor dot-files),
 /// sorted by name, so that the result does not depend on how a shell or a
 /// file system orders them.
+#[allow(clippy::disallowed_methods)] // the user's input paths, not the share
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     if paths.is_empty() {
         return Ok(vec![read_input(None)?]);

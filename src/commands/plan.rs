@@ -498,15 +498,15 @@ fn deep_verify(
             if why.len() > 3 {
                 let more = why.len() - 3;
                 why.truncate(3);
-                why.push(format!("and {more} more finding(s) (`cbr verify --deep --share DIR {id}`)"));
+                why.push(format!("and {more} more finding(s)"));
             }
-            (
-                id,
-                format!(
-                    "its data does not verify (--deep), restoring it would fail or corrupt the volume: {}",
-                    why.join("; ")
-                ),
-            )
+            let reason = format!(
+                "its data does not verify (--deep): {} — Cinder's restore checks no hash and would \
+                 write a corrupted volume; `cbr verify --deep --share {} {id}` shows every finding",
+                why.join("; "),
+                cbr::escape::shell(&share.root.display().to_string())
+            );
+            (id, reason)
         })
         .collect())
 }
