@@ -137,7 +137,11 @@ pub struct JournalMergeArgs {
 #[command(after_long_help = "Examples:\n  \
 cbr plan --share DIR --map-project SRC=DST exports/*.txt > migrate.sh\n  \
 cbr plan --share DIR --from-share --default-project DST --format md\n  \
-cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt")]
+cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt\n  \
+cbr plan --share DIR --deep --journal --older-than 7d --exclude-from lost.txt --map map.csv exports/\n\n\
+Nothing is decided silently: a project mapped to two targets, a backup given as two different \
+records, unmapped projects and a --target-backups file that is no backup list are errors (exit 2, \
+all listed at once); refused backups (exit 1) say what to do.")]
 pub struct PlanArgs {
     /// Records to plan: pastes or record files, anything decode accepts; a
     /// directory is every file in it, by name ('-': standard input; none:
