@@ -71,12 +71,29 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
     if t.starts_with('{') || t.starts_with('[') {
         return parse_json(t, name);
     }
+    // Comment lines are blanked, not dropped, so that line numbers stay
+    // those of the file (a quote in a comment opens no field).
+    let blanked: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            if l.trim_start().starts_with('#') {
+                if l.ends_with("\r\n") {
+                    "\r\n"
+                } else if l.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                }
+            } else {
+                l
+            }
+        })
+        .collect();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+        .from_reader(blanked.as_bytes());
     let mut out = Vec::new();
     let mut bad = Vec::new();
     let mut data_seen = false;
@@ -84,12 +101,13 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| line_at(&blanked, p.byte()));
                 bad.push(format!("{name} line {line}: not CSV: {e}"));
                 break;
             }
         };
-        let line = row.position().map_or(0, |p| p.line());
+        // The line of the row's first byte (csv's own count skips blank lines).
+        let line = row.position().map_or(0, |p| line_at(&blanked, p.byte()));
         // A `#` starts a comment: ids never hold one.
         let mut fields: Vec<String> = Vec::new();
         for f in row.iter() {
@@ -108,7 +126,7 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
             continue;
         }
         // The older `old new` form.
-        if fields.len() == 1 && fields[0].split_whitespace().count() > 1 {
+        if fields.len() == 1 && fields[0].split_whitespace().count() == 2 {
             fields = fields[0].split_whitespace().map(str::to_owned).collect();
         }
         if !data_seen && is_header(&fields[0]) {
@@ -133,6 +151,18 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
         }
     }
     finish(out, bad)
+}
+
+/// The 1-based line of the row csv says starts at byte `at` of `text`
+/// (csv may put it on the line end before the row, or on blank lines
+/// before it: a row never starts with a line end, so those are passed).
+fn line_at(text: &str, at: u64) -> usize {
+    let b = text.as_bytes();
+    let mut end = usize::try_from(at).unwrap_or(usize::MAX).min(b.len());
+    while end < b.len() && (b[end] == b'\n' || b[end] == b'\r') {
+        end += 1;
+    }
+    1 + b[..end].iter().filter(|&&c| c == b'\n').count()
 }
 
 fn parse_json(t: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
@@ -266,6 +296,9 @@ mod tests {
         let got = parse(&text, "m.csv").unwrap();
         assert_eq!(pairs(&got), vec![(A, B, Some(C)), (C, B, None)]);
         assert_eq!(got[0].origin, "m.csv line 3");
+        assert_eq!(got[1].origin, "m.csv line 4");
+        let e = parse(&format!("# \"quoted, comment\n\n{A},x\n"), "m").unwrap_err();
+        assert!(e.to_string().starts_with("m line 3: "), "{e}");
     }
 
     #[test]
