@@ -642,6 +642,20 @@ fn container_dir(
         }
         Ok(None) => {
             let hint = match c.id.as_deref().and_then(|i| scan.get(i)) {
+                // Found one level down, under the record's container: the
+                // record is right and --share is one level too high.
+                Some(b) if b.container.ends_with(&format!("/{container}")) => {
+                    let top = &b.container[..b.container.len() - container.len() - 1];
+                    let root = share.root.join(top);
+                    format!(
+                        "; backup {} is on the share in {:?}, below {top}/: the share root is probably {} \
+                         (give --share {}); the record is right, do not edit it",
+                        b.id,
+                        b.container,
+                        root.display(),
+                        root.display()
+                    )
+                }
                 Some(b) => format!(
                     "; backup {} is on the share in {:?}: the record may have been edited — set container to that",
                     b.id, b.container

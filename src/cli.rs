@@ -80,7 +80,7 @@ pub enum Command {
     /// Build an importable export record from the share alone
     Recover(RecoverArgs),
     /// Turn a batch of exports into an ordered, checked, resumable migration runbook
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// The verification journal: overdue and failed backups, merging shards
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -170,10 +170,15 @@ pub struct JournalMergeArgs {
 cbr plan --share DIR --map-project SRC=DST exports/*.txt > migrate.sh\n  \
 cbr plan --share DIR --from-share --default-project DST --format md\n  \
 cbr plan --share DIR --map map.csv --target-backups target.json --per-project plans/ exports.txt\n  \
-cbr plan --share DIR --default-project DST --restore newest --volume-name 'mig-{id8}-{display_name}' exports.txt")]
+cbr plan --share DIR --default-project DST --restore newest --volume-name 'mig-{id8}-{display_name}' exports.txt\n  \
+cbr plan --share DIR --deep --journal --older-than 7d --exclude-from lost.txt --map map.csv exports/\n\n\
+Nothing is decided silently: a project mapped to two targets, a backup given as two different \
+records, unmapped projects and a --target-backups file that is no backup list are errors (exit 2, \
+all listed at once); refused backups (exit 1) say what to do.")]
 pub struct PlanArgs {
-    /// Records to plan: pastes or record files, anything decode accepts
-    /// ('-': standard input; none: standard input unless --from-share)
+    /// Records to plan: pastes or record files, anything decode accepts; a
+    /// directory is every file in it, by name ('-': standard input; none:
+    /// standard input unless --from-share)
     #[arg(value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -196,11 +201,41 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
 
+    /// Leave this backup out by hand (id or unique prefix): listed as
+    /// skipped, its dependants refused; repeatable
+    #[arg(long = "exclude", value_name = "ID")]
+    pub exclude: Vec<String>,
+
+    /// Leave out every backup listed in FILE (one id a line, `#` comments)
+    #[arg(long, value_name = "FILE")]
+    pub exclude_from: Option<PathBuf>,
+
+    /// Read every chunk of every planned backup, as `verify --deep` does:
+    /// a damaged backup is refused with its finding, and so are its
+    /// dependants; the runbook's `cbr check` steps run with --deep too
+    #[arg(long)]
+    pub deep: bool,
+
+    /// With --deep: chunks this journal proved OK within --older-than (files
+    /// unchanged) are not read again; every chunk read is recorded in it
+    #[command(flatten)]
+    pub journal: JournalArg,
+
+    /// With --journal: accept chunks proven OK within this window (e.g. 7d)
+    #[arg(long, value_name = "DURATION", requires = "journal")]
+    pub older_than: Option<String>,
+
+    /// Parallel chunk readers for --deep (default: number of cores)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+
     /// Map a source project to a target project; repeatable
     #[arg(long = "map-project", value_name = "SRC=DST")]
     pub map_project: Vec<String>,
 
-    /// Mappings from a file: CSV `source,target[,user]` or JSON
+    /// Mappings from a file: CSV `source,target[,user]` (quoted fields, CRLF,
+    /// a BOM, a header row are fine; `old new` pairs too) or JSON. A
+    /// source mapped to two targets, here or with --map-project, is an error
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
 
@@ -216,8 +251,11 @@ pub struct PlanArgs {
     )]
     pub target_service: String,
 
-    /// The target's backup list (`openstack volume backup list --all-projects -f json`
-    /// or `cinder backup-list --all-tenants`): backups already there are skipped
+    /// The target's backup list (`openstack volume backup list --all-projects
+    /// [--long] -f json|csv|yaml|value` or its table, `cinder backup-list
+    /// --all-tenants`): `available` ones are skipped; one in another status,
+    /// or under another project, is refused; a file that is no backup list
+    /// is an error
     #[arg(long, value_name = "FILE")]
     pub target_backups: Option<PathBuf>,
 
@@ -390,7 +428,9 @@ pub struct RewriteArgs {
     #[arg(long = "unset", value_name = "KEY")]
     pub unset: Vec<String>,
 
-    /// File of `old new` id pairs (project and user ids) applied to every record
+    /// Mapping file, as `plan --map` reads it: CSV `source,target[,user]`
+    /// (old id, new id; the user is given to records of that project), `old
+    /// new` pairs, or JSON; applied to project and user ids of every record
     #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
 

@@ -12,6 +12,7 @@
 //! - [`escape`]: one escaper per output sink (shell, terminal, markdown).
 //! - [`findings`]: problems found, as data.
 //! - [`journal`]: the verification journal (SQLite): resumable, rolling scrubs.
+//! - [`mapping`]: mapping files (source id → target id), for rewrite and plan.
 //! - [`plan`]: a batch of exports as an ordered, checked, resumable runbook.
 //! - [`progress`]: the trait through which long jobs report progress.
 //! - [`synth`]: a writer of Cinder's layout, for tests and benchmarks.
@@ -20,6 +21,7 @@ pub mod check;
 pub mod escape;
 pub mod findings;
 pub mod journal;
+pub mod mapping;
 pub mod plan;
 pub mod progress;
 pub mod record;

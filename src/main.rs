@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 /// leaving out a cause whose text was already printed (an error that
 /// embeds its source's message and also returns it as `source()`).
 /// Messages quote names from inputs and the share: shown through the
-/// terminal escaper, each stays on its line.
+/// terminal escaper line by line.
 fn error_lines(err: &anyhow::Error) -> Vec<String> {
     let mut printed = String::new();
     let mut out = Vec::new();
@@ -54,7 +54,19 @@ fn error_lines(err: &anyhow::Error) -> Vec<String> {
         if i > 0 && (text.is_empty() || printed.contains(&text)) {
             continue;
         }
-        let shown = cbr::escape::terminal_message(&text);
+        // The errors that list items on lines of their own (plan's and the
+        // mapping's) keep their line breaks, each line escaped; any other
+        // message is escaped whole, so a value in it cannot start a line.
+        let listed = cause.downcast_ref::<cbr::plan::PlanError>().is_some()
+            || cause.downcast_ref::<cbr::mapping::MapError>().is_some();
+        let shown = if listed {
+            text.split('\n')
+                .map(cbr::escape::terminal_message)
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            cbr::escape::terminal_message(&text).into_owned()
+        };
         out.push(if i == 0 {
             format!("cbr: error: {shown}")
         } else {

@@ -17,17 +17,55 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
+    /// Every record whose project has no mapping, grouped by project.
+    #[error("{}", unmapped_text(.0))]
+    Unmapped(Vec<Unmapped>),
+    /// One backup id given with two different records.
     #[error(
-        "backup {backup}: its project {project} has no mapping: give --map-project {project}=TARGET, \
-         a line in --map, or --default-project"
+        "{} backup id(s) given with two different records (which one is imported would depend on \
+         the order of the inputs): keep one record of each\n  {}",
+        .0.len(),
+        .0.join("\n  ")
     )]
-    Unmapped { backup: String, project: String },
-    #[error("backup {backup} names no project_id: give --default-project for records without one")]
-    NoProject { backup: String },
-    #[error("--map line {line}: {what}")]
-    BadMap { line: usize, what: String },
+    DifferentRecords(Vec<String>),
+    /// `--target-backups` is not a backup list in any form cbr knows.
+    #[error("--target-backups {name}: {what}")]
+    NotABackupList { name: String, what: String },
     #[error("--volume-name {0}")]
     BadTemplate(String),
+}
+
+/// A source project with no mapping (None: records naming no project).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped {
+    pub project: Option<String>,
+    pub backups: Vec<String>,
+}
+
+fn unmapped_text(list: &[Unmapped]) -> String {
+    let mut s = format!(
+        "{} source project(s) have no mapping, so their backups would land nowhere:",
+        list.len()
+    );
+    // Ids from records, shown on a terminal.
+    let t = |x: &str| crate::escape::terminal(x).into_owned();
+    for u in list {
+        let ids = match u.backups.as_slice() {
+            [] => "no backup".to_string(),
+            [one] => format!("backup {}", t(one)),
+            [first, ..] => format!("{} backups, e.g. {}", u.backups.len(), t(first)),
+        };
+        match u.project.as_deref().map(t) {
+            Some(p) => s.push_str(&format!(
+                "\n  project {p} ({ids}): give --map-project {p}=TARGET, a line `{p},TARGET` in --map, \
+                 or --default-project TARGET"
+            )),
+            None => s.push_str(&format!(
+                "\n  records naming no project_id ({ids}): give --default-project TARGET"
+            )),
+        }
+    }
+    s
 }
 
 /// Source project -> target project (and optionally the target user).
@@ -38,116 +76,276 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    fn target(
-        &self,
-        backup: &str,
-        src: Option<&str>,
-    ) -> Result<(String, Option<String>), PlanError> {
-        match src {
-            Some(s) => match (self.projects.get(s), &self.default_project) {
-                (Some(t), _) => Ok(t.clone()),
-                (None, Some(d)) => Ok((d.clone(), None)),
-                (None, None) => Err(PlanError::Unmapped {
-                    backup: backup.into(),
-                    project: s.into(),
-                }),
-            },
-            None => match &self.default_project {
-                Some(d) => Ok((d.clone(), None)),
-                None => Err(PlanError::NoProject {
-                    backup: backup.into(),
-                }),
-            },
+    /// The target of a record of project `src`; Err: the unmapped project.
+    fn target(&self, src: Option<&str>) -> Result<(String, Option<String>), Option<String>> {
+        match (
+            src,
+            src.and_then(|s| self.projects.get(s)),
+            &self.default_project,
+        ) {
+            (_, Some(t), _) => Ok(t.clone()),
+            (_, None, Some(d)) => Ok((d.clone(), None)),
+            (s, None, None) => Err(s.map(str::to_owned)),
         }
     }
 }
 
-/// A `--map` file: CSV (`source,target[,user]`, an optional header line
-/// naming `source`) or JSON (`{"SRC": "DST"}` or `{"SRC": {"project":
-/// "DST", "user": "U"}}`, or a list of `{"source", "target", "user"}`).
-pub fn parse_map(text: &str) -> Result<Vec<(String, String, Option<String>)>, PlanError> {
-    let t = text.trim_start();
-    if t.starts_with('{') || t.starts_with('[') {
-        let bad = |what: String| PlanError::BadMap { line: 1, what };
-        let v: serde_json::Value = serde_json::from_str(t).map_err(|e| bad(e.to_string()))?;
-        let s = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-        let mut out = Vec::new();
-        match v {
-            serde_json::Value::Object(m) => {
-                for (src, dst) in m {
-                    match &dst {
-                        serde_json::Value::String(d) => out.push((src, d.clone(), None)),
-                        serde_json::Value::Object(o) => out.push((
-                            src.clone(),
-                            o.get("project")
-                                .or_else(|| o.get("target"))
-                                .and_then(s)
-                                .ok_or_else(|| bad(format!("{src}: no \"project\"")))?,
-                            o.get("user").and_then(s),
-                        )),
-                        _ => return Err(bad(format!("{src}: expected a string or an object"))),
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => {
-                for (i, e) in a.iter().enumerate() {
-                    let get = |k: &str| e.get(k).and_then(s);
-                    out.push((
-                        get("source").ok_or_else(|| bad(format!("entry {i}: no \"source\"")))?,
-                        get("target").ok_or_else(|| bad(format!("entry {i}: no \"target\"")))?,
-                        get("user"),
+/// One backup the target lists: its status and project, where the
+/// listing shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub status: Option<String>,
+    pub project: Option<String>,
+}
+
+/// Statuses a Cinder backup can be in (for `-f value` lines, which have
+/// no header to say which word is the status).
+const STATUSES: [&str; 8] = [
+    "available",
+    "error",
+    "creating",
+    "restoring",
+    "deleting",
+    "error_deleting",
+    "backing-up",
+    "deleted",
+];
+
+fn is_project_column(name: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+    matches!(
+        n.as_str(),
+        "project" | "project_id" | "tenant" | "tenant_id" | "os_backup_project_attr:project_id"
+    )
+}
+
+/// The target's backup list, in any form the clients print: `openstack
+/// volume backup list [--all-projects] [--long]` with `-f json`, `-f csv`,
+/// `-f yaml`, `-f value` or as a table, `cinder backup-list
+/// [--all-tenants]`, or the API's JSON (`{"backups": [...]}`). Anything
+/// else (an error message, an empty file) is refused: read as "nothing on
+/// the target", it would plan imports of what is already there.
+pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Listed>, PlanError> {
+    let bad = |what: String| PlanError::NotABackupList {
+        name: name.to_string(),
+        what,
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad(
+            "the file is empty: an error of the openstack client goes to stderr and leaves it so. \
+             If the target really has no backups, give `[]` (what `openstack volume backup list -f json` \
+             prints then) or leave --target-backups out"
+                .into(),
+        ));
+    }
+    let first_line = t.lines().next().unwrap_or("");
+    let mut out = HashMap::new();
+    let mut put = |line: String, id: &str, status: Option<&str>, project: Option<&str>| {
+        if !crate::record::lint::is_uuid(id) {
+            return Err(bad(format!(
+                "{line}: {id:?} is not a backup ID: this is not a backup list (run `openstack volume \
+                 backup list --all-projects -f json > FILE` again and look at what it says)"
+            )));
+        }
+        let clean = |v: Option<&str>| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty() && *v != "None" && *v != "-")
+                .map(str::to_owned)
+        };
+        out.insert(
+            id.to_lowercase(),
+            Listed {
+                status: clean(status).map(|s| s.to_lowercase()),
+                project: clean(project),
+            },
+        );
+        Ok(())
+    };
+    if t.starts_with('[') || t.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(t).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let list = match &v {
+            serde_json::Value::Array(a) => a,
+            serde_json::Value::Object(o) => match o.get("backups") {
+                Some(serde_json::Value::Array(a)) => a,
+                _ => {
+                    return Err(bad(
+                        "a JSON object without \"backups\": not a backup list".into()
                     ));
                 }
-            }
-            _ => return Err(bad("expected an object or a list".into())),
+            },
+            _ => return Err(bad("not a JSON list".into())),
+        };
+        for (i, e) in list.iter().enumerate() {
+            let Some(o) = e.as_object() else {
+                return Err(bad(format!("entry {i} is not an object")));
+            };
+            let get = |keys: &[&str]| {
+                o.iter()
+                    .find(|(k, _)| keys.iter().any(|x| k.eq_ignore_ascii_case(x)))
+                    .and_then(|(_, v)| v.as_str())
+            };
+            let project = o
+                .iter()
+                .find(|(k, _)| is_project_column(k))
+                .and_then(|(_, v)| v.as_str());
+            put(
+                format!("entry {i}"),
+                get(&["ID"]).unwrap_or(""),
+                get(&["Status"]),
+                project,
+            )?;
         }
         return Ok(out);
     }
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let l = line.split('#').next().unwrap_or("").trim();
-        if l.is_empty() || (i == 0 && l.to_ascii_lowercase().starts_with("source")) {
-            continue;
-        }
-        let f: Vec<&str> = l.split(',').map(str::trim).collect();
-        match f.as_slice() {
-            [s, d] if !s.is_empty() && !d.is_empty() => {
-                out.push((s.to_string(), d.to_string(), None))
+    if t.lines().any(|l| l.trim_start().starts_with('|')) {
+        // A table: the header names the columns.
+        let mut cols: Option<(usize, Option<usize>, Option<usize>)> = None;
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim();
+            if l.is_empty() || l.starts_with('+') {
+                continue;
             }
-            [s, d, u] if !s.is_empty() && !d.is_empty() => out.push((
-                s.to_string(),
-                d.to_string(),
-                (!u.is_empty()).then(|| u.to_string()),
-            )),
-            _ => {
-                return Err(PlanError::BadMap {
-                    line: i + 1,
-                    what: format!("expected `source,target[,user]`, found {l:?}"),
-                });
+            if !l.starts_with('|') {
+                return Err(bad(format!(
+                    "line {}: {:?} is not a row of a backup table",
+                    i + 1,
+                    crate::escape::terminal(l)
+                )));
+            }
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            match cols {
+                None => {
+                    let find = |f: &dyn Fn(&str) -> bool| cells.iter().position(|c| f(c));
+                    let Some(id) = find(&|c| c.eq_ignore_ascii_case("id")) else {
+                        return Err(bad(format!(
+                            "line {}: a table without an ID column: not a backup list",
+                            i + 1
+                        )));
+                    };
+                    cols = Some((
+                        id,
+                        find(&|c| c.eq_ignore_ascii_case("status")),
+                        find(&|c| is_project_column(c)),
+                    ));
+                }
+                Some((id, st, pr)) => put(
+                    format!("line {}", i + 1),
+                    cells.get(id).copied().unwrap_or(""),
+                    st.and_then(|c| cells.get(c).copied()),
+                    pr.and_then(|c| cells.get(c).copied()),
+                )?,
             }
         }
+        return Ok(out);
+    }
+    if first_line.starts_with("\"ID\"") || first_line.starts_with("ID,") {
+        // -f csv
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let head = rdr
+            .headers()
+            .map_err(|e| bad(format!("not CSV: {e}")))?
+            .clone();
+        let col = |f: &dyn Fn(&str) -> bool| head.iter().position(f);
+        let id = col(&|c| c.eq_ignore_ascii_case("id")).unwrap_or(0);
+        let st = col(&|c| c.eq_ignore_ascii_case("status"));
+        let pr = col(&is_project_column);
+        for r in rdr.records() {
+            let r = r.map_err(|e| bad(format!("not CSV: {e}")))?;
+            let line = r.position().map_or(0, |p| p.line());
+            put(
+                format!("line {line}"),
+                r.get(id).unwrap_or(""),
+                st.and_then(|c| r.get(c)),
+                pr.and_then(|c| r.get(c)),
+            )?;
+        }
+        return Ok(out);
+    }
+    if first_line.starts_with("- ") {
+        // -f yaml: `- ID: …` then `  Status: …` lines.
+        let mut cur: Option<(usize, String, Option<String>, Option<String>)> = None;
+        let mut entries = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let (new, kv) = match l.strip_prefix("- ") {
+                Some(rest) => (true, rest),
+                None => (false, l.trim()),
+            };
+            if new && let Some(c) = cur.take() {
+                entries.push(c);
+            }
+            let c = cur.get_or_insert((i + 1, String::new(), None, None));
+            if let Some((k, v)) = kv.split_once(':') {
+                let v = v.trim().trim_matches(|q| q == '\'' || q == '"').to_string();
+                if k.trim().eq_ignore_ascii_case("id") {
+                    c.1 = v;
+                } else if k.trim().eq_ignore_ascii_case("status") {
+                    c.2 = Some(v);
+                } else if is_project_column(k) {
+                    c.3 = Some(v);
+                }
+            }
+        }
+        entries.extend(cur);
+        for (line, id, st, pr) in entries {
+            put(format!("line {line}"), &id, st.as_deref(), pr.as_deref())?;
+        }
+        return Ok(out);
+    }
+    // -f value: the ID first, the status one of the words after it.
+    for (i, l) in text.lines().enumerate() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let Some(id) = words.first() else { continue };
+        let known: Vec<usize> = (1..words.len())
+            .filter(|&k| STATUSES.contains(&words[k]))
+            .collect();
+        // The status column comes right before the size (a number).
+        let status = known
+            .iter()
+            .rev()
+            .find(|&&k| words.get(k + 1).is_some_and(|w| w.parse::<u64>().is_ok()))
+            .or(known.first())
+            .map(|&k| words[k]);
+        let shown: String = l.trim().chars().take(72).collect();
+        put(
+            format!("line {} ({:?})", i + 1, crate::escape::terminal(&shown)),
+            id,
+            status,
+            None,
+        )?;
     }
     Ok(out)
 }
 
-/// Backup ids already on the target: from `openstack volume backup list
-/// --all-projects -f json` (a list of objects with `ID`) or any table or
-/// text listing (the first UUID of each line).
-pub fn parse_target_backups(text: &str) -> HashSet<String> {
-    if let Ok(serde_json::Value::Array(a)) = serde_json::from_str::<serde_json::Value>(text) {
-        return a
-            .iter()
-            .filter_map(|e| e.get("ID").or_else(|| e.get("id")))
-            .filter_map(|v| v.as_str().map(str::to_lowercase))
-            .collect();
-    }
-    text.lines()
-        .filter_map(|l| {
-            l.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-                .find(|w| crate::record::lint::is_uuid(w))
-                .map(str::to_lowercase)
-        })
-        .collect()
+/// Why a backup the target lists cannot be taken as done (None: it can).
+pub fn listed_problem(id: &str, l: &Listed) -> Option<String> {
+    let st = l.status.as_deref()?;
+    let what = match st {
+        "available" => return None,
+        "error" => format!(
+            "delete it there (`openstack volume backup delete --force {id}`) and re-plan: an import \
+             that failed leaves this"
+        ),
+        "creating" | "backing-up" => {
+            "an import (or backup) of it is under way or stuck: wait until it is available or error \
+             and re-plan; if stuck, reset it (`cinder backup-reset-state --state error ID`), delete it \
+             and re-plan"
+                .to_string()
+        }
+        "restoring" => "a restore from it is running: wait for it to end and re-plan".to_string(),
+        "deleting" | "error_deleting" | "deleted" => format!(
+            "it is being deleted there: wait until `openstack volume backup show {id}` no longer finds \
+             it (delete it again if it stays in error_deleting) and re-plan"
+        ),
+        _ => "cbr cannot take it as imported: resolve it there and re-plan".to_string(),
+    };
+    Some(format!(
+        "on the target in status {st} (--target-backups): {what}"
+    ))
 }
 
 /// What the target cloud is and has.
@@ -167,6 +365,17 @@ pub struct Target {
     pub volume_name: Option<String>,
     /// The runbook's progress file (the script's path + `.state` when None).
     pub state: Option<String>,
+    /// Everything `--target-backups` lists (status, project): `existing`
+    /// holds those that count as imported.
+    pub listed: HashMap<String, Listed>,
+    /// Left out by hand (`--exclude`): skipped, dependants refused.
+    pub excluded: HashSet<String>,
+    /// Backups whose data a deep verification found damaged: id -> why.
+    pub damaged: HashMap<String, String>,
+    /// Backup ids on the share (for the fix of a missing parent).
+    pub on_share: HashSet<String>,
+    /// The plan was made with `--deep`: the runbook's checks read the data too.
+    pub deep: bool,
 }
 
 /// Which backups the plan restores (every one is imported).
@@ -268,6 +477,32 @@ pub struct Commands {
     pub restore: Option<String>,
 }
 
+/// What a record says of its backup, for the md plan and the JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct About {
+    /// The backup's name (display_name in older records).
+    pub backup_name: Option<String>,
+    /// The source volume's id.
+    pub source_volume_id: Option<String>,
+    pub created_at: Option<String>,
+}
+
+impl About {
+    fn of(r: &Record) -> About {
+        let s = |k: &str| {
+            r.get(k)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        About {
+            backup_name: s("display_name").or_else(|| s("name")),
+            source_volume_id: s("volume_id"),
+            created_at: s("created_at"),
+        }
+    }
+}
+
 /// One backup to migrate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -287,6 +522,9 @@ pub struct Step {
     /// Whether the backup is restored into a volume of its own (`--restore`).
     pub restore: bool,
     pub commands: Commands,
+    /// What the record says of the backup (for people reading the plan).
+    #[serde(flatten)]
+    pub about: About,
     #[serde(skip)]
     depth: usize,
     #[serde(skip)]
@@ -298,6 +536,9 @@ pub struct Step {
 pub struct Left {
     pub backup_id: String,
     pub reason: String,
+    /// The target project(s) it concerns (a refusal across a chain names
+    /// both); empty when it concerns none (no id, no mapping).
+    pub target_projects: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -337,6 +578,65 @@ struct Cand<'a> {
     refused: Option<String>,
 }
 
+/// Backup ids given more than once. `origins[i]` says where `records[i]`
+/// came from (`FILE line N`). The same record twice is a note; two
+/// different records for one id is an error naming both places.
+pub fn same_ids(records: &[Decoded], origins: &[String]) -> Result<Vec<String>, PlanError> {
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut notes = Vec::new();
+    let mut conflicts = Vec::new();
+    for (i, d) in records.iter().enumerate() {
+        let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
+            continue;
+        };
+        let Some(&j) = first.get(&id) else {
+            first.insert(id, i);
+            continue;
+        };
+        let o = |k: usize| crate::escape::terminal(origins.get(k).map_or("?", String::as_str));
+        let id = crate::escape::terminal(&id);
+        let e = &records[j];
+        let services_differ = matches!(
+            (&d.backup_service, &e.backup_service),
+            (Some(a), Some(b)) if a != b
+        );
+        if d.record == e.record && !services_differ {
+            notes.push(format!(
+                "backup {id} is given twice, the same record ({} and {}): planned once",
+                o(j),
+                o(i)
+            ));
+        } else {
+            let differ: Vec<&str> = d
+                .record
+                .iter()
+                .filter(|(k, v)| e.record.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .chain(
+                    e.record
+                        .keys()
+                        .filter(|k| !d.record.contains_key(*k))
+                        .map(String::as_str),
+                )
+                .collect();
+            let what = if differ.is_empty() {
+                "their backup_service differs".to_string()
+            } else {
+                format!(
+                    "they differ in {}",
+                    crate::escape::terminal(&differ.join(", "))
+                )
+            };
+            conflicts.push(format!("backup {id}: {} and {}: {what}", o(j), o(i)));
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(notes)
+    } else {
+        Err(PlanError::DifferentRecords(conflicts))
+    }
+}
+
 /// Decide the plan. `share`: check every record against it as `check` does.
 pub fn make(
     records: &[Decoded],
@@ -354,30 +654,51 @@ pub fn make(
     let mut cands: Vec<Cand> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let batch = Batch::of(records.iter().map(|d| &d.record));
+    let mut unmapped: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     for d in records {
         let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
             plan.refused.push(Left {
                 backup_id: String::new(),
                 reason: format!("a record (input line {}) has no id", d.line),
+                target_projects: Vec::new(),
             });
             continue;
         };
+        let mapped = map.target(id_field(&d.record, "project_id"));
+        let projects: Vec<String> = mapped.iter().map(|t| t.0.clone()).collect();
         if !seen.insert(id.clone()) {
             plan.skipped.push(Left {
                 backup_id: id,
                 reason: "given twice in the input: planned once".into(),
+                target_projects: projects,
             });
             continue;
         }
-        if target.existing.contains(&id) {
-            plan.skipped.push(Left {
+        if let Some((refuse, reason)) = before_planning(&id, mapped.as_ref().ok(), target) {
+            let left = Left {
                 backup_id: id,
-                reason: "already on the target (--target-backups)".into(),
-            });
+                reason,
+                target_projects: projects,
+            };
+            if refuse {
+                plan.refused.push(left);
+            } else {
+                plan.skipped.push(left);
+            }
             continue;
         }
-        let tgt = map.target(&id, id_field(&d.record, "project_id"))?;
-        let refused = problems(d, &batch, target, share);
+        let tgt = match mapped {
+            Ok(t) => t,
+            Err(project) => {
+                unmapped.entry(project).or_default().push(id);
+                continue;
+            }
+        };
+        let refused = target
+            .damaged
+            .get(&id)
+            .cloned()
+            .or_else(|| problems(d, &batch, target, share));
         cands.push(Cand {
             d,
             parent: id_field(&d.record, "parent_id").map(str::to_lowercase),
@@ -386,14 +707,35 @@ pub fn make(
             refused,
         });
     }
+    if !unmapped.is_empty() {
+        return Err(PlanError::Unmapped(
+            unmapped
+                .into_iter()
+                .map(|(project, mut backups)| {
+                    backups.sort();
+                    Unmapped { project, backups }
+                })
+                .collect(),
+        ));
+    }
     let depth = chains(&mut cands, target);
+    let index: HashMap<&str, usize> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
     for c in &cands {
         if let Some(r) = &c.refused {
             plan.refused.push(Left {
                 backup_id: c.id.clone(),
                 reason: r.clone(),
+                target_projects: concerned(c, &cands, &index),
             });
         }
+    }
+    // Whatever order the inputs came in, the lists read the same.
+    for l in [&mut plan.skipped, &mut plan.refused] {
+        l.sort_by(|a, b| (&a.backup_id, &a.reason).cmp(&(&b.backup_id, &b.reason)));
     }
     for (i, c) in cands
         .iter()
@@ -445,6 +787,99 @@ pub fn make(
         refused: plan.refused.len(),
     };
     Ok(plan)
+}
+
+/// What is decided about a backup before it is planned: `(refused,
+/// reason)` when it is left out — on the target already (skipped), on the
+/// target but not usable or under another project (refused), excluded by
+/// hand (skipped).
+fn before_planning(
+    id: &str,
+    mapped: Option<&(String, Option<String>)>,
+    target: &Target,
+) -> Option<(bool, String)> {
+    if let Some(l) = target.listed.get(id) {
+        if let Some(why) = listed_problem(id, l) {
+            return Some((true, why));
+        }
+        if let (Some(there), Some((to, _))) = (&l.project, mapped)
+            && there != to
+        {
+            return Some((
+                true,
+                format!(
+                    "already on the target, but under project {there} while the plan maps it to {to} \
+                     (--target-backups): fix the mapping, or delete it there and re-plan"
+                ),
+            ));
+        }
+    }
+    if target.existing.contains(id) {
+        let how = match target.listed.get(id).and_then(|l| l.status.as_deref()) {
+            Some(_) => "",
+            None => ", whose list shows no status: check it is available",
+        };
+        return Some((
+            false,
+            format!("already on the target (--target-backups{how})"),
+        ));
+    }
+    if target.excluded.contains(id) {
+        return Some((false, "excluded by hand (--exclude)".into()));
+    }
+    None
+}
+
+/// Why a parent that is not among the candidates fails its child going to
+/// `project` (None: the target has it, usable, in that project).
+fn parent_outside(p: &str, project: &str, target: &Target) -> Option<String> {
+    if target.excluded.contains(p) {
+        return Some(format!(
+            "its parent {p} is excluded by hand (--exclude): the chain cannot be restored without it"
+        ));
+    }
+    if let Some(why) = target.listed.get(p).and_then(|l| listed_problem(p, l)) {
+        return Some(format!("its parent {p} is {why}"));
+    }
+    if target.existing.contains(p) {
+        return match target.listed.get(p).and_then(|l| l.project.as_deref()) {
+            Some(there) if there != project => Some(format!(
+                "its parent {p} is on the target under project {there}, this backup goes to {project}: \
+                 a chain must land in one project"
+            )),
+            _ => None,
+        };
+    }
+    let missing =
+        format!("its parent {p} is neither in this plan nor on the target (--target-backups)");
+    Some(match (&target.share_path, target.on_share.contains(p)) {
+        (Some(share), true) => format!(
+            "{missing}; it is on the share: add its record, `cbr recover --share {} {p} --emit \
+             export-json > {p}.json`, to the inputs (or plan with --from-share)",
+            sh_quote(share)
+        ),
+        (Some(_), false) => format!(
+            "{missing}, nor on the share: the chain cannot be restored (is --share the share the \
+             backups were written to?)"
+        ),
+        (None, _) => format!(
+            "{missing}: give its record too — `cbr recover --share DIR {p} --emit export-json > \
+             {p}.json` builds one from the share — or plan with --share DIR --from-share"
+        ),
+    })
+}
+
+/// The target projects a refusal concerns: its own, and its parent's when
+/// the chain would cross projects.
+fn concerned(c: &Cand, cands: &[Cand], index: &HashMap<&str, usize>) -> Vec<String> {
+    let mut out = vec![c.target.0.clone()];
+    if let Some(p) = &c.parent
+        && let Some(pc) = index.get(p.as_str()).map(|&j| &cands[j])
+        && pc.target.0 != c.target.0
+    {
+        out.push(pc.target.0.clone());
+    }
+    out
 }
 
 /// Why a record cannot be planned on its own (errors of check or lint).
@@ -563,10 +998,7 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
                     cands[j].target.0, cands[i].target.0
                 )),
                 Some(_) => None,
-                None if target.existing.contains(&p) => None,
-                None => Some(format!(
-                    "its parent {p} is neither in this plan nor on the target (--target-backups): the chain is incomplete"
-                )),
+                None => parent_outside(&p, &cands[i].target.0, target),
             };
         }
     }
@@ -621,8 +1053,9 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
     Step {
         commands: Commands {
             check: format!(
-                "printf '%s\\n' {} | cbr check --no-advice --target-service {} --share {share} -",
+                "printf '%s\\n' {} | cbr check --no-advice{} --target-service {} --share {share} -",
                 sh_quote(&url),
+                if target.deep { " --deep" } else { "" },
                 sh_quote(&target.service)
             ),
             import: shell_line(&[
@@ -671,6 +1104,7 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
         volume_type: target.volume_type.clone(),
         availability_zone: target.availability_zone.clone(),
         restore: true,
+        about: About::of(&d.record),
         depth,
         created: d
             .record
@@ -858,20 +1292,25 @@ pub fn render_md(plan: &Plan) -> String {
         sm.backups, sm.projects, sm.gib, sm.skipped, sm.refused
     ));
     s.push_str(
-        "| # | backup | incremental of | source project | target project | GiB | service |\n",
+        "| # | backup | incremental of | name | source volume | created | source project | target project | GiB | service |\n",
     );
-    s.push_str("|---|---|---|---|---|---|---|\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    let cell = |v: &Option<String>| v.as_deref().map_or("—".into(), crate::escape::markdown);
     for (n, x) in plan.steps.iter().enumerate() {
         s.push_str(&format!(
-            "| {n} | {} | {} | {} | {} | {} | {} |\n",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             code(&x.backup_id),
             x.depends_on.as_deref().map_or("—".into(), code),
+            cell(&x.about.backup_name),
+            cell(&x.about.source_volume_id),
+            cell(&x.about.created_at),
             x.source_project.as_deref().map_or("—".into(), md),
             md(&x.target_project),
             x.size_gb,
             code(&x.backup_service)
         ));
     }
+    s.push_str(&quota_table(plan));
     for (title, list) in [("Skipped", &plan.skipped), ("Refused", &plan.refused)] {
         if list.is_empty() {
             continue;
@@ -880,6 +1319,29 @@ pub fn render_md(plan: &Plan) -> String {
         for l in list {
             s.push_str(&format!("| {} | {} |\n", code(&l.backup_id), md(&l.reason)));
         }
+    }
+    s
+}
+
+/// GiB per target project (what each project's quota must hold).
+fn quota_table(plan: &Plan) -> String {
+    let mut per: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for x in &plan.steps {
+        let e = per.entry(x.target_project.as_str()).or_default();
+        e.0 += 1;
+        e.1 = e.1.saturating_add(x.size_gb);
+    }
+    if per.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\n## Per target project (quota)\n\n| target project | backups | GiB |\n|---|---|---|\n",
+    );
+    for (p, (n, gib)) in per {
+        s.push_str(&format!(
+            "| {} | {n} | {gib} |\n",
+            crate::escape::markdown(p)
+        ));
     }
     s
 }
@@ -893,33 +1355,89 @@ pub fn by_project(plan: &Plan) -> BTreeMap<&str, Vec<&Step>> {
     m
 }
 
+/// The plan of each target project (`--per-project`): its steps, and the
+/// skips and refusals that concern it — a refusal across a chain in the
+/// plan of each project it spans, one that concerns no project (a record
+/// without an id) in every plan. A project whose backups were all skipped
+/// or refused has a plan too, with no steps.
+pub fn per_project(plan: &Plan) -> BTreeMap<String, Plan> {
+    let mut out: BTreeMap<String, Plan> = BTreeMap::new();
+    for x in &plan.steps {
+        out.entry(x.target_project.clone())
+            .or_default()
+            .steps
+            .push(x.clone());
+    }
+    for l in plan.skipped.iter().chain(&plan.refused) {
+        for p in &l.target_projects {
+            out.entry(p.clone()).or_default();
+        }
+    }
+    for (project, sub) in out.iter_mut() {
+        // The same settings (restore mode, volume names, state file).
+        sub.target = plan.target.clone();
+        let mine = |l: &&Left| l.target_projects.is_empty() || l.target_projects.contains(project);
+        sub.skipped = plan.skipped.iter().filter(mine).cloned().collect();
+        sub.refused = plan.refused.iter().filter(mine).cloned().collect();
+        sub.summary = Summary {
+            backups: sub.steps.len(),
+            projects: usize::from(!sub.steps.is_empty()),
+            gib: sub
+                .steps
+                .iter()
+                .fold(0u64, |a, s| a.saturating_add(s.size_gb)),
+            skipped: sub.skipped.len(),
+            refused: sub.refused.len(),
+            restore: plan.summary.restore,
+        };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn maps_parse_from_csv_and_json() {
-        let csv = "source,target,user\naaa,bbb\nccc,ddd,uuu\n";
+    fn target_backups_from_every_listing_form() {
+        let a = "a0f6583f-d913-426d-a8e2-d262262a433b";
+        let b = "240eb01b-43db-412c-88fa-80f724cb2c2c";
+        let status = |m: &HashMap<String, Listed>, id: &str| m[id].status.clone();
+        let j =
+            r#"[{"ID": "A0F6583F-D913-426D-A8E2-D262262A433B", "Name": "x", "Status": "error"}]"#;
         assert_eq!(
-            parse_map(csv).unwrap(),
-            vec![
-                ("aaa".into(), "bbb".into(), None),
-                ("ccc".into(), "ddd".into(), Some("uuu".into()))
-            ]
+            status(&parse_target_backups(j, "f").unwrap(), a).as_deref(),
+            Some("error")
         );
-        let json = r#"{"aaa": "bbb", "ccc": {"project": "ddd", "user": "uuu"}}"#;
-        assert_eq!(parse_map(json).unwrap().len(), 2);
-        assert!(parse_map("aaa\n").is_err());
-    }
-
-    #[test]
-    fn target_backups_from_json_or_tables() {
-        let j = r#"[{"ID": "A0F6583F-D913-426D-A8E2-D262262A433B", "Name": "x"}]"#;
-        assert!(parse_target_backups(j).contains("a0f6583f-d913-426d-a8e2-d262262a433b"));
-        let t = "+----+\n| ID | Volume ID |\n| 240eb01b-43db-412c-88fa-80f724cb2c2c | cd613e30-d8f1-4adf-91b7-584a2265b1f5 |\n";
-        let s = parse_target_backups(t);
-        assert_eq!(s.len(), 1);
-        assert!(s.contains("240eb01b-43db-412c-88fa-80f724cb2c2c"));
+        let t = format!(
+            "+----+\n| ID | Volume ID | Status | Project |\n+---+\n| {b} | {a} | available | p1 |\n"
+        );
+        let m = parse_target_backups(&t, "f").unwrap();
+        assert_eq!(m[b].project.as_deref(), Some("p1"));
+        let v = format!(
+            "{a} my backup available 1 False 2026-01-01T00:00:00.000000\n{b} None None error 1 True x\n"
+        );
+        let m = parse_target_backups(&v, "f").unwrap();
+        assert_eq!(status(&m, a).as_deref(), Some("available"));
+        assert_eq!(status(&m, b).as_deref(), Some("error"));
+        let c = format!("\"ID\",\"Name\",\"Status\"\r\n\"{a}\",\"n\",\"creating\"\r\n");
+        assert_eq!(
+            status(&parse_target_backups(&c, "f").unwrap(), a).as_deref(),
+            Some("creating")
+        );
+        let y =
+            format!("- ID: {a}\n  Name: n\n  Status: restoring\n- ID: {b}\n  Status: available\n");
+        let m = parse_target_backups(&y, "f").unwrap();
+        assert_eq!(status(&m, a).as_deref(), Some("restoring"));
+        assert_eq!(m.len(), 2);
+        assert!(parse_target_backups("[]", "f").unwrap().is_empty());
+        for not in [
+            "",
+            "The request you have made requires authentication. (HTTP 401)\n",
+            "{\"error\": {\"code\": 401}}",
+        ] {
+            assert!(parse_target_backups(not, "f").is_err(), "{not:?}");
+        }
     }
 
     #[test]

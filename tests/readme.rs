@@ -86,6 +86,9 @@ fn scratch() -> tempfile::TempDir {
     let rec = |stem: &str| records_dir().join(format!("{stem}.cinderclient.txt"));
     std::fs::copy(rec("full-zlib"), p.join("export.txt")).unwrap();
     std::fs::create_dir(p.join("exports")).unwrap();
+    // plan's --map and --target-backups (a target that holds no backup yet).
+    std::fs::write(p.join("map.csv"), format!("source,target\n{SRC},{DST}\n")).unwrap();
+    std::fs::write(p.join("target.json"), "[]\n").unwrap();
     for stem in ["full-zlib", "incr1-zlib", "incr2-zlib"] {
         std::fs::copy(rec(stem), p.join("exports").join(format!("{stem}.txt"))).unwrap();
     }

@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(a) => verify::run(&g, a),
         Command::Restore(a) => restore::run(&g, a),
         Command::Recover(a) => recover::run(&g, a),
-        Command::Plan(a) => plan::run(&g, a),
+        Command::Plan(a) => plan::run(&g, *a),
         Command::Journal(c) => journal::run(&g, c),
         Command::Completions(a) => completions(a),
     }
@@ -105,9 +105,11 @@ pub struct Input {
     pub text: String,
 }
 
-/// Read INPUT arguments: paths, `-` for stdin, directories (every file
-/// in one, by name); none means stdin.
-#[allow(clippy::disallowed_methods)] // the user's inputs, not the share
+/// Read INPUT arguments: paths, `-` for stdin; none means stdin. A
+/// directory is every file in it (not its subdirectories, nor dot-files),
+/// sorted by name, so that the result does not depend on how a shell or a
+/// file system orders them.
+#[allow(clippy::disallowed_methods)] // the user's input paths, not the share
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     if paths.is_empty() {
         return Ok(vec![read_input(None)?]);
@@ -125,17 +127,15 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     Ok(out)
 }
 
+/// The regular files of an input directory, sorted by name.
 #[allow(clippy::disallowed_methods)] // the user's input directory, not the share
-/// The files of an INPUT directory (not its subdirectories), sorted by
-/// name so that a batch is read in a stable order.
 fn dir_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let p = e
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
-        if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-            files.push(p);
+        let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+        let hidden = e.file_name().to_string_lossy().starts_with('.');
+        if !hidden && e.path().is_file() {
+            files.push(e.path());
         }
     }
     files.sort();

@@ -3,10 +3,14 @@
 use super::{Global, Outcome, decode_inputs, read_inputs, resolve_share};
 use crate::cli::{PlanArgs, PlanFormat, PlanRestore};
 use anyhow::{Context, Result, bail};
+use cbr::escape::terminal;
 use cbr::escape::terminal as t;
-use cbr::plan::{Mapping, RestoreMode, Target, by_project, make, parse_map, parse_target_backups};
-use cbr::record::lint::is_keystone_id;
+use cbr::mapping::{MapLine, bad_id, merge};
+use cbr::plan::{Mapping, RestoreMode, Target, make, parse_target_backups, per_project};
 use cbr::record::{Decoded, Era, Source, SourceFormat};
+use cbr::share::ShareScan;
+use cbr::share::scan::BackupEntry;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 /// A date as `YYYY-MM-DD[ HH:MM:SS]` for comparison, or None.
@@ -26,42 +30,7 @@ fn date_key(s: &str) -> Option<String> {
 // files written go through the gate out.
 #[allow(clippy::disallowed_methods)] // std::fs::read_to_string of --map and --target-backups
 pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
-    let mut map = Mapping {
-        default_project: args.default_project.clone(),
-        ..Default::default()
-    };
-    let check_id = |what: &str, id: &str| -> Result<()> {
-        if !is_keystone_id(id) {
-            bail!(
-                "{what} {id:?} is not a keystone project id (32 hex digits or a UUID): --os-project-id needs the id"
-            );
-        }
-        Ok(())
-    };
-    if let Some(d) = &args.default_project {
-        check_id("--default-project", d)?;
-    }
-    for m in &args.map_project {
-        let (s, d) = m
-            .split_once('=')
-            .filter(|(s, d)| !s.is_empty() && !d.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("--map-project {m:?}: expected SRC=DST"))?;
-        check_id("--map-project target", d)?;
-        map.projects.insert(s.to_string(), (d.to_string(), None));
-    }
-    if let Some(f) = &args.map {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read the map {}", f.display()))?;
-        for (s, d, u) in parse_map(&text).with_context(|| format!("in {}", f.display()))? {
-            check_id(&format!("{}: target of {s}", f.display()), &d)?;
-            if let Some(u) = &u
-                && !is_keystone_id(u)
-            {
-                bail!("{}: user {u:?} of {s} is not a keystone id", f.display());
-            }
-            map.projects.insert(s, (d, u));
-        }
-    }
+    let map = mapping(&args)?;
     let since = match &args.since {
         Some(s) => Some(date_key(s).ok_or_else(|| {
             anyhow::anyhow!(
@@ -70,16 +39,30 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         })?),
         None => None,
     };
-    let existing = match &args.target_backups {
+    let listed = match &args.target_backups {
         Some(f) => parse_target_backups(
             &std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read the target's backup list {}", f.display()))?,
-        ),
+            &f.display().to_string(),
+        )?,
         None => Default::default(),
     };
-    let want_share =
-        args.from_share || args.share.share.is_some() || args.share.cinder_conf.is_some();
-    let share = if want_share {
+    let existing: HashSet<String> = listed
+        .iter()
+        .filter(|(id, l)| cbr::plan::listed_problem(id, l).is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    if args.deep && !want_share(&args) {
+        bail!(
+            "--deep reads the backups' data: give the share (--share DIR, CBR_SHARE or --cinder-conf)"
+        );
+    }
+    if args.journal.journal.is_some() && !args.deep {
+        bail!(
+            "--journal records (and with --older-than accepts) chunk verifications: it needs --deep"
+        );
+    }
+    let share = if want_share(&args) {
         Some(resolve_share(g, &args.share)?)
     } else {
         None
@@ -113,12 +96,19 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     };
     // The records: given, and/or recovered from the share.
     let mut records: Vec<Decoded> = Vec::new();
+    let mut origins: Vec<String> = Vec::new();
     if !args.inputs.is_empty() || !args.from_share {
-        let inputs = read_inputs(&args.inputs)?;
-        records.extend(decode_inputs(&inputs)?);
-        // The records own their text: the inputs need not stay.
-        drop(inputs);
+        for input in read_inputs(&args.inputs)? {
+            for d in decode_inputs(std::slice::from_ref(&input))? {
+                origins.push(format!("{} line {}", input.name, d.line));
+                records.push(d);
+            }
+        }
     }
+    let given: HashSet<String> = records
+        .iter()
+        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
+        .collect();
     if args.from_share
         && let (Some(s), Some(f)) = (&share, &found)
     {
@@ -127,7 +117,13 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             user_id: None,
             service: args.target_service.clone(),
         };
+        let mut kept_given = 0;
         for b in &f.backups {
+            if given.contains(&b.id.to_lowercase()) {
+                kept_given += 1;
+                continue;
+            }
+            origins.push(format!("recovered from the share ({})", b.id));
             match cbr::recover::recover(s, f, b, &opts) {
                 Ok(r) => records.push(Decoded {
                     backup_service: Some(args.target_service.clone()),
@@ -142,30 +138,55 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                     line: 0,
                     duplicate_keys: Vec::new(),
                 }),
-                Err(e) if !g.quiet => eprintln!(
-                    "cbr: plan: backup {} not recovered: {}",
-                    t(&b.id),
-                    t(&e.to_string())
-                ),
-                Err(_) => {}
+                Err(e) => {
+                    origins.pop();
+                    if !g.quiet {
+                        eprintln!(
+                            "cbr: plan: backup {} not recovered: {}",
+                            t(&b.id),
+                            t(&e.to_string())
+                        );
+                    }
+                }
             }
+        }
+        if kept_given > 0 && !g.quiet {
+            eprintln!(
+                "cbr: plan: note: {kept_given} backup(s) of the share are also given as records: \
+                 the given records are planned, not the recovered ones"
+            );
         }
     }
     super::refuse_duplicate_keys(&records)?;
-    // Filters.
-    records.retain(|d| {
-        let field = |k: &str| d.record.get(k).and_then(|v| v.as_str());
-        let id = field("id").unwrap_or("");
-        (args.ids.is_empty() || args.ids.iter().any(|p| id.starts_with(p.as_str())))
-            && (args.projects.is_empty()
-                || field("project_id").is_some_and(|p| args.projects.iter().any(|x| x == p)))
-            && since.as_ref().is_none_or(|s| {
-                field("created_at")
-                    .or_else(|| field("data_timestamp"))
-                    .and_then(date_key)
-                    .is_some_and(|c| &c >= s)
-            })
-    });
+    // Filters (origins stay aligned with the records).
+    let keep: Vec<bool> = records
+        .iter()
+        .map(|d| {
+            let field = |k: &str| d.record.get(k).and_then(|v| v.as_str());
+            let id = field("id").unwrap_or("");
+            (args.ids.is_empty() || args.ids.iter().any(|p| id.starts_with(p.as_str())))
+                && (args.projects.is_empty()
+                    || field("project_id").is_some_and(|p| args.projects.iter().any(|x| x == p)))
+                && since.as_ref().is_none_or(|s| {
+                    field("created_at")
+                        .or_else(|| field("data_timestamp"))
+                        .and_then(date_key)
+                        .is_some_and(|c| &c >= s)
+                })
+        })
+        .collect();
+    let mut k = keep.iter();
+    records.retain(|_| k.next().copied().unwrap_or(false));
+    let mut k = keep.iter();
+    origins.retain(|_| k.next().copied().unwrap_or(false));
+    // One record per backup id: the same one twice is a note, two
+    // different ones an error (the order of the inputs would decide).
+    for note in cbr::plan::same_ids(&records, &origins)? {
+        if !g.quiet {
+            eprintln!("cbr: plan: note: {}", terminal(&note));
+        }
+    }
+    let excluded = exclusions(&args, &records, g)?;
     let target = Target {
         service: args.target_service.clone(),
         existing,
@@ -179,22 +200,47 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         },
         volume_name: Some(args.volume_name.clone()),
         state: args.state.clone(),
+        listed,
+        on_share: found
+            .iter()
+            .flat_map(|f| f.backups.iter().map(|b| b.id.to_lowercase()))
+            .collect(),
+        damaged: Default::default(),
+        deep: args.deep,
+        excluded,
+    };
+    if let Some(f) = &found
+        && !g.quiet
+    {
+        // A --share one level off: say so before every record is refused.
+        for w in f.findings.iter().filter(|w| w.code == "share-root-suspect") {
+            eprintln!("cbr: plan: warning: {}", terminal(&w.message));
+        }
+    }
+    let target = match (&share, &found) {
+        (Some(s), Some(f)) if args.deep => Target {
+            damaged: deep_verify(g, &args, s, f, &records, &target)?,
+            ..target
+        },
+        _ => target,
     };
     let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
     match (&args.format, &args.per_project) {
         (PlanFormat::Sh, Some(dir)) => {
+            // Each file: its project's steps, skips and refusals only.
             // Every script's path is vetted (a link planted there into the
             // share is refused) before any is written.
-            let scripts: Vec<_> = by_project(&plan)
+            let scripts: Vec<_> = per_project(&plan)
                 .into_iter()
-                .map(|(project, steps)| (dir.join(format!("{project}.sh")), steps))
+                .map(|(project, sub)| (dir.join(format!("{project}.sh")), sub))
                 .collect();
             for (path, _) in &scripts {
                 gate.refuse_inside("--per-project", path)?;
             }
             gate.create_dir_all("--per-project", dir)?;
-            for (path, steps) in scripts {
-                let text = cbr::plan::render_sh(&plan, &steps);
+            for (path, sub) in scripts {
+                let steps: Vec<_> = sub.steps.iter().collect();
+                let text = cbr::plan::render_sh(&sub, &steps);
                 gate.replace("--per-project", &path, text.as_bytes())?;
                 if !g.quiet {
                     eprintln!(
@@ -227,10 +273,270 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         for l in &plan.refused {
             eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
         }
+        for l in &plan.skipped {
+            eprintln!(
+                "  skipped {}: {}",
+                terminal(&l.backup_id),
+                terminal(&l.reason)
+            );
+        }
+        if share.is_none() {
+            eprintln!(
+                "cbr: plan: the records were not checked against any share (give --share DIR, \
+                 CBR_SHARE or --cinder-conf to check each one as `cbr check` does)"
+            );
+        }
     }
     Ok(if plan.refused.is_empty() {
         Outcome::Ok
     } else {
         Outcome::Problems
     })
+}
+
+fn want_share(args: &PlanArgs) -> bool {
+    args.from_share || args.share.share.is_some() || args.share.cinder_conf.is_some()
+}
+
+/// The project mapping: every `--map-project` and `--map` line, checked
+/// (ids, not names) and merged — a source mapped to two targets anywhere
+/// is an error listing every such source.
+#[allow(clippy::disallowed_methods)] // the --map file, not the share
+fn mapping(args: &PlanArgs) -> Result<Mapping> {
+    if let Some(d) = &args.default_project
+        && let Some(why) = bad_id("--default-project", d, false)
+    {
+        bail!("{why}");
+    }
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
+    for m in &args.map_project {
+        let Some((s, d)) = m
+            .split_once('=')
+            .filter(|(s, d)| !s.is_empty() && !d.is_empty())
+        else {
+            bad.push(format!("--map-project {m:?}: expected SRC=DST"));
+            continue;
+        };
+        let problems = [
+            bad_id("source", s, false),
+            bad_id(&format!("target of {s}"), d, false),
+        ];
+        let before = bad.len();
+        bad.extend(
+            problems
+                .into_iter()
+                .flatten()
+                .map(|w| format!("--map-project {m}: {w}")),
+        );
+        if bad.len() == before {
+            lines.push(MapLine {
+                source: s.to_string(),
+                target: d.to_string(),
+                user: None,
+                origin: format!("--map-project {m}"),
+            });
+        }
+    }
+    if let Some(f) = &args.map {
+        let name = f.display().to_string();
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read the map {name}"))?;
+        match cbr::mapping::parse(&text, &name) {
+            Ok(l) => lines.extend(l),
+            Err(cbr::mapping::MapError::Invalid(e)) => bad.extend(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{} mapping(s) cbr cannot use:\n  {}",
+            bad.len(),
+            bad.join("\n  ")
+        );
+    }
+    let mut map = Mapping {
+        default_project: args.default_project.clone(),
+        ..Default::default()
+    };
+    for l in merge(lines)? {
+        map.projects.insert(l.source, (l.target, l.user));
+    }
+    Ok(map)
+}
+
+/// The backups left out by hand (`--exclude`, `--exclude-from`), as ids of
+/// the records; an exclusion matching none of them is said.
+#[allow(clippy::disallowed_methods)] // the operator's list, not the share
+fn exclusions(args: &PlanArgs, records: &[Decoded], g: &Global) -> Result<HashSet<String>> {
+    let mut wanted: Vec<(String, String)> = args
+        .exclude
+        .iter()
+        .map(|e| (e.trim().to_lowercase(), format!("--exclude {e}")))
+        .collect();
+    if let Some(f) = &args.exclude_from {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the exclusion list {}", f.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let t = line.split('#').next().unwrap_or("").trim();
+            let Some(w) = t.split_whitespace().next() else {
+                continue;
+            };
+            wanted.push((w.to_lowercase(), format!("{} line {}", f.display(), i + 1)));
+        }
+    }
+    let ids: Vec<String> = records
+        .iter()
+        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
+        .collect();
+    let mut out = HashSet::new();
+    for (w, origin) in wanted {
+        if w.is_empty() || !w.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            bail!(
+                "{origin}: {:?} is not a backup id (or a prefix of one)",
+                terminal(&w)
+            );
+        }
+        let hits: HashSet<&String> = ids.iter().filter(|i| i.starts_with(&w)).collect();
+        match hits.len() {
+            0 if !g.quiet => eprintln!(
+                "cbr: plan: warning: {origin}: {w} is none of the backups planned (nothing excluded by it)"
+            ),
+            0 => {}
+            1 => out.extend(hits.into_iter().cloned()),
+            n => bail!("{origin}: {w} is a prefix of {n} backups: give more of the id"),
+        }
+    }
+    Ok(out)
+}
+
+/// `--deep`: verify every chunk of every backup that may be planned, as
+/// `verify --deep` does (with the journal's proofs when given). Returns
+/// the damaged ones, each with its findings.
+fn deep_verify(
+    g: &Global,
+    args: &PlanArgs,
+    share: &cbr::share::Share,
+    found: &ShareScan,
+    records: &[Decoded],
+    target: &Target,
+) -> Result<HashMap<String, String>> {
+    let wanted: HashSet<String> = records
+        .iter()
+        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
+        .filter(|id| !target.existing.contains(id) && !target.excluded.contains(id))
+        .collect();
+    let selected: Vec<&BackupEntry> = found
+        .backups
+        .iter()
+        .filter(|b| wanted.contains(&b.id.to_lowercase()))
+        .collect();
+    let opts = cbr::verify::VerifyOptions {
+        deep: true,
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| cbr::verify::VerifyOptions::default().jobs),
+        sample: None,
+        md5: false,
+    };
+    // Windows first: a bad one is exit 2 before anything opens.
+    let older = match &args.older_than {
+        Some(d) => {
+            Some(cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("--older-than {e}"))?)
+        }
+        None => None,
+    };
+    // The journal, vetted by the gate out (never in the share).
+    let journal = match super::journal::path_of(&args.journal) {
+        Some(p) => {
+            let jp = cbr::share::out::Gate::new(share).journal(&p, true)?;
+            Some(cbr::journal::Journal::open_vetted(
+                &jp,
+                &super::journal::share_id(share),
+                None,
+                false,
+            )?)
+        }
+        None => None,
+    };
+    let last = match (&journal, older) {
+        (Some(j), Some(_)) => j.last_checks()?,
+        _ => Default::default(),
+    };
+    let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
+    // A chunk is accepted only when proven OK against this very chunk file,
+    // this _metadata and this _sha256file, within the window.
+    let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
+        let key = (b.id.clone(), o.name.clone());
+        let Some(id) = id else { return false };
+        cutoff.is_some_and(|c| {
+            last.get(&key)
+                .is_some_and(|l| l.at >= c && l.proves(id, b.metadata_id, b.sha256_id))
+        })
+    };
+    let journal_error = std::sync::Mutex::new(None);
+    let done = |c: &cbr::verify::ChunkOutcome<'_>| {
+        if let Some(j) = &journal
+            && let Err(e) = j.record(c)
+            && let Ok(mut g) = journal_error.lock()
+        {
+            g.get_or_insert(e);
+        }
+    };
+    let hooks = cbr::verify::VerifyHooks {
+        skip: (journal.is_some() && older.is_some()).then_some(&skip as _),
+        stop: None,
+        done: journal.is_some().then_some(&done as _),
+    };
+    let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
+    let report =
+        cbr::verify::verify_with(share, found, &selected, &opts, progress.as_ref(), &hooks);
+    if let Some(j) = &journal {
+        if let Some(e) = journal_error.into_inner().ok().flatten() {
+            return Err(e.into());
+        }
+        j.finish()?;
+    }
+    if !g.quiet {
+        eprintln!(
+            "cbr: plan: --deep: {} backup(s), {} chunk(s) read{}",
+            report.backups_checked,
+            report.chunks_checked,
+            if report.chunks_skipped > 0 {
+                format!(
+                    ", {} accepted from the journal (proven within --older-than)",
+                    report.chunks_skipped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut damaged: HashMap<String, Vec<String>> = HashMap::new();
+    for f in report.findings.errors() {
+        if let Some(id) = &f.backup_id {
+            damaged
+                .entry(id.to_lowercase())
+                .or_default()
+                .push(format!("{}: {}", f.code, f.message));
+        }
+    }
+    Ok(damaged
+        .into_iter()
+        .map(|(id, mut why)| {
+            why.dedup();
+            if why.len() > 3 {
+                let more = why.len() - 3;
+                why.truncate(3);
+                why.push(format!("and {more} more finding(s)"));
+            }
+            let reason = format!(
+                "its data does not verify (--deep): {} — Cinder's restore checks no hash and would \
+                 write a corrupted volume; `cbr verify --deep --share {} {id}` shows every finding",
+                why.join("; "),
+                cbr::escape::shell(&share.root.display().to_string())
+            );
+            (id, reason)
+        })
+        .collect())
 }

@@ -4,7 +4,7 @@ use super::{Global, Outcome, decode_batch, emit_kind, read_inputs, service_for, 
 use crate::cli::{EmitKind, RewriteArgs};
 use anyhow::{Context, Result};
 use cbr::escape::terminal as t;
-use cbr::record::edit::{Edit, apply, parse_map, parse_set, validate};
+use cbr::record::edit::{Edit, apply, parse_set, validate};
 use cbr::record::emit::{EmitOptions, emit};
 use std::io::Write;
 
@@ -31,7 +31,16 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
     if let Some(m) = &args.map {
         let text = std::fs::read_to_string(m)
             .with_context(|| format!("cannot read map {}", m.display()))?;
-        edit.map = parse_map(&text).with_context(|| format!("in {}", m.display()))?;
+        let name = m.display().to_string();
+        let lines = cbr::mapping::parse(&text, &name)
+            .and_then(cbr::mapping::merge)
+            .with_context(|| format!("--map {name}: not a mapping cbr can use"))?;
+        for l in lines {
+            if let Some(u) = &l.user {
+                edit.map_user.push((l.source.clone(), u.clone()));
+            }
+            edit.map.push((l.source, l.target));
+        }
     }
     let (mut records, origins) = decode_batch(&inputs)?;
     // The records own their text: the inputs need not stay (memory ≤ 3 × input).

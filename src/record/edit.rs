@@ -16,8 +16,6 @@ pub enum EditError {
         value: String,
         what: &'static str,
     },
-    #[error("map line {line}: {what}")]
-    BadMap { line: usize, what: String },
     #[error("{0}: cannot reach into it: it is not an object")]
     NotObject(String),
 }
@@ -39,6 +37,9 @@ pub struct Edit {
     pub unset: Vec<String>,
     /// old id -> new id, for project_id and user_id.
     pub map: Vec<(String, String)>,
+    /// source project id -> the user_id its records get (a mapping's
+    /// third column, `source,target,user`).
+    pub map_user: Vec<(String, String)>,
     /// Also replace the source tenant ids wherever else they appear.
     pub scrub_source: bool,
 }
@@ -53,34 +54,6 @@ pub fn parse_set(s: &str) -> Result<(String, Value), EditError> {
     }
     let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
     Ok((k.to_string(), value))
-}
-
-/// A map file: `old new` per line; blank lines and `#` comments allowed.
-pub fn parse_map(text: &str) -> Result<Vec<(String, String)>, EditError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.split('#').next().unwrap_or("").trim();
-        if t.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = t.split_whitespace().collect();
-        let [old, new] = words.as_slice() else {
-            return Err(EditError::BadMap {
-                line: i + 1,
-                what: format!("expected two ids `old new`, found {} word(s)", words.len()),
-            });
-        };
-        for id in [old, new] {
-            if !is_keystone_id(id) {
-                return Err(EditError::BadMap {
-                    line: i + 1,
-                    what: format!("{id:?} is not a keystone id (32 hex digits or a UUID)"),
-                });
-            }
-        }
-        out.push((old.to_string(), new.to_string()));
-    }
-    Ok(out)
 }
 
 /// Validate a value for an id field.
@@ -184,6 +157,11 @@ pub fn apply(record: &mut Record, edit: &Edit) -> Result<Vec<Change>, EditError>
         {
             sets.push((field.clone(), Value::String(new.clone())));
         }
+    }
+    if let Some(project) = &source[0].1
+        && let Some((_, user)) = edit.map_user.iter().find(|(p, _)| p == project)
+    {
+        sets.push(("user_id".into(), Value::String(user.clone())));
     }
     if let Some(p) = &edit.project_id {
         sets.push(("project_id".into(), Value::String(p.clone())));
@@ -311,10 +289,10 @@ mod tests {
     fn map_and_scrub() {
         let mut r = rec();
         let e = Edit {
-            map: parse_map(
-                "# tenants\nbcae33bdf5b84dc9ab9ca6518a438561 22222222222222222222222222222222\n\n",
-            )
-            .unwrap(),
+            map: vec![(
+                "bcae33bdf5b84dc9ab9ca6518a438561".into(),
+                "22222222222222222222222222222222".into(),
+            )],
             scrub_source: true,
             ..Default::default()
         };
@@ -325,10 +303,6 @@ mod tests {
             json!("22222222222222222222222222222222")
         );
         assert_eq!(ch.len(), 2);
-        assert!(matches!(
-            parse_map("a b c\n"),
-            Err(EditError::BadMap { line: 1, .. })
-        ));
     }
 
     #[test]
