@@ -896,3 +896,22 @@ pub fn last_run(
         bytes,
     }))
 }
+
+/// Whether a chunk need not be read again: proven OK in this run (a
+/// `--resume`), or within the window (`cutoff`), against this very chunk
+/// file (`id`, the identity looked at), this `_metadata` and this
+/// `_sha256file`. One rule for `verify` and `plan --deep`.
+pub fn already_proven(
+    in_run: &HashMap<(String, String), Last>,
+    last: &HashMap<(String, String), Last>,
+    cutoff: Option<i64>,
+    b: &crate::share::BackupEntry,
+    o: &crate::share::ChunkObject,
+    id: Option<crate::share::FileId>,
+) -> bool {
+    let Some(id) = id else { return false };
+    let key = (b.id.clone(), o.name.clone());
+    let proves = |l: &Last| l.proves(id, b.metadata_id, b.sha256_id);
+    in_run.get(&key).is_some_and(proves)
+        || cutoff.is_some_and(|c| last.get(&key).is_some_and(|l| l.at >= c && proves(l)))
+}

@@ -466,13 +466,9 @@ fn deep_verify(
     let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
     // A chunk is accepted only when proven OK against this very chunk file,
     // this _metadata and this _sha256file, within the window.
+    let none = Default::default();
     let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
-        let key = (b.id.clone(), o.name.clone());
-        let Some(id) = id else { return false };
-        cutoff.is_some_and(|c| {
-            last.get(&key)
-                .is_some_and(|l| l.at >= c && l.proves(id, b.metadata_id, b.sha256_id))
-        })
+        cbr::journal::already_proven(&none, &last, cutoff, b, o, id)
     };
     let journal_error = std::sync::Mutex::new(None);
     let done = |c: &cbr::verify::ChunkOutcome<'_>| {

@@ -143,11 +143,7 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     // A chunk is skipped only when proven OK against this very chunk file,
     // this _metadata and this _sha256file.
     let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
-        let key = (b.id.clone(), o.name.clone());
-        let Some(id) = id else { return false };
-        let proves = |l: &cbr::journal::Last| l.proves(id, b.metadata_id, b.sha256_id);
-        proven_in_run.get(&key).is_some_and(proves)
-            || cutoff.is_some_and(|c| last.get(&key).is_some_and(|l| l.at >= c && proves(l)))
+        cbr::journal::already_proven(&proven_in_run, &last, cutoff, b, o, id)
     };
     let started_bytes = std::sync::atomic::AtomicU64::new(0);
     let stop = |o: &cbr::share::ChunkObject| {
