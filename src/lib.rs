@@ -6,9 +6,13 @@
 //!   edits, lints.
 //! - [`share`]: the share model — layout, `_metadata`, `_sha256file`, chains.
 //! - [`check`]: a record against the share, before import.
-//! - [`verify`]: chunk integrity — decompression, md5, per-block sha256.
+//! - [`verify`]: chunk integrity over backups — selected, parallel, journaled.
 //! - [`restore`]: a full+incremental chain to a raw image.
 //! - [`recover`]: an importable record from the share alone.
+//! - [`structure`]: what one backup's files say about themselves (beneath
+//!   check, verify and restore).
+//! - [`proof`]: one chunk's bytes proven — decompression, length, md5,
+//!   per-block sha256 (beneath verify and restore).
 //! - [`escape`]: one escaper per output sink (shell, terminal, markdown).
 //! - [`findings`]: problems found, as data.
 //! - [`journal`]: the verification journal (SQLite): resumable, rolling scrubs.
@@ -24,11 +28,15 @@ pub mod journal;
 pub mod mapping;
 pub mod plan;
 pub mod progress;
+pub mod proof;
 pub mod record;
 pub mod recover;
 pub mod restore;
-pub mod sha256_lanes;
 pub mod share;
+pub mod structure;
 pub mod synth;
 pub mod verdict;
 pub mod verify;
+
+/// The sha256 lanes, where benchmarks have always found them.
+pub use proof::sha256_lanes;
