@@ -10,13 +10,13 @@
 
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
-use crate::share::metadata::ChunkObject;
-use crate::share::sha256file::Window;
-use crate::share::{BackupEntry, Share, ShareScan};
-use crate::verify::{
+use crate::proof::{
     BadBlocks, HASH_BATCH, Pending, blocks_match, is_zero, stream_chunk, stream_findings,
     zero_block_sha,
 };
+use crate::share::metadata::ChunkObject;
+use crate::share::sha256file::Window;
+use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use thiserror::Error;
@@ -118,7 +118,7 @@ pub fn plan<'a>(
     // sizes that disagree are findings, and nothing is planned.
     let mut findings = Findings::new();
     for b in &chain {
-        findings.extend(crate::check::backup_findings(share, scan, b));
+        findings.extend(crate::structure::backup_findings(share, scan, b));
     }
     let refused = |chain, findings| Plan {
         chain,
@@ -140,6 +140,20 @@ pub fn plan<'a>(
     };
     let size = sha.covered_bytes();
     let block = sha.block_size();
+    let (chunks, uncovered) = live_ranges(&chain, size);
+    Ok(Plan {
+        chain,
+        chunks,
+        size,
+        block,
+        uncovered,
+        findings,
+    })
+}
+
+/// Step: walking from the newest backup down, each chunk keeps the
+/// ranges no later backup overwrites; and what no chunk covers.
+fn live_ranges<'a>(chain: &[&'a BackupEntry], size: u64) -> (Vec<ChunkPlan<'a>>, Vec<Piece>) {
     let mut cover = std::collections::BTreeMap::new();
     let mut chunks = Vec::new();
     for b in chain.iter().rev() {
@@ -163,15 +177,7 @@ pub fn plan<'a>(
         chunks.extend(mine);
     }
     chunks.reverse();
-    let uncovered = subtract(0, size, &cover);
-    Ok(Plan {
-        chain,
-        chunks,
-        size,
-        block,
-        uncovered,
-        findings,
-    })
+    (chunks, subtract(0, size, &cover))
 }
 
 /// How to write.
@@ -204,181 +210,304 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, RestoreError> {
-    use rayon::prelude::*;
     let top = plan
         .chain
         .last()
         .copied()
         .ok_or_else(|| RestoreError::NoSha256(String::new()))?;
     let sha = top.open_sha256(share)?;
-    let block = plan.block as usize;
-    let zero = zero_block_sha(block);
     let work: Vec<&ChunkPlan> = plan.chunks.iter().filter(|c| !c.live.is_empty()).collect();
-    progress.start(
-        work.iter()
-            .fold(0u64, |a, c| a.saturating_add(c.object.length)),
-    );
-    let do_chunk = |c: &ChunkPlan| -> (Findings, u64, Option<std::io::Error>) {
-        let mut findings = Findings::new();
-        let b = c.backup;
-        let o = c.object;
-        let rel = b.rel(&o.name);
-        let err = |code: &'static str, msg: String| {
-            Finding::error(code, msg)
-                .backup(b.id.clone())
-                .path(rel.clone())
-        };
-        let mut written = 0u64;
-        let mut write_err: Option<std::io::Error> = None;
-        let mut bad = BadBlocks::default();
-        let mut window = Window::new(&sha);
-        let mut sha_problem: Option<String> = None;
-        let streamed = {
-            let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
-                let vol = o.offset + off;
-                // Consecutive blocks to write go out in one pwrite: fewer
-                // syscalls, less contention on the image's inode lock.
-                let mut run: Option<(u64, usize, usize)> = None; // (volume offset, data from, data to)
-                let mut flush = |run: &mut Option<(u64, usize, usize)>| -> Result<(), String> {
-                    if let Some((at, from, to)) = run.take() {
-                        if let Err(e) = out.write_all_at(&data[from..to], at) {
-                            let msg = format!("cannot write the image at {at}: {e}");
-                            write_err = Some(e);
-                            return Err(msg);
-                        }
-                        written += (to - from) as u64;
-                    }
-                    Ok(())
-                };
-                // In groups of at most HASH_BATCH blocks (memory bounded
-                // whatever the block size): first prove the live blocks,
-                // hashing several at a time, then write them.
-                let mut failed: Option<String> = None;
-                for (g, group) in data.chunks(block.saturating_mul(HASH_BATCH)).enumerate() {
-                    let mut live: Vec<(usize, bool)> = Vec::with_capacity(HASH_BATCH); // (block in data, all zero)
-                    let mut todo: Vec<Pending<'_>> = Vec::with_capacity(HASH_BATCH);
-                    let mut wrong: Vec<u64> = Vec::new();
-                    for (j, piece) in group.chunks(block).enumerate() {
-                        let k = g * HASH_BATCH + j;
-                        let p_start = vol + (k * block) as u64;
-                        let p_end = p_start + piece.len() as u64;
-                        if !c.live.iter().any(|l| l.start < p_end && p_start < l.end) {
-                            continue;
-                        }
-                        let idx = p_start / block as u64;
-                        let all_zero = is_zero(piece);
-                        match window.get(idx) {
-                            Ok(Some(want)) if all_zero && piece.len() == block => {
-                                if want != zero {
-                                    wrong.push(idx);
-                                }
-                            }
-                            Ok(Some(want)) => todo.push((idx, piece, want)),
-                            // The plan stops at the sha256file's end; a block
-                            // past it is proven by nothing: refuse it.
-                            Ok(None) => wrong.push(idx),
-                            Err(e) => {
-                                sha_problem = Some(e.to_string());
-                                failed = Some(format!("cannot read the sha256file: {e}"));
-                                break;
-                            }
-                        }
-                        live.push((k, all_zero));
-                    }
-                    wrong.extend(
-                        todo.iter()
-                            .zip(blocks_match(&todo))
-                            .filter(|(_, ok)| !ok)
-                            .map(|(t, _)| t.0),
-                    );
-                    wrong.sort_unstable();
-                    for idx in wrong {
-                        bad.push(idx);
-                    }
-                    for (k, all_zero) in live {
-                        if opts.fresh && all_zero {
-                            flush(&mut run)?;
-                            continue;
-                        }
-                        let from = k * block;
-                        let to = (from + block).min(data.len());
-                        match &mut run {
-                            Some((_, _, end)) if *end == from => *end = to,
-                            _ => {
-                                flush(&mut run)?;
-                                run = Some((vol + from as u64, from, to));
-                            }
-                        }
-                    }
-                    if let Some(m) = failed {
-                        flush(&mut run)?;
-                        return Err(m);
-                    }
-                }
-                flush(&mut run)?;
-                progress.advance(data.len() as u64, &b.id);
-                Ok(())
-            };
-            stream_chunk(share, b, o, block, opts.md5, &mut sink)
-        };
-        stream_findings(&streamed, o, &mut |code, msg| findings.push(err(code, msg)));
-        if let Some(p) = sha_problem {
-            findings.push(err("sha256file-invalid", p));
-        }
-        if bad.more > 0 {
-            findings.push(err(
-                "sha256-mismatch",
-                format!(
-                    "{} more restored hash blocks from chunk {} differ from the sha256file",
-                    bad.more, o.name
-                ),
-            ));
-        }
-        for (a, z) in bad.ranges() {
-            findings.push(err(
-                "sha256-mismatch",
-                format!(
-                    "restored hash block{} {a}{} (volume bytes {}..{}) from chunk {} differ from backup {}'s sha256file",
-                    if a == z { "" } else { "s" },
-                    if a == z { String::new() } else { format!("..={z}") },
-                    a * block as u64,
-                    (z + 1) * block as u64,
-                    o.name,
-                    top.id
-                ),
-            ));
-        }
-        (findings, written, write_err)
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build();
-    let run = || -> Vec<(Findings, u64, Option<std::io::Error>)> {
-        work.par_iter()
-            .with_max_len(1)
-            .map(|c| do_chunk(c))
-            .collect()
-    };
-    let results = match pool {
-        Ok(p) => p.install(run),
-        Err(_) => run(),
-    };
-    progress.finish();
-    let mut report = RestoreReport::default();
-    for (f, w, e) in results {
-        if let Some(e) = e {
-            return Err(RestoreError::Write(e));
-        }
-        report.findings.extend(f);
-        report.bytes_written += w;
-        report.chunks_read += 1;
-    }
-    report.data_bytes = work
+    let data_bytes = work
         .iter()
         .fold(0u64, |a, c| a.saturating_add(c.object.length));
-    // Blocks no chunk provides are zeros: they must hash as zeros too.
+    let writer = Writer {
+        share,
+        sha: &sha,
+        top,
+        block: plan.block as usize,
+        out,
+        opts,
+        progress,
+    };
+    progress.start(data_bytes);
+    let results = writer.all_chunks(&work);
+    progress.finish();
+    let mut report = RestoreReport::default();
+    for done in results {
+        if let Some(e) = done.write_err {
+            return Err(RestoreError::Write(e));
+        }
+        report.findings.extend(done.findings);
+        report.bytes_written += done.written;
+        report.chunks_read += 1;
+    }
+    report.data_bytes = data_bytes;
+    let gaps = uncovered_zeros(plan, &sha, out, opts.fresh, &top.id)?;
+    report.findings.extend(gaps);
+    Ok(report)
+}
+
+/// What restoring one chunk did.
+struct ChunkDone {
+    findings: Findings,
+    written: u64,
+    write_err: Option<std::io::Error>,
+}
+
+/// A restore under way: where its chunks come from, the top backup's
+/// sha256file that proves every block, where they go.
+struct Writer<'a> {
+    share: &'a Share,
+    sha: &'a Sha256File,
+    top: &'a BackupEntry,
+    block: usize,
+    out: &'a File,
+    opts: &'a RestoreOptions,
+    progress: &'a dyn Progress,
+}
+
+impl Writer<'_> {
+    /// Every chunk with live data, read in parallel.
+    fn all_chunks(&self, work: &[&ChunkPlan]) -> Vec<ChunkDone> {
+        use rayon::prelude::*;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.opts.jobs.max(1))
+            .build();
+        let run = || -> Vec<ChunkDone> {
+            work.par_iter()
+                .with_max_len(1)
+                .map(|c| self.chunk(c))
+                .collect()
+        };
+        match pool {
+            Ok(p) => p.install(run),
+            Err(_) => run(),
+        }
+    }
+
+    /// One chunk streamed: its live blocks proven and written; what the
+    /// stream and the blocks found.
+    fn chunk(&self, c: &ChunkPlan) -> ChunkDone {
+        let (b, o) = (c.backup, c.object);
+        let mut blocks = LiveBlocks {
+            live: &c.live,
+            out: self.out,
+            block: self.block,
+            zero: zero_block_sha(self.block),
+            fresh: self.opts.fresh,
+            window: Window::new(self.sha),
+            bad: BadBlocks::default(),
+            sha_problem: None,
+            written: 0,
+            write_err: None,
+        };
+        let mut sink = |off: u64, data: &[u8]| -> Result<(), String> {
+            blocks.take(o.offset + off, data)?;
+            self.progress.advance(data.len() as u64, &b.id);
+            Ok(())
+        };
+        let streamed = stream_chunk(self.share, b, o, self.block, self.opts.md5, &mut sink);
+        let mut findings = Findings::new();
+        let rel = b.rel(&o.name);
+        let mut push = |code: &'static str, msg: String| {
+            findings.push(
+                Finding::error(code, msg)
+                    .backup(b.id.clone())
+                    .path(rel.clone()),
+            )
+        };
+        stream_findings(&streamed, o, &mut push);
+        blocks.findings(&o.name, &self.top.id, &mut push);
+        ChunkDone {
+            findings,
+            written: blocks.written,
+            write_err: blocks.write_err,
+        }
+    }
+}
+
+/// Consecutive blocks to write in one pwrite: (volume offset, data from,
+/// data to). Fewer syscalls, less contention on the image's inode lock.
+type Run = Option<(u64, usize, usize)>;
+
+/// One chunk's live blocks as they stream by: proven against the top
+/// backup's sha256file, then written at their offsets.
+struct LiveBlocks<'a> {
+    /// Volume ranges this chunk still provides.
+    live: &'a [Piece],
+    out: &'a File,
+    block: usize,
+    zero: [u8; 32],
+    /// Zero blocks are skipped (the image is a fresh, sparse file).
+    fresh: bool,
+    window: Window<'a>,
+    bad: BadBlocks,
+    sha_problem: Option<String>,
+    written: u64,
+    write_err: Option<std::io::Error>,
+}
+
+impl LiveBlocks<'_> {
+    /// Take `data`, which starts at volume offset `vol`, in groups of at
+    /// most HASH_BATCH blocks (memory bounded whatever the block size):
+    /// first prove the live blocks, hashing several at a time, then write
+    /// them.
+    fn take(&mut self, vol: u64, data: &[u8]) -> Result<(), String> {
+        let mut run: Run = None;
+        for (g, group) in data
+            .chunks(self.block.saturating_mul(HASH_BATCH))
+            .enumerate()
+        {
+            let (live, failed) = self.prove_group(vol, g, group);
+            self.write_live(&mut run, vol, data, &live)?;
+            if let Some(m) = failed {
+                self.flush(&mut run, data)?;
+                return Err(m);
+            }
+        }
+        self.flush(&mut run, data)
+    }
+
+    /// Step: the live blocks of group `g` (block in data, all zero), each
+    /// proven or counted bad; a message when the sha256file failed.
+    fn prove_group(
+        &mut self,
+        vol: u64,
+        g: usize,
+        group: &[u8],
+    ) -> (Vec<(usize, bool)>, Option<String>) {
+        let block = self.block;
+        let mut live: Vec<(usize, bool)> = Vec::with_capacity(HASH_BATCH);
+        let mut todo: Vec<Pending<'_>> = Vec::with_capacity(HASH_BATCH);
+        let mut wrong: Vec<u64> = Vec::new();
+        let mut failed: Option<String> = None;
+        for (j, piece) in group.chunks(block).enumerate() {
+            let k = g * HASH_BATCH + j;
+            let p_start = vol + (k * block) as u64;
+            let p_end = p_start + piece.len() as u64;
+            if !self.live.iter().any(|l| l.start < p_end && p_start < l.end) {
+                continue;
+            }
+            let idx = p_start / block as u64;
+            let all_zero = is_zero(piece);
+            match self.window.get(idx) {
+                Ok(Some(want)) if all_zero && piece.len() == block => {
+                    if want != self.zero {
+                        wrong.push(idx);
+                    }
+                }
+                Ok(Some(want)) => todo.push((idx, piece, want)),
+                // The plan stops at the sha256file's end; a block
+                // past it is proven by nothing: refuse it.
+                Ok(None) => wrong.push(idx),
+                Err(e) => {
+                    self.sha_problem = Some(e.to_string());
+                    failed = Some(format!("cannot read the sha256file: {e}"));
+                    break;
+                }
+            }
+            live.push((k, all_zero));
+        }
+        wrong.extend(
+            todo.iter()
+                .zip(blocks_match(&todo))
+                .filter(|(_, ok)| !ok)
+                .map(|(t, _)| t.0),
+        );
+        wrong.sort_unstable();
+        for idx in wrong {
+            self.bad.push(idx);
+        }
+        (live, failed)
+    }
+
+    /// Step: the live blocks into runs of consecutive writes (zero blocks
+    /// left out of a fresh image).
+    fn write_live(
+        &mut self,
+        run: &mut Run,
+        vol: u64,
+        data: &[u8],
+        live: &[(usize, bool)],
+    ) -> Result<(), String> {
+        for &(k, all_zero) in live {
+            if self.fresh && all_zero {
+                self.flush(run, data)?;
+                continue;
+            }
+            let from = k * self.block;
+            let to = (from + self.block).min(data.len());
+            match run {
+                Some((_, _, end)) if *end == from => *end = to,
+                _ => {
+                    self.flush(run, data)?;
+                    *run = Some((vol + from as u64, from, to));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the run so far.
+    fn flush(&mut self, run: &mut Run, data: &[u8]) -> Result<(), String> {
+        if let Some((at, from, to)) = run.take() {
+            if let Err(e) = self.out.write_all_at(&data[from..to], at) {
+                let msg = format!("cannot write the image at {at}: {e}");
+                self.write_err = Some(e);
+                return Err(msg);
+            }
+            self.written += (to - from) as u64;
+        }
+        Ok(())
+    }
+
+    /// The findings of the blocks: a sha256file that could not be read,
+    /// blocks that differ from the top backup's (`top`) list.
+    fn findings(&self, chunk: &str, top: &str, push: &mut dyn FnMut(&'static str, String)) {
+        if let Some(p) = &self.sha_problem {
+            push("sha256file-invalid", p.clone());
+        }
+        if self.bad.more > 0 {
+            push(
+                "sha256-mismatch",
+                format!(
+                    "{} more restored hash blocks from chunk {chunk} differ from the sha256file",
+                    self.bad.more
+                ),
+            );
+        }
+        let block = self.block as u64;
+        for (a, z) in self.bad.ranges() {
+            push(
+                "sha256-mismatch",
+                format!(
+                    "restored hash block{} {a}{} (volume bytes {}..{}) from chunk {chunk} differ from backup {top}'s sha256file",
+                    if a == z { "" } else { "s" },
+                    if a == z {
+                        String::new()
+                    } else {
+                        format!("..={z}")
+                    },
+                    a * block,
+                    (z + 1) * block,
+                ),
+            );
+        }
+    }
+}
+
+/// Step: blocks no chunk provides are zeros: they must hash as zeros too
+/// (and are written as zeros unless the image is fresh).
+fn uncovered_zeros(
+    plan: &Plan<'_>,
+    sha: &Sha256File,
+    out: &File,
+    fresh: bool,
+    top: &str,
+) -> Result<Findings, RestoreError> {
+    let zero = zero_block_sha(plan.block as usize);
     let mut bad = BadBlocks::default();
-    let mut window = Window::new(&sha);
+    let mut window = Window::new(sha);
     for u in &plan.uncovered {
         let first = u.start / plan.block;
         let last = u.end.div_ceil(plan.block);
@@ -388,19 +517,13 @@ pub fn restore(
                 _ => bad.push(i),
             }
         }
-        if !opts.fresh {
-            let zeros = vec![0u8; 1 << 20];
-            let mut pos = u.start;
-            while pos < u.end {
-                let n = ((u.end - pos) as usize).min(zeros.len());
-                out.write_all_at(&zeros[..n], pos)
-                    .map_err(RestoreError::Write)?;
-                pos += n as u64;
-            }
+        if !fresh {
+            write_zeros(out, u)?;
         }
     }
+    let mut findings = Findings::new();
     for (a, z) in bad.ranges() {
-        report.findings.push(
+        findings.push(
             Finding::error(
                 "coverage-gap",
                 format!(
@@ -409,10 +532,23 @@ pub fn restore(
                     (z + 1) * plan.block
                 ),
             )
-            .backup(top.id.clone()),
+            .backup(top.to_string()),
         );
     }
-    Ok(report)
+    Ok(findings)
+}
+
+/// Zeros written over `u` (an image that was not fresh).
+fn write_zeros(out: &File, u: &Piece) -> Result<(), RestoreError> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut pos = u.start;
+    while pos < u.end {
+        let n = ((u.end - pos) as usize).min(zeros.len());
+        out.write_all_at(&zeros[..n], pos)
+            .map_err(RestoreError::Write)?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
