@@ -2,7 +2,7 @@
 //! the day the source cloud's database is gone.
 
 use crate::record::Record;
-use crate::share::{BackupEntry, ShareScan};
+use crate::share::{BackupEntry, Sha256File, ShareScan};
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -58,9 +58,7 @@ pub fn recover(
         return Err(RecoverError::NoSha256(b.id.clone()));
     }
     let sha = b.open_sha256(share)?;
-    let size = sha.covered_bytes().div_ceil(1 << 30);
-    let m = &b.metadata;
-    let base = volume_base(m.volume_meta.as_deref());
+    let base = volume_base(b.metadata.volume_meta.as_deref());
     let from_base = |k: &str| {
         base.as_ref()
             .and_then(|v| v.get(k))
@@ -68,67 +66,109 @@ pub fn recover(
             .map(str::to_owned)
     };
     let mut how: Vec<(String, String)> = Vec::new();
-    let mut pick = |field: &str, given: &Option<String>| -> Value {
-        if let Some(g) = given {
-            how.push((field.into(), "given on the command line".into()));
-            Value::String(g.clone())
-        } else if let Some(v) = from_base(field) {
-            how.push((field.into(), "the source volume's, from volume_meta in the metadata (import ignores it: the importing credentials own the backup)".into()));
-            Value::String(v)
-        } else {
-            how.push((field.into(), "unknown: null (import ignores it)".into()));
-            Value::Null
-        }
+    let found = Found {
+        user_id: owner("user_id", &opts.user_id, from_base("user_id"), &mut how),
+        project_id: owner(
+            "project_id",
+            &opts.project_id,
+            from_base("project_id"),
+            &mut how,
+        ),
+        size: sha.covered_bytes().div_ceil(1 << 30),
+        key: from_base("encryption_key_id"),
     };
-    let user_id = pick("user_id", &opts.user_id);
-    let project_id = pick("project_id", &opts.project_id);
+    how.extend(derivations(&sha, b, &found));
+    Ok(Recovered {
+        record: record_of(scan, b, opts, found),
+        derivations: how,
+    })
+}
+
+/// What the share says beyond the metadata's own fields.
+struct Found {
+    user_id: Value,
+    project_id: Value,
+    /// GiB.
+    size: u64,
+    key: Option<String>,
+}
+
+/// Step: an owner field (`user_id`, `project_id`): given, else the source
+/// volume's, else null — and how it was found.
+fn owner(
+    field: &str,
+    given: &Option<String>,
+    in_base: Option<String>,
+    how: &mut Vec<(String, String)>,
+) -> Value {
+    if let Some(g) = given {
+        how.push((field.into(), "given on the command line".into()));
+        Value::String(g.clone())
+    } else if let Some(v) = in_base {
+        how.push((field.into(), "the source volume's, from volume_meta in the metadata (import ignores it: the importing credentials own the backup)".into()));
+        Value::String(v)
+    } else {
+        how.push((field.into(), "unknown: null (import ignores it)".into()));
+        Value::Null
+    }
+}
+
+/// Step: how every other field was found.
+fn derivations(sha: &Sha256File, b: &BackupEntry, found: &Found) -> Vec<(String, String)> {
+    vec![
+        (
+            "size".into(),
+            format!(
+                "{} hash blocks × {} bytes in the sha256file = {} GiB",
+                sha.len(),
+                sha.block_size(),
+                found.size
+            ),
+        ),
+        (
+            "object_count".into(),
+            format!(
+                "{} chunks listed in the metadata (current convention)",
+                b.metadata.objects.len()
+            ),
+        ),
+        (
+            "container, service_metadata".into(),
+            "where the metadata file lies and its prefix".into(),
+        ),
+        (
+            "id, volume_id, parent_id, display_name, display_description".into(),
+            "from the metadata".into(),
+        ),
+        (
+            "created_at, data_timestamp, updated_at".into(),
+            "the metadata's created_at".into(),
+        ),
+        (
+            "encryption_key_id".into(),
+            if found.key.is_some() {
+                "from volume_meta".into()
+            } else {
+                "none in volume_meta: null".into()
+            },
+        ),
+        (
+            "host, availability_zone, service".into(),
+            "set by the importing service (service: --service)".into(),
+        ),
+    ]
+}
+
+/// Step: the record itself, fields in Cinder 29's export order.
+fn record_of(scan: &ShareScan, b: &BackupEntry, opts: &RecoverOptions, found: Found) -> Record {
+    let m = &b.metadata;
     let created = m.created_at.as_deref().and_then(export_datetime);
-    let key = from_base("encryption_key_id");
-    how.push((
-        "size".into(),
-        format!(
-            "{} hash blocks × {} bytes in the sha256file = {size} GiB",
-            sha.len(),
-            sha.block_size()
-        ),
-    ));
-    how.push((
-        "object_count".into(),
-        format!(
-            "{} chunks listed in the metadata (current convention)",
-            m.objects.len()
-        ),
-    ));
-    how.push((
-        "container, service_metadata".into(),
-        "where the metadata file lies and its prefix".into(),
-    ));
-    how.push((
-        "id, volume_id, parent_id, display_name, display_description".into(),
-        "from the metadata".into(),
-    ));
-    how.push((
-        "created_at, data_timestamp, updated_at".into(),
-        "the metadata's created_at".into(),
-    ));
-    how.push((
-        "encryption_key_id".into(),
-        if key.is_some() {
-            "from volume_meta".into()
-        } else {
-            "none in volume_meta: null".into()
-        },
-    ));
-    how.push((
-        "host, availability_zone, service".into(),
-        "set by the importing service (service: --service)".into(),
-    ));
     let dependants = b.dependants(scan).len();
     let v = json!({
         "driver_info": {},
         "id": b.id,
-        "user_id": user_id,
-        "project_id": project_id,
+        "user_id": found.user_id,
+        "project_id": found.project_id,
         "volume_id": m.volume_id,
         "host": Value::Null,
         "availability_zone": Value::Null,
@@ -136,7 +176,7 @@ pub fn recover(
         "parent_id": m.parent_id,
         "status": "available",
         "fail_reason": Value::Null,
-        "size": size,
+        "size": found.size,
         "display_name": m.backup_name,
         "display_description": m.backup_description,
         "service_metadata": b.prefix,
@@ -149,17 +189,13 @@ pub fn recover(
         "data_timestamp": created,
         "restore_volume_id": Value::Null,
         "metadata": {},
-        "encryption_key_id": key,
+        "encryption_key_id": found.key,
         "created_at": created,
         "updated_at": created,
         "deleted_at": Value::Null,
         "deleted": false,
     });
-    let record = v.as_object().cloned().unwrap_or_default();
-    Ok(Recovered {
-        record,
-        derivations: how,
-    })
+    v.as_object().cloned().unwrap_or_default()
 }
 
 #[cfg(test)]
