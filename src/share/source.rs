@@ -1,4 +1,4 @@
-//! The seam where a share is read: what every reader needs of a source (list, look, open, read at an offset), links never followed.
+//! The seam where a share is read: list, open (the stat), read at an offset; no link followed.
 //!
 //! Everything above this seam (scan, check, verify, restore, recover and
 //! the commands) reads the share through [`Share`], [`ShareDir`] and
