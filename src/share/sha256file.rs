@@ -4,6 +4,7 @@
 //! never held in memory: [`Sha256File`] keeps the header and gives random
 //! access to entry `i`.
 
+use crate::share::ShareFile;
 use serde::Deserialize;
 use std::fs::File;
 
@@ -78,7 +79,7 @@ pub struct Sha256File {
 enum Store {
     /// Canonical indent-2 layout: entry i is the 64 hex digits at
     /// `first + i * 72 + 5`.
-    Canonical { file: File, first: u64 },
+    Canonical { file: ShareFile, first: u64 },
     /// Any other layout: a binary index of 32 bytes an entry, built once
     /// by streaming the JSON, in an anonymous temporary file.
     Index { file: File },
@@ -94,18 +95,21 @@ impl Sha256File {
     pub fn open(share: &crate::share::Share, rel: &str) -> Result<Self, Sha256Error> {
         let f = share.open_file(rel)?;
         let id = f.id();
-        let mut s = Self::from_file(f.file, Path::new(&f.rel))?;
+        let path = PathBuf::from(&f.rel);
+        let mut s = Self::from_share_file(f, &path)?;
         s.id = Some(id);
         Ok(s)
     }
 
-    /// Read a sha256file from an open file; `path` names it in messages.
+    /// Read a sha256file from an open (regular) file; `path` names it in
+    /// messages.
     pub fn from_file(file: File, path: &Path) -> Result<Self, Sha256Error> {
-        let io = |source| Sha256Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let size = file.metadata().map_err(io)?.len();
+        let f = ShareFile::from_std(file, path.display().to_string())?;
+        Self::from_share_file(f, path)
+    }
+
+    fn from_share_file(file: ShareFile, path: &Path) -> Result<Self, Sha256Error> {
+        let size = file.size;
         match Self::open_canonical(path, file, size)? {
             Ok(found) => Ok(found),
             Err(file) => Self::open_streaming(path, file),
@@ -123,10 +127,9 @@ impl Sha256File {
     /// Gives the file back when the layout is not the canonical one.
     fn open_canonical(
         path: &Path,
-        file: File,
+        file: ShareFile,
         size: u64,
-    ) -> Result<Result<Self, File>, Sha256Error> {
-        use std::os::unix::fs::FileExt;
+    ) -> Result<Result<Self, ShareFile>, Sha256Error> {
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
@@ -216,118 +219,32 @@ impl Sha256File {
 
     /// The slow path for any other layout: stream the JSON once, writing
     /// entries to a binary index and keeping the rest as the header.
-    fn open_streaming(path: &Path, file: File) -> Result<Self, Sha256Error> {
-        use std::io::{BufReader, BufWriter, Read, Write};
+    fn open_streaming(path: &Path, mut file: ShareFile) -> Result<Self, Sha256Error> {
+        use std::io::{BufWriter, Read, Write};
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
         };
         let index = tempfile::tempfile().map_err(io)?;
         let mut w = BufWriter::with_capacity(1 << 20, index.try_clone().map_err(io)?);
-        let mut r = BufReader::with_capacity(1 << 20, file);
-        let mut header = Vec::new();
-        let mut len = 0u64;
-        // States of a small scanner of the top-level object.
-        let mut depth = 0i32;
-        let mut in_str = false;
-        let mut esc = false;
-        let mut cur = Vec::new(); // current string at depth 1 (key) or 2 (entry)
-        let mut last_key = Vec::new();
-        let mut in_list = false;
-        let mut list_seen = false;
-        let mut buf = vec![0u8; 1 << 16];
+        let mut scanner = Scanner::new(path);
+        let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = r.read(&mut buf).map_err(io)?;
+            let n = file.read(&mut buf).map_err(io)?;
             if n == 0 {
                 break;
             }
             for &b in &buf[..n] {
-                if in_list {
-                    if in_str {
-                        if b == b'"' {
-                            in_str = false;
-                            let h = std::str::from_utf8(&cur)
-                                .ok()
-                                .and_then(parse_hex32)
-                                .ok_or_else(|| {
-                                    Self::invalid(path, format!("entry {len} is not 64 hex digits"))
-                                })?;
-                            w.write_all(&h).map_err(io)?;
-                            len += 1;
-                            cur.clear();
-                        } else if cur.len() < 64 {
-                            cur.push(b);
-                        } else {
-                            return Err(Self::invalid(path, format!("entry {len} is too long")));
-                        }
-                    } else if b == b'"' {
-                        in_str = true;
-                    } else if b == b']' {
-                        in_list = false;
-                        header.extend_from_slice(b"[]");
-                    } else if !(b.is_ascii_whitespace() || b == b',') {
-                        return Err(Self::invalid(
-                            path,
-                            format!("unexpected {:?} in sha256s after entry {len}", b as char),
-                        ));
-                    }
-                    continue;
-                }
-                header.push(b);
-                if in_str {
-                    if esc {
-                        esc = false;
-                    } else if b == b'\\' {
-                        esc = true;
-                    } else if b == b'"' {
-                        in_str = false;
-                        if depth == 1 {
-                            last_key = std::mem::take(&mut cur);
-                        }
-                    } else if depth == 1 && cur.len() < 64 {
-                        cur.push(b);
-                    }
-                    continue;
-                }
-                match b {
-                    b'"' => {
-                        in_str = true;
-                        cur.clear();
-                    }
-                    b'{' | b'[' => {
-                        if b == b'[' && depth == 1 && last_key == b"sha256s" && !list_seen {
-                            header.pop();
-                            in_list = true;
-                            list_seen = true;
-                        } else {
-                            depth += 1;
-                        }
-                    }
-                    b'}' | b']' => depth -= 1,
-                    b':' => {}
-                    b',' if depth == 1 => last_key.clear(),
-                    _ => {}
-                }
-                if header.len() > 1 << 20 {
-                    return Err(Self::invalid(
-                        path,
-                        "more than 1 MiB besides the sha256s list",
-                    ));
-                }
+                scanner.byte(b, &mut w)?;
             }
         }
         w.flush().map_err(io)?;
         drop(w);
-        if !list_seen {
-            return Err(Self::invalid(path, "no \"sha256s\" list"));
-        }
-        let whole: Header =
-            serde_json::from_slice(&header).map_err(|e| Self::invalid(path, e.to_string()))?;
-        Self::check_header(path, &whole.header, len)?;
+        let (header, len) = scanner.finish()?;
         Ok(Sha256File {
             id: None,
             path: path.to_owned(),
-            header: whole.header,
+            header,
             len,
             store: Store::Index { file: index },
         })
@@ -467,6 +384,145 @@ impl<'a> Window<'a> {
             self.sha.read_range(i, count, &mut self.entries)?;
         }
         Ok(self.entries.get((i - self.start) as usize).copied())
+    }
+}
+
+/// A small scanner of a sha256file's top-level object, fed a byte at a
+/// time: the entries of `sha256s` go to the index as 32 bytes each,
+/// everything else (at most 1 MiB) is kept as the header's JSON.
+struct Scanner<'p> {
+    path: &'p Path,
+    /// The JSON read so far, without the entries of the list.
+    header: Vec<u8>,
+    /// Entries written to the index.
+    len: u64,
+    depth: i32,
+    in_str: bool,
+    esc: bool,
+    /// The current string at depth 1 (a key) or in the list (an entry).
+    cur: Vec<u8>,
+    last_key: Vec<u8>,
+    in_list: bool,
+    list_seen: bool,
+}
+
+impl<'p> Scanner<'p> {
+    fn new(path: &'p Path) -> Self {
+        Scanner {
+            path,
+            header: Vec::new(),
+            len: 0,
+            depth: 0,
+            in_str: false,
+            esc: false,
+            cur: Vec::new(),
+            last_key: Vec::new(),
+            in_list: false,
+            list_seen: false,
+        }
+    }
+
+    fn invalid(&self, reason: impl Into<String>) -> Sha256Error {
+        Sha256File::invalid(self.path, reason)
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8, index: &mut impl std::io::Write) -> Result<(), Sha256Error> {
+        if self.in_list {
+            self.list_byte(b, index)
+        } else {
+            self.header_byte(b)
+        }
+    }
+
+    /// A byte inside the `sha256s` list: entries, commas, blanks, `]`.
+    #[inline]
+    fn list_byte(&mut self, b: u8, index: &mut impl std::io::Write) -> Result<(), Sha256Error> {
+        let len = self.len;
+        if self.in_str {
+            if b == b'"' {
+                self.in_str = false;
+                let h = std::str::from_utf8(&self.cur)
+                    .ok()
+                    .and_then(parse_hex32)
+                    .ok_or_else(|| self.invalid(format!("entry {len} is not 64 hex digits")))?;
+                index.write_all(&h).map_err(|source| Sha256Error::Io {
+                    path: self.path.to_owned(),
+                    source,
+                })?;
+                self.len += 1;
+                self.cur.clear();
+            } else if self.cur.len() < 64 {
+                self.cur.push(b);
+            } else {
+                return Err(self.invalid(format!("entry {len} is too long")));
+            }
+        } else if b == b'"' {
+            self.in_str = true;
+        } else if b == b']' {
+            self.in_list = false;
+            self.header.extend_from_slice(b"[]");
+        } else if !(b.is_ascii_whitespace() || b == b',') {
+            return Err(self.invalid(format!(
+                "unexpected {:?} in sha256s after entry {len}",
+                b as char
+            )));
+        }
+        Ok(())
+    }
+
+    /// A byte of the rest of the object, kept as the header.
+    #[inline]
+    fn header_byte(&mut self, b: u8) -> Result<(), Sha256Error> {
+        self.header.push(b);
+        if self.in_str {
+            if self.esc {
+                self.esc = false;
+            } else if b == b'\\' {
+                self.esc = true;
+            } else if b == b'"' {
+                self.in_str = false;
+                if self.depth == 1 {
+                    self.last_key = std::mem::take(&mut self.cur);
+                }
+            } else if self.depth == 1 && self.cur.len() < 64 {
+                self.cur.push(b);
+            }
+            return Ok(());
+        }
+        match b {
+            b'"' => {
+                self.in_str = true;
+                self.cur.clear();
+            }
+            b'{' | b'[' => {
+                if b == b'[' && self.depth == 1 && self.last_key == b"sha256s" && !self.list_seen {
+                    self.header.pop();
+                    self.in_list = true;
+                    self.list_seen = true;
+                } else {
+                    self.depth += 1;
+                }
+            }
+            b'}' | b']' => self.depth -= 1,
+            b',' if self.depth == 1 => self.last_key.clear(),
+            _ => {}
+        }
+        if self.header.len() > 1 << 20 {
+            return Err(self.invalid("more than 1 MiB besides the sha256s list"));
+        }
+        Ok(())
+    }
+
+    /// The header parsed and checked, and the number of entries.
+    fn finish(self) -> Result<(Sha256Header, u64), Sha256Error> {
+        if !self.list_seen {
+            return Err(self.invalid("no \"sha256s\" list"));
+        }
+        let whole: Header =
+            serde_json::from_slice(&self.header).map_err(|e| self.invalid(e.to_string()))?;
+        Sha256File::check_header(self.path, &whole.header, self.len)?;
+        Ok((whole.header, self.len))
     }
 }
 
