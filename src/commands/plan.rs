@@ -31,14 +31,7 @@ fn date_key(s: &str) -> Option<String> {
 // files written go through the gate out.
 pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     let map = mapping(&args)?;
-    let since = match &args.since {
-        Some(s) => Some(date_key(s).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z"
-            )
-        })?),
-        None => None,
-    };
+    let since = args.since.as_deref().map(since_key).transpose()?;
     let listed = target_backups(&args)?;
     refuse_flags(&args)?;
     let share = if want_share(&args) {
@@ -75,10 +68,7 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     if let Some(f) = &found
         && !g.quiet
     {
-        // A --share one level off: say so before every record is refused.
-        for w in f.findings.iter().filter(|w| w.code == "share-root-suspect") {
-            eprintln!("cbr: plan: warning: {}", terminal(&w.message));
-        }
+        warn_root_suspect(f);
     }
     let target = match (&share, &found) {
         (Some(s), Some(f)) if args.deep => Target {
@@ -97,6 +87,24 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     } else {
         Outcome::Problems
     })
+}
+
+/// `--since`: its date as [`date_key`] compares it.
+fn since_key(s: &str) -> Result<String> {
+    date_key(s).ok_or_else(|| {
+        anyhow::anyhow!("--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z")
+    })
+}
+
+/// A --share one level off: said before every record is refused.
+fn warn_root_suspect(found: &ShareScan) {
+    for w in found
+        .findings
+        .iter()
+        .filter(|w| w.code == "share-root-suspect")
+    {
+        eprintln!("cbr: plan: warning: {}", terminal(&w.message));
+    }
 }
 
 /// `--target-backups`: the target's own backups, as listed.

@@ -34,21 +34,7 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     let found = scan(&share)?;
     let top = match found.find(&args.id) {
         Ok(t) => t,
-        Err(e) => {
-            // A backup whose metadata the scan refused: say why, exit 1.
-            let related = super::findings_about(&found, &args.id);
-            if related.is_empty() {
-                return Err(e.into());
-            }
-            return failed(
-                &related,
-                &format!(
-                    "FAILED: backup {} cannot be restored: its metadata was refused (above); nothing was written to {}",
-                    t(&args.id),
-                    t(&output)
-                ),
-            );
-        }
+        Err(e) => return refused(&found, &args.id, &output, e),
     };
     let plan = plan(&share, &found, top)?;
     if plan.findings.has_errors() {
@@ -141,6 +127,28 @@ fn write_image(
         .map(Err);
     }
     Ok(Ok(report))
+}
+
+/// A backup not found: one whose metadata the scan refused is said why
+/// (exit 1); else the error.
+fn refused(
+    found: &cbr::share::ShareScan,
+    id: &str,
+    output: &str,
+    e: cbr::share::scan::ScanError,
+) -> Result<Outcome> {
+    let related = super::findings_about(found, id);
+    if related.is_empty() {
+        return Err(e.into());
+    }
+    failed(
+        &related,
+        &format!(
+            "FAILED: backup {} cannot be restored: its metadata was refused (above); nothing was written to {}",
+            t(id),
+            t(output)
+        ),
+    )
 }
 
 /// A restore that wrote nothing good: the findings, then `line`, on

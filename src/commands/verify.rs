@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Parse `K/N` (1 ≤ K ≤ N).
-fn parse_shard(s: &str) -> Result<(u64, u64)> {
+fn parse_shard(s: &str) -> Result<Shard> {
     let parsed = s
         .split_once('/')
         .and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
@@ -45,20 +45,7 @@ fn normalise_date(s: &str) -> Option<String> {
 
 pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
-    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    let since = match &args.since {
-        Some(s) => Some(normalise_date(s).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z"
-            )
-        })?),
-        None => None,
-    };
-    if let Some(p) = args.sample
-        && !(p > 0.0 && p <= 100.0)
-    {
-        bail!("--sample {p}: expected a percentage above 0 and at most 100");
-    }
+    let (shard, since) = selection_args(&args)?;
     let found = scan(&share)?;
     let (selected, refused) = select(&found, &args.ids, shard, since.as_deref())?;
     let opts = VerifyOptions {
@@ -116,6 +103,28 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     })
 }
 
+/// `K/N`: shard K of N.
+type Shard = (u64, u64);
+
+/// `--shard` and `--since`, parsed; `--sample` checked.
+fn selection_args(args: &VerifyArgs) -> Result<(Option<Shard>, Option<String>)> {
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    let since = match &args.since {
+        Some(s) => Some(normalise_date(s).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z"
+            )
+        })?),
+        None => None,
+    };
+    if let Some(p) = args.sample
+        && !(p > 0.0 && p <= 100.0)
+    {
+        bail!("--sample {p}: expected a percentage above 0 and at most 100");
+    }
+    Ok((shard, since))
+}
+
 /// A `--older-than` / `--budget` window in seconds, or None.
 fn window(flag: &str, arg: Option<&str>) -> Result<Option<u64>> {
     arg.map(|d| cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("{flag} {e}")))
@@ -128,7 +137,7 @@ fn window(flag: &str, arg: Option<&str>) -> Result<Option<u64>> {
 fn select<'a>(
     found: &'a ShareScan,
     ids: &[String],
-    shard: Option<(u64, u64)>,
+    shard: Option<Shard>,
     since: Option<&str>,
 ) -> Result<(Vec<&'a BackupEntry>, Findings)> {
     let mut selected: Vec<&BackupEntry> = Vec::new();
