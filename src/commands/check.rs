@@ -33,25 +33,7 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
         if args.deep
             && let Some(b) = report.backup_id.as_deref().and_then(|id| found.get(id))
         {
-            let chain = found.chain(b);
-            let vopts = VerifyOptions {
-                deep: true,
-                jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
-                sample: None,
-                md5: args.md5,
-            };
-            let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
-            let v = verify(&share, &found, &chain, &vopts, progress.as_ref());
-            for f in v.findings {
-                if !report
-                    .findings
-                    .iter()
-                    .any(|x| x.code == f.code && x.path == f.path)
-                {
-                    report.findings.push(f);
-                }
-            }
-            report.rejudge(&found, true);
+            deepen(g, &args, &share, &found, b, &mut report);
         }
         reports.push(report);
     }
@@ -63,48 +45,89 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
             super::print_json(&reports)?;
         }
     } else {
-        let mut out = std::io::stdout().lock();
-        for ((r, d), origin) in reports.iter().zip(&records).zip(&origins) {
-            writeln!(
-                out,
-                "backup {} ({})",
-                cbr::escape::terminal(r.backup_id.as_deref().unwrap_or("<no id>")),
-                cbr::escape::terminal(origin)
-            )?;
-            // Findings about this record name where it was read; those
-            // about its parents (--deep) their backup.
-            let subject = |_: usize, f: &cbr::findings::Finding| match &f.backup_id {
-                Some(id) if r.backup_id.as_ref() == Some(id) => {
-                    Some(format!("backup {id} ({origin})"))
-                }
-                _ => cbr::findings::backup_subject(f),
-            };
-            cbr::findings::render_human_with(&r.findings, &mut out, &subject)?;
-            render_verdict(&mut out, r, args.deep)?;
-            if r.ok && !args.no_advice {
-                writeln!(
-                    out,
-                    "{}",
-                    advice(d, &opts.target_service, args.target_project.as_deref())
-                )?;
-            }
-            writeln!(out)?;
-        }
-        if reports.len() > 1 {
-            let ready = reports.iter().filter(|r| r.ok).count();
-            writeln!(
-                out,
-                "{ready} of {} record(s) ready to import",
-                reports.len()
-            )?;
-        }
-        out.flush()?;
+        render_human(&args, &reports, &records, &origins)?;
     }
     Ok(if all_ok {
         Outcome::Ok
     } else {
         Outcome::Problems
     })
+}
+
+/// `--deep`: every chunk of the backup's chain read, its findings added
+/// to the record's (once each), and the record judged again.
+fn deepen(
+    g: &Global,
+    args: &CheckArgs,
+    share: &cbr::share::Share,
+    found: &cbr::share::ShareScan,
+    b: &cbr::share::BackupEntry,
+    report: &mut CheckReport,
+) {
+    let chain = found.chain(b);
+    let vopts = VerifyOptions {
+        deep: true,
+        jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
+        sample: None,
+        md5: args.md5,
+    };
+    let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
+    let v = verify(share, found, &chain, &vopts, progress.as_ref());
+    for f in v.findings {
+        if !report
+            .findings
+            .iter()
+            .any(|x| x.code == f.code && x.path == f.path)
+        {
+            report.findings.push(f);
+        }
+    }
+    report.rejudge(found, true);
+}
+
+/// Every record's findings, verdict and import line for a person, then
+/// the count ready when there are several.
+fn render_human(
+    args: &CheckArgs,
+    reports: &[CheckReport],
+    records: &[cbr::record::Decoded],
+    origins: &[String],
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for ((r, d), origin) in reports.iter().zip(records).zip(origins) {
+        writeln!(
+            out,
+            "backup {} ({})",
+            cbr::escape::terminal(r.backup_id.as_deref().unwrap_or("<no id>")),
+            cbr::escape::terminal(origin)
+        )?;
+        // Findings about this record name where it was read; those
+        // about its parents (--deep) their backup.
+        let subject = |_: usize, f: &cbr::findings::Finding| match &f.backup_id {
+            Some(id) if r.backup_id.as_ref() == Some(id) => Some(format!("backup {id} ({origin})")),
+            _ => cbr::findings::backup_subject(f),
+        };
+        cbr::findings::render_human_with(&r.findings, &mut out, &subject)?;
+        render_verdict(&mut out, r, args.deep)?;
+        if r.ok && !args.no_advice {
+            writeln!(
+                out,
+                "{}",
+                advice(d, &args.target_service, args.target_project.as_deref())
+            )?;
+        }
+        writeln!(out)?;
+    }
+    if reports.len() > 1 {
+        let ready = reports.iter().filter(|r| r.ok).count();
+        writeln!(
+            out,
+            "{ready} of {} record(s) ready to import",
+            reports.len()
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The verdict of one record for a person: what Cinder 29 will do with

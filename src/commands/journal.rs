@@ -147,136 +147,172 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
     let mut rows = Vec::new();
     for sid in &ids {
         let last = last_checks(&conn, &path, sid)?;
-        let mut per: HashMap<&str, Vec<(&str, &Last)>> = HashMap::new();
+        let mut per: PerBackup = HashMap::new();
         for ((b, c), l) in &last {
             per.entry(b.as_str()).or_default().push((c.as_str(), l));
         }
-        if let (Some(s), Some(found)) = (&share, &found) {
-            // Against the share as it is: every chunk its metadata lists,
-            // proven against this _metadata and this _sha256file.
-            for b in &found.backups {
-                let meta = b.metadata_id.map(|f| f.stamp());
-                let sha = b
-                    .sha256_path
-                    .as_ref()
-                    .and_then(|p| s.open_file(p).ok())
-                    .map(|f| f.id().stamp());
-                let mine = per.get(b.id.as_str());
-                let of = |name: &str| mine.and_then(|v| v.iter().find(|(c, _)| *c == name));
-                let mut proven = 0u64;
-                let mut oldest: Option<i64> = None;
-                for o in &b.metadata.objects {
-                    if let Some((_, l)) = of(&o.name)
-                        && l.ok
-                        && l.at >= cutoff
-                        && meta.is_some()
-                        && l.meta == meta
-                        && sha.is_some()
-                        && l.sha == sha
-                    {
-                        proven += 1;
-                        oldest = Some(oldest.map_or(l.at, |x| x.min(l.at)));
-                    }
-                }
-                let failed = mine.is_some_and(|v| v.iter().any(|(_, l)| !l.ok));
-                let total = b.metadata.objects.len() as u64;
-                rows.push(Row {
-                    share: sid.clone(),
-                    backup_id: b.id.clone(),
-                    status: status(total, proven, failed, mine.is_some()),
-                    last_ok_at: oldest,
-                    chunks: total,
-                    chunks_proven: proven,
-                });
-            }
-        } else {
-            // From the journal alone: proofs against the backup's latest
-            // _metadata and _sha256file, of as many chunks as it listed.
-            let mut names: Vec<&&str> = per.keys().collect();
-            names.sort();
-            for b in names {
-                let v = &per[*b];
-                let Some((_, newest)) = v.iter().max_by_key(|(_, l)| l.at) else {
-                    continue;
-                };
-                let total = v
-                    .iter()
-                    .filter_map(|(_, l)| l.of_chunks)
-                    .max()
-                    .unwrap_or(v.len() as u64);
-                let current = v
-                    .iter()
-                    .filter(|(_, l)| l.meta == newest.meta && l.sha == newest.sha);
-                let fresh: Vec<i64> = current
-                    .filter(|(_, l)| l.ok && l.at >= cutoff && l.sha.is_some())
-                    .map(|(_, l)| l.at)
-                    .collect();
-                let failed = v.iter().any(|(_, l)| !l.ok);
-                rows.push(Row {
-                    share: sid.clone(),
-                    backup_id: (*b).to_string(),
-                    status: status(total, fresh.len() as u64, failed, true),
-                    last_ok_at: fresh.iter().min().copied(),
-                    chunks: total,
-                    chunks_proven: fresh.len() as u64,
-                });
-            }
+        match (&share, &found) {
+            (Some(s), Some(found)) => rows_on_share(&mut rows, s, found, sid, &per, cutoff),
+            _ => rows_from_journal(&mut rows, sid, &per, cutoff),
         }
     }
-    let bad = rows.iter().filter(|r| r.status != "fresh").count();
     if format == ReportFormat::Openmetrics {
-        let mut backups = Vec::new();
         let mut runs = Vec::new();
         for sid in &ids {
             runs.push((sid.as_str(), cbr::journal::last_run(&conn, &path, sid)?));
-            for r in rows.iter().filter(|r| &r.share == sid) {
-                backups.push(MetricBackup {
-                    share: sid,
-                    backup_id: &r.backup_id,
-                    status: r.status,
-                    last_ok_at: r.last_ok_at,
-                    chunks_proven: r.chunks_proven,
-                    chunks: r.chunks,
-                });
-            }
         }
-        let mut out = std::io::stdout().lock();
-        out.write_all(openmetrics(&backups, &runs).as_bytes())?;
-        out.flush()?;
+        render_openmetrics(&rows, &runs)?;
         return Ok(Outcome::Ok);
     }
     if format == ReportFormat::Json {
         super::print_json(&serde_json::json!({ "backups": rows }))?;
     } else {
-        let mut out = std::io::stdout().lock();
-        for r in rows.iter().filter(|r| r.status != "fresh") {
-            writeln!(
-                out,
-                "{:<8} {}  {} of {} chunk(s) proven within {}; oldest proof {}",
-                r.status.to_uppercase(),
-                cbr::escape::terminal(&r.backup_id),
-                r.chunks_proven,
-                r.chunks,
-                a.older_than,
-                r.last_ok_at.map_or("none".into(), when)
-            )?;
-        }
-        let partial = rows.iter().filter(|r| r.status == "partial").count();
-        writeln!(
-            out,
-            "{} backup(s): {} fresh (every chunk proven within {}), {} partial, {} overdue, failed or never proven",
-            rows.len(),
-            rows.len() - bad,
-            a.older_than,
-            partial,
-            bad - partial
-        )?;
+        render_human(&rows, &a.older_than)?;
     }
-    Ok(if bad == 0 {
+    Ok(if rows.iter().all(|r| r.status == "fresh") {
         Outcome::Ok
     } else {
         Outcome::Problems
     })
+}
+
+/// A share's chunk checks by backup id: (chunk name, its last check).
+type PerBackup<'a> = HashMap<&'a str, Vec<(&'a str, &'a Last)>>;
+
+/// The rows of share `sid` against the share as it is: every chunk its
+/// metadata lists, proven against this _metadata and this _sha256file.
+fn rows_on_share(
+    rows: &mut Vec<Row>,
+    s: &Share,
+    found: &cbr::share::ShareScan,
+    sid: &str,
+    per: &PerBackup<'_>,
+    cutoff: i64,
+) {
+    for b in &found.backups {
+        let meta = b.metadata_id.map(|f| f.stamp());
+        let sha = b
+            .sha256_path
+            .as_ref()
+            .and_then(|p| s.open_file(p).ok())
+            .map(|f| f.id().stamp());
+        let mine = per.get(b.id.as_str());
+        let of = |name: &str| mine.and_then(|v| v.iter().find(|(c, _)| *c == name));
+        let mut proven = 0u64;
+        let mut oldest: Option<i64> = None;
+        for o in &b.metadata.objects {
+            if let Some((_, l)) = of(&o.name)
+                && l.ok
+                && l.at >= cutoff
+                && meta.is_some()
+                && l.meta == meta
+                && sha.is_some()
+                && l.sha == sha
+            {
+                proven += 1;
+                oldest = Some(oldest.map_or(l.at, |x| x.min(l.at)));
+            }
+        }
+        let failed = mine.is_some_and(|v| v.iter().any(|(_, l)| !l.ok));
+        let total = b.metadata.objects.len() as u64;
+        rows.push(Row {
+            share: sid.to_string(),
+            backup_id: b.id.clone(),
+            status: status(total, proven, failed, mine.is_some()),
+            last_ok_at: oldest,
+            chunks: total,
+            chunks_proven: proven,
+        });
+    }
+}
+
+/// The rows of share `sid` from the journal alone: proofs against each
+/// backup's latest _metadata and _sha256file, of as many chunks as it
+/// listed.
+fn rows_from_journal(rows: &mut Vec<Row>, sid: &str, per: &PerBackup<'_>, cutoff: i64) {
+    let mut names: Vec<&&str> = per.keys().collect();
+    names.sort();
+    for b in names {
+        let v = &per[*b];
+        let Some((_, newest)) = v.iter().max_by_key(|(_, l)| l.at) else {
+            continue;
+        };
+        let total = v
+            .iter()
+            .filter_map(|(_, l)| l.of_chunks)
+            .max()
+            .unwrap_or(v.len() as u64);
+        let current = v
+            .iter()
+            .filter(|(_, l)| l.meta == newest.meta && l.sha == newest.sha);
+        let fresh: Vec<i64> = current
+            .filter(|(_, l)| l.ok && l.at >= cutoff && l.sha.is_some())
+            .map(|(_, l)| l.at)
+            .collect();
+        let failed = v.iter().any(|(_, l)| !l.ok);
+        rows.push(Row {
+            share: sid.to_string(),
+            backup_id: (*b).to_string(),
+            status: status(total, fresh.len() as u64, failed, true),
+            last_ok_at: fresh.iter().min().copied(),
+            chunks: total,
+            chunks_proven: fresh.len() as u64,
+        });
+    }
+}
+
+/// `--format openmetrics`: the rows, share by share, and each share's last
+/// run, on stdout.
+fn render_openmetrics(
+    rows: &[Row],
+    runs: &[(&str, Option<cbr::journal::RunSummary>)],
+) -> Result<()> {
+    let mut backups = Vec::new();
+    for (sid, _) in runs {
+        for r in rows.iter().filter(|r| r.share == *sid) {
+            backups.push(MetricBackup {
+                share: sid,
+                backup_id: &r.backup_id,
+                status: r.status,
+                last_ok_at: r.last_ok_at,
+                chunks_proven: r.chunks_proven,
+                chunks: r.chunks,
+            });
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(openmetrics(&backups, runs).as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The report for a person: every backup not fresh, then the counts.
+fn render_human(rows: &[Row], older_than: &str) -> Result<()> {
+    let bad = rows.iter().filter(|r| r.status != "fresh").count();
+    let mut out = std::io::stdout().lock();
+    for r in rows.iter().filter(|r| r.status != "fresh") {
+        writeln!(
+            out,
+            "{:<8} {}  {} of {} chunk(s) proven within {}; oldest proof {}",
+            r.status.to_uppercase(),
+            cbr::escape::terminal(&r.backup_id),
+            r.chunks_proven,
+            r.chunks,
+            older_than,
+            r.last_ok_at.map_or("none".into(), when)
+        )?;
+    }
+    let partial = rows.iter().filter(|r| r.status == "partial").count();
+    writeln!(
+        out,
+        "{} backup(s): {} fresh (every chunk proven within {}), {} partial, {} overdue, failed or never proven",
+        rows.len(),
+        rows.len() - bad,
+        older_than,
+        partial,
+        bad - partial
+    )?;
+    Ok(())
 }
 
 fn merge_cmd(g: &Global, a: JournalMergeArgs) -> Result<Outcome> {
@@ -332,15 +368,27 @@ fn openmetrics(
     backups: &[MetricBackup],
     runs: &[(&str, Option<cbr::journal::RunSummary>)],
 ) -> String {
-    use std::fmt::Write as _;
     let mut s = String::new();
-    let family = |s: &mut String, name: &str, help: &str, unit: Option<&str>| {
-        let _ = writeln!(s, "# TYPE {name} gauge");
-        if let Some(u) = unit {
-            let _ = writeln!(s, "# UNIT {name} {u}");
-        }
-        let _ = writeln!(s, "# HELP {name} {help}");
-    };
+    backup_metrics(&mut s, backups);
+    share_metrics(&mut s, backups, runs);
+    run_metrics(&mut s, runs);
+    s.push_str("# EOF\n");
+    s
+}
+
+/// A metric family's header: its type, unit and help.
+fn family(s: &mut String, name: &str, help: &str, unit: Option<&str>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(s, "# TYPE {name} gauge");
+    if let Some(u) = unit {
+        let _ = writeln!(s, "# UNIT {name} {u}");
+    }
+    let _ = writeln!(s, "# HELP {name} {help}");
+}
+
+/// The per-backup families (labels `share`, `backup_id`).
+fn backup_metrics(s: &mut String, backups: &[MetricBackup]) {
+    use std::fmt::Write as _;
     type Of = fn(&MetricBackup) -> String;
     let per_backup: [(&str, &str, Option<&str>, Of); 4] = [
         (
@@ -369,7 +417,7 @@ fn openmetrics(
         ),
     ];
     for (name, help, unit, value) in per_backup {
-        family(&mut s, name, help, unit);
+        family(s, name, help, unit);
         for b in backups {
             let _ = writeln!(
                 s,
@@ -380,13 +428,21 @@ fn openmetrics(
             );
         }
     }
+}
+
+/// The per-share counts of backups (all, overdue, never proven, failed).
+fn share_metrics(
+    s: &mut String,
+    backups: &[MetricBackup],
+    runs: &[(&str, Option<cbr::journal::RunSummary>)],
+) {
+    use std::fmt::Write as _;
     let count = |share: &str, status: &str| {
         backups
             .iter()
             .filter(|b| b.share == share && b.status == status)
             .count()
     };
-    type Run = fn(&cbr::journal::RunSummary) -> String;
     let per_share_counts = [
         ("cbr_share_backups", "Backups the report covers", ""),
         (
@@ -406,7 +462,7 @@ fn openmetrics(
         ),
     ];
     for (name, help, status) in per_share_counts {
-        family(&mut s, name, help, None);
+        family(s, name, help, None);
         for (share, _) in runs {
             let n = if status.is_empty() {
                 backups.iter().filter(|b| b.share == *share).count()
@@ -416,6 +472,12 @@ fn openmetrics(
             let _ = writeln!(s, "{name}{{share=\"{}\"}} {n}", label(share));
         }
     }
+}
+
+/// Each share's last run: its time, duration, chunks and bytes.
+fn run_metrics(s: &mut String, runs: &[(&str, Option<cbr::journal::RunSummary>)]) {
+    use std::fmt::Write as _;
+    type Run = fn(&cbr::journal::RunSummary) -> String;
     let per_run: [(&str, &str, Option<&str>, Run); 4] = [
         (
             "cbr_share_last_run_timestamp_seconds",
@@ -447,13 +509,11 @@ fn openmetrics(
         ),
     ];
     for (name, help, unit, value) in per_run {
-        family(&mut s, name, help, unit);
+        family(s, name, help, unit);
         for (share, run) in runs {
             if let Some(r) = run {
                 let _ = writeln!(s, "{name}{{share=\"{}\"}} {}", label(share), value(r));
             }
         }
     }
-    s.push_str("# EOF\n");
-    s
 }

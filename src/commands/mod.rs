@@ -8,6 +8,7 @@ mod check;
 mod decode;
 mod encode;
 mod journal;
+mod journaled;
 mod lint;
 mod ls;
 mod plan;

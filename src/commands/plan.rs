@@ -1,12 +1,13 @@
 //! `cbr plan`: a batch of exports as an ordered, checked, resumable runbook.
 
+use super::journaled::Journaled;
 use super::{Global, Outcome, decode_inputs, read_inputs, resolve_share};
 use crate::cli::{PlanArgs, PlanFormat, PlanRestore};
 use anyhow::{Context, Result, bail};
 use cbr::escape::terminal;
 use cbr::escape::terminal as t;
 use cbr::mapping::{MapLine, bad_id, merge};
-use cbr::plan::{Mapping, RestoreMode, Target, make, parse_target_backups, per_project};
+use cbr::plan::{Listed, Mapping, RestoreMode, Target, make, parse_target_backups, per_project};
 use cbr::record::{Decoded, Era, Source, SourceFormat};
 use cbr::share::ShareScan;
 use cbr::share::scan::BackupEntry;
@@ -28,31 +29,100 @@ fn date_key(s: &str) -> Option<String> {
 
 // Files read here are the operator's inputs (maps, lists), not the share;
 // files written go through the gate out.
-#[allow(clippy::disallowed_methods)] // std::fs::read_to_string of --map and --target-backups
 pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     let map = mapping(&args)?;
-    let since = match &args.since {
-        Some(s) => Some(date_key(s).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z"
-            )
-        })?),
-        None => None,
+    let since = args.since.as_deref().map(since_key).transpose()?;
+    let listed = target_backups(&args)?;
+    refuse_flags(&args)?;
+    let share = if want_share(&args) {
+        Some(resolve_share(g, &args.share)?)
+    } else {
+        None
     };
-    let listed = match &args.target_backups {
+    let share_path = share.as_ref().map(share_path).transpose()?;
+    let gate = share
+        .as_ref()
+        .map_or_else(cbr::share::out::Gate::none, cbr::share::out::Gate::new);
+    if let Some(dir) = &args.per_project {
+        gate.refuse_inside("--per-project", dir)?;
+    }
+    let found = share.as_ref().map(cbr::share::scan::scan).transpose()?;
+    // The records: given, and/or recovered from the share.
+    let (mut records, mut origins) = given(&args)?;
+    if args.from_share
+        && let (Some(s), Some(f)) = (&share, &found)
+    {
+        recovered(g, &args, s, f, &mut records, &mut origins);
+    }
+    super::refuse_duplicate_keys(&records)?;
+    filter(&args, since.as_deref(), &mut records, &mut origins);
+    // One record per backup id: the same one twice is a note, two
+    // different ones an error (the order of the inputs would decide).
+    for note in cbr::plan::same_ids(&records, &origins)? {
+        if !g.quiet {
+            eprintln!("cbr: plan: note: {}", terminal(&note));
+        }
+    }
+    let excluded = exclusions(&args, &records, g)?;
+    let target = target(&args, listed, share_path, found.as_ref(), excluded);
+    if let Some(f) = &found
+        && !g.quiet
+    {
+        warn_root_suspect(f);
+    }
+    let target = match (&share, &found) {
+        (Some(s), Some(f)) if args.deep => Target {
+            damaged: deep_verify(g, &args, s, f, &records, &target)?,
+            ..target
+        },
+        _ => target,
+    };
+    let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
+    write_plan(g, &args, &plan, &gate)?;
+    if !g.quiet {
+        render_summary(&plan, share.is_none());
+    }
+    Ok(if plan.refused.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Problems
+    })
+}
+
+/// `--since`: its date as [`date_key`] compares it.
+fn since_key(s: &str) -> Result<String> {
+    date_key(s).ok_or_else(|| {
+        anyhow::anyhow!("--since {s:?}: expected a date like 2026-11-24 or 2026-11-24T06:00:00Z")
+    })
+}
+
+/// A --share one level off: said before every record is refused.
+fn warn_root_suspect(found: &ShareScan) {
+    for w in found
+        .findings
+        .iter()
+        .filter(|w| w.code == "share-root-suspect")
+    {
+        eprintln!("cbr: plan: warning: {}", terminal(&w.message));
+    }
+}
+
+/// `--target-backups`: the target's own backups, as listed.
+#[allow(clippy::disallowed_methods)] // std::fs::read_to_string of --target-backups
+fn target_backups(args: &PlanArgs) -> Result<HashMap<String, Listed>> {
+    Ok(match &args.target_backups {
         Some(f) => parse_target_backups(
             &std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read the target's backup list {}", f.display()))?,
             &f.display().to_string(),
         )?,
         None => Default::default(),
-    };
-    let existing: HashSet<String> = listed
-        .iter()
-        .filter(|(id, l)| cbr::plan::listed_problem(id, l).is_none())
-        .map(|(id, _)| id.clone())
-        .collect();
-    if args.deep && !want_share(&args) {
+    })
+}
+
+/// Flags that need others.
+fn refuse_flags(args: &PlanArgs) -> Result<()> {
+    if args.deep && !want_share(args) {
         bail!(
             "--deep reads the backups' data: give the share (--share DIR, CBR_SHARE or --cinder-conf)"
         );
@@ -62,39 +132,27 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             "--journal records (and with --older-than accepts) chunk verifications: it needs --deep"
         );
     }
-    let share = if want_share(&args) {
-        Some(resolve_share(g, &args.share)?)
-    } else {
-        None
-    };
-    // The script names the share in its `cbr check --share` commands: a
-    // path that is not UTF-8 could only be written there changed.
-    let share_path = match &share {
-        Some(s) => {
-            let abs = std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone());
-            match abs.to_str() {
-                Some(p) => Some(p.to_string()),
-                None => bail!(
-                    "the share path {} is not UTF-8: the plan's commands name it and cannot \
-                     write it exactly; give the share under a UTF-8 path (a bind mount or \
-                     a link to it)",
-                    t(&abs.to_string_lossy())
-                ),
-            }
-        }
-        None => None,
-    };
-    let gate = share
-        .as_ref()
-        .map_or_else(cbr::share::out::Gate::none, cbr::share::out::Gate::new);
-    if let Some(dir) = &args.per_project {
-        gate.refuse_inside("--per-project", dir)?;
+    Ok(())
+}
+
+/// The share's path as the script names it in its `cbr check --share`
+/// commands: a path that is not UTF-8 could only be written there changed.
+fn share_path(s: &cbr::share::Share) -> Result<String> {
+    let abs = std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone());
+    match abs.to_str() {
+        Some(p) => Ok(p.to_string()),
+        None => bail!(
+            "the share path {} is not UTF-8: the plan's commands name it and cannot \
+             write it exactly; give the share under a UTF-8 path (a bind mount or \
+             a link to it)",
+            t(&abs.to_string_lossy())
+        ),
     }
-    let found = match &share {
-        Some(s) => Some(cbr::share::scan::scan(s)?),
-        None => None,
-    };
-    // The records: given, and/or recovered from the share.
+}
+
+/// The records given (none with only `--from-share`), each with where it
+/// was read.
+fn given(args: &PlanArgs) -> Result<(Vec<Decoded>, Vec<String>)> {
     let mut records: Vec<Decoded> = Vec::new();
     let mut origins: Vec<String> = Vec::new();
     if !args.inputs.is_empty() || !args.from_share {
@@ -105,27 +163,38 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             }
         }
     }
+    Ok((records, origins))
+}
+
+/// `--from-share`: a record recovered for every backup of the share not
+/// given as a record already (those given are planned).
+fn recovered(
+    g: &Global,
+    args: &PlanArgs,
+    s: &cbr::share::Share,
+    f: &ShareScan,
+    records: &mut Vec<Decoded>,
+    origins: &mut Vec<String>,
+) {
     let given: HashSet<String> = records
         .iter()
         .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
         .collect();
-    if args.from_share
-        && let (Some(s), Some(f)) = (&share, &found)
-    {
-        let opts = cbr::recover::RecoverOptions {
-            project_id: None,
-            user_id: None,
-            service: args.target_service.clone(),
-        };
-        let mut kept_given = 0;
-        for b in &f.backups {
-            if given.contains(&b.id.to_lowercase()) {
-                kept_given += 1;
-                continue;
-            }
-            origins.push(format!("recovered from the share ({})", b.id));
-            match cbr::recover::recover(s, f, b, &opts) {
-                Ok(r) => records.push(Decoded {
+    let opts = cbr::recover::RecoverOptions {
+        project_id: None,
+        user_id: None,
+        service: args.target_service.clone(),
+    };
+    let mut kept_given = 0;
+    for b in &f.backups {
+        if given.contains(&b.id.to_lowercase()) {
+            kept_given += 1;
+            continue;
+        }
+        match cbr::recover::recover(s, f, b, &opts) {
+            Ok(r) => {
+                origins.push(format!("recovered from the share ({})", b.id));
+                records.push(Decoded {
                     backup_service: Some(args.target_service.clone()),
                     record: r.record,
                     source: Source {
@@ -137,28 +206,32 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
                     wrap: None,
                     line: 0,
                     duplicate_keys: Vec::new(),
-                }),
-                Err(e) => {
-                    origins.pop();
-                    if !g.quiet {
-                        eprintln!(
-                            "cbr: plan: backup {} not recovered: {}",
-                            t(&b.id),
-                            t(&e.to_string())
-                        );
-                    }
-                }
+                });
             }
-        }
-        if kept_given > 0 && !g.quiet {
-            eprintln!(
-                "cbr: plan: note: {kept_given} backup(s) of the share are also given as records: \
-                 the given records are planned, not the recovered ones"
-            );
+            Err(e) if !g.quiet => eprintln!(
+                "cbr: plan: backup {} not recovered: {}",
+                t(&b.id),
+                t(&e.to_string())
+            ),
+            Err(_) => {}
         }
     }
-    super::refuse_duplicate_keys(&records)?;
-    // Filters (origins stay aligned with the records).
+    if kept_given > 0 && !g.quiet {
+        eprintln!(
+            "cbr: plan: note: {kept_given} backup(s) of the share are also given as records: \
+             the given records are planned, not the recovered ones"
+        );
+    }
+}
+
+/// `--id`, `--project`, `--since`: the records kept (origins stay aligned
+/// with the records).
+fn filter(
+    args: &PlanArgs,
+    since: Option<&str>,
+    records: &mut Vec<Decoded>,
+    origins: &mut Vec<String>,
+) {
     let keep: Vec<bool> = records
         .iter()
         .map(|d| {
@@ -167,11 +240,11 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
             (args.ids.is_empty() || args.ids.iter().any(|p| id.starts_with(p.as_str())))
                 && (args.projects.is_empty()
                     || field("project_id").is_some_and(|p| args.projects.iter().any(|x| x == p)))
-                && since.as_ref().is_none_or(|s| {
+                && since.is_none_or(|s| {
                     field("created_at")
                         .or_else(|| field("data_timestamp"))
                         .and_then(date_key)
-                        .is_some_and(|c| &c >= s)
+                        .is_some_and(|c| c.as_str() >= s)
                 })
         })
         .collect();
@@ -179,15 +252,23 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     records.retain(|_| k.next().copied().unwrap_or(false));
     let mut k = keep.iter();
     origins.retain(|_| k.next().copied().unwrap_or(false));
-    // One record per backup id: the same one twice is a note, two
-    // different ones an error (the order of the inputs would decide).
-    for note in cbr::plan::same_ids(&records, &origins)? {
-        if !g.quiet {
-            eprintln!("cbr: plan: note: {}", terminal(&note));
-        }
-    }
-    let excluded = exclusions(&args, &records, g)?;
-    let target = Target {
+}
+
+/// The target as the arguments and the share describe it (not yet what
+/// `--deep` found damaged).
+fn target(
+    args: &PlanArgs,
+    listed: HashMap<String, Listed>,
+    share_path: Option<String>,
+    found: Option<&ShareScan>,
+    excluded: HashSet<String>,
+) -> Target {
+    let existing: HashSet<String> = listed
+        .iter()
+        .filter(|(id, l)| cbr::plan::listed_problem(id, l).is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    Target {
         service: args.target_service.clone(),
         existing,
         volume_type: args.volume_type.clone(),
@@ -208,90 +289,90 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
         damaged: Default::default(),
         deep: args.deep,
         excluded,
-    };
-    if let Some(f) = &found
-        && !g.quiet
-    {
-        // A --share one level off: say so before every record is refused.
-        for w in f.findings.iter().filter(|w| w.code == "share-root-suspect") {
-            eprintln!("cbr: plan: warning: {}", terminal(&w.message));
-        }
     }
-    let target = match (&share, &found) {
-        (Some(s), Some(f)) if args.deep => Target {
-            damaged: deep_verify(g, &args, s, f, &records, &target)?,
-            ..target
-        },
-        _ => target,
-    };
-    let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
+}
+
+/// The plan in its format: on stdout, or one script per project.
+fn write_plan(
+    g: &Global,
+    args: &PlanArgs,
+    plan: &cbr::plan::Plan,
+    gate: &cbr::share::out::Gate,
+) -> Result<()> {
     match (&args.format, &args.per_project) {
-        (PlanFormat::Sh, Some(dir)) => {
-            // Each file: its project's steps, skips and refusals only.
-            // Every script's path is vetted (a link planted there into the
-            // share is refused) before any is written.
-            let scripts: Vec<_> = per_project(&plan)
-                .into_iter()
-                .map(|(project, sub)| (dir.join(format!("{project}.sh")), sub))
-                .collect();
-            for (path, _) in &scripts {
-                gate.refuse_inside("--per-project", path)?;
-            }
-            gate.create_dir_all("--per-project", dir)?;
-            for (path, sub) in scripts {
-                let steps: Vec<_> = sub.steps.iter().collect();
-                let text = cbr::plan::render_sh(&sub, &steps);
-                gate.replace("--per-project", &path, text.as_bytes())?;
-                if !g.quiet {
-                    eprintln!(
-                        "cbr: plan: wrote {} ({} backup(s))",
-                        t(&path.display().to_string()),
-                        steps.len()
-                    );
-                }
-            }
-        }
+        (PlanFormat::Sh, Some(dir)) => write_per_project(g, plan, gate, dir)?,
         (PlanFormat::Sh, None) => {
             let steps: Vec<_> = plan.steps.iter().collect();
             let mut out = std::io::stdout().lock();
-            out.write_all(cbr::plan::render_sh(&plan, &steps).as_bytes())?;
+            out.write_all(cbr::plan::render_sh(plan, &steps).as_bytes())?;
             out.flush()?;
         }
-        (PlanFormat::Json, _) => super::print_json(&plan)?,
+        (PlanFormat::Json, _) => super::print_json(plan)?,
         (PlanFormat::Md, _) => {
             let mut out = std::io::stdout().lock();
-            out.write_all(cbr::plan::render_md(&plan).as_bytes())?;
+            out.write_all(cbr::plan::render_md(plan).as_bytes())?;
             out.flush()?;
         }
     }
-    if !g.quiet {
-        let s = &plan.summary;
-        eprintln!(
-            "cbr: plan: {} backup(s) into {} project(s), {} GiB; {} skipped; {} refused",
-            s.backups, s.projects, s.gib, s.skipped, s.refused
-        );
-        for l in &plan.refused {
-            eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
-        }
-        for l in &plan.skipped {
+    Ok(())
+}
+
+/// `--per-project DIR`: each file its project's steps, skips and refusals
+/// only. Every script's path is vetted (a link planted there into the
+/// share is refused) before any is written.
+fn write_per_project(
+    g: &Global,
+    plan: &cbr::plan::Plan,
+    gate: &cbr::share::out::Gate,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let scripts: Vec<_> = per_project(plan)
+        .into_iter()
+        .map(|(project, sub)| (dir.join(format!("{project}.sh")), sub))
+        .collect();
+    for (path, _) in &scripts {
+        gate.refuse_inside("--per-project", path)?;
+    }
+    gate.create_dir_all("--per-project", dir)?;
+    for (path, sub) in scripts {
+        let steps: Vec<_> = sub.steps.iter().collect();
+        let text = cbr::plan::render_sh(&sub, &steps);
+        gate.replace("--per-project", &path, text.as_bytes())?;
+        if !g.quiet {
             eprintln!(
-                "  skipped {}: {}",
-                terminal(&l.backup_id),
-                terminal(&l.reason)
-            );
-        }
-        if share.is_none() {
-            eprintln!(
-                "cbr: plan: the records were not checked against any share (give --share DIR, \
-                 CBR_SHARE or --cinder-conf to check each one as `cbr check` does)"
+                "cbr: plan: wrote {} ({} backup(s))",
+                t(&path.display().to_string()),
+                steps.len()
             );
         }
     }
-    Ok(if plan.refused.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Problems
-    })
+    Ok(())
+}
+
+/// The summary on stderr: counts, every refusal and skip, and a word when
+/// no share was checked.
+fn render_summary(plan: &cbr::plan::Plan, no_share: bool) {
+    let s = &plan.summary;
+    eprintln!(
+        "cbr: plan: {} backup(s) into {} project(s), {} GiB; {} skipped; {} refused",
+        s.backups, s.projects, s.gib, s.skipped, s.refused
+    );
+    for l in &plan.refused {
+        eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
+    }
+    for l in &plan.skipped {
+        eprintln!(
+            "  skipped {}: {}",
+            terminal(&l.backup_id),
+            terminal(&l.reason)
+        );
+    }
+    if no_share {
+        eprintln!(
+            "cbr: plan: the records were not checked against any share (give --share DIR, \
+             CBR_SHARE or --cinder-conf to check each one as `cbr check` does)"
+        );
+    }
 }
 
 fn want_share(args: &PlanArgs) -> bool {
@@ -446,53 +527,15 @@ fn deep_verify(
         }
         None => None,
     };
-    // The journal, vetted by the gate out (never in the share).
-    let journal = match super::journal::path_of(&args.journal) {
-        Some(p) => {
-            let jp = cbr::share::out::Gate::new(share).journal(&p, true)?;
-            Some(cbr::journal::Journal::open_vetted(
-                &jp,
-                &super::journal::share_id(share),
-                None,
-                false,
-            )?)
-        }
-        None => None,
-    };
-    let last = match (&journal, older) {
-        (Some(j), Some(_)) => j.last_checks()?,
-        _ => Default::default(),
-    };
-    let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
     // A chunk is accepted only when proven OK against this very chunk file,
     // this _metadata and this _sha256file, within the window.
-    let none = Default::default();
-    let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
-        cbr::journal::already_proven(&none, &last, cutoff, b, o, id)
-    };
-    let journal_error = std::sync::Mutex::new(None);
-    let done = |c: &cbr::verify::ChunkOutcome<'_>| {
-        if let Some(j) = &journal
-            && let Err(e) = j.record(c)
-            && let Ok(mut g) = journal_error.lock()
-        {
-            g.get_or_insert(e);
-        }
-    };
-    let hooks = cbr::verify::VerifyHooks {
-        skip: (journal.is_some() && older.is_some()).then_some(&skip as _),
-        stop: None,
-        done: journal.is_some().then_some(&done as _),
-    };
+    let path = super::journal::path_of(&args.journal);
+    let journal = Journaled::open(share, path.as_deref(), None, false, older)?;
     let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
-    let report =
-        cbr::verify::verify_with(share, found, &selected, &opts, progress.as_ref(), &hooks);
-    if let Some(j) = &journal {
-        if let Some(e) = journal_error.into_inner().ok().flatten() {
-            return Err(e.into());
-        }
-        j.finish()?;
-    }
+    let report = journal.with_hooks(None, |hooks| {
+        cbr::verify::verify_with(share, found, &selected, &opts, progress.as_ref(), hooks)
+    });
+    journal.finish_run(true)?;
     if !g.quiet {
         eprintln!(
             "cbr: plan: --deep: {} backup(s), {} chunk(s) read{}",
@@ -508,6 +551,15 @@ fn deep_verify(
             }
         );
     }
+    Ok(damaged(&report, share))
+}
+
+/// The backups with an error finding, each with why it is refused (its
+/// first three findings).
+fn damaged(
+    report: &cbr::verify::VerifyReport,
+    share: &cbr::share::Share,
+) -> HashMap<String, String> {
     let mut damaged: HashMap<String, Vec<String>> = HashMap::new();
     for f in report.findings.errors() {
         if let Some(id) = &f.backup_id {
@@ -517,7 +569,7 @@ fn deep_verify(
                 .push(format!("{}: {}", f.code, f.message));
         }
     }
-    Ok(damaged
+    damaged
         .into_iter()
         .map(|(id, mut why)| {
             why.dedup();
@@ -534,5 +586,5 @@ fn deep_verify(
             );
             (id, reason)
         })
-        .collect())
+        .collect()
 }

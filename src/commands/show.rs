@@ -4,7 +4,9 @@ use super::{Global, Outcome, human_bytes, resolve_share};
 use crate::cli::ShowArgs;
 use anyhow::Result;
 use cbr::escape::terminal as t;
-use cbr::share::scan::scan;
+use cbr::journal::BackupLast;
+use cbr::share::Sha256File;
+use cbr::share::scan::{BackupEntry, scan};
 use std::io::Write;
 
 pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
@@ -34,60 +36,116 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         "display_description": b.metadata.backup_description,
         "created_at": b.metadata.created_at,
     });
-    let chain_ids: Vec<&str> = chain.iter().map(|c| c.id.as_str()).collect();
-    let dependants: Vec<&str> = b.dependants(&found).iter().map(|c| c.id.as_str()).collect();
-    let chain_complete = chain.first().is_some_and(|c| c.parent_id().is_none());
     let last =
         super::journal::last_by_backup(&args.journal, &share)?.map(|m| m.get(&b.id).copied());
+    let shown = Shown {
+        b,
+        chain_complete: chain.first().is_some_and(|c| c.parent_id().is_none()),
+        chain,
+        dependants: b.dependants(&found).iter().map(|c| c.id.as_str()).collect(),
+        sha,
+        sha_err,
+        record,
+        last,
+    };
     if args.json {
-        // Written as it is serialized, never as a tree: a `_metadata` may
-        // list millions of chunks.
-        #[derive(serde::Serialize)]
-        struct Doc<'a> {
-            id: &'a str,
-            container: &'a str,
-            prefix: &'a str,
-            files: serde_json::Value,
-            chunks: Chunks<'a>,
-            chain: Vec<&'a str>,
-            chain_complete: bool,
-            dependants: Vec<&'a str>,
-            record: serde_json::Value,
-            complete: bool,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            last_verified: Option<serde_json::Value>,
-        }
-        let doc = Doc {
-            id: &b.id,
-            container: &b.container,
-            prefix: &b.prefix,
-            files: serde_json::json!({
-                "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": b.metadata_bytes },
-                "sha256file": b.sha256_path.as_deref().map(|_| serde_json::json!({
-                    "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": b.sha256_bytes,
-                    "entries": sha.as_ref().map(|s| s.len()),
-                    "block_size": sha.as_ref().map(|s| s.block_size()),
-                })),
-            }),
-            chunks: Chunks(b),
-            chain: chain_ids,
-            chain_complete,
-            dependants,
-            record,
-            complete: b.complete(),
-            last_verified: last.map(serde_json::to_value).transpose()?,
-        };
-        super::print_json(&doc)?;
-        return Ok(Outcome::Ok);
+        render_json(&shown)?;
+    } else {
+        render_human(&shown)?;
     }
+    Ok(Outcome::Ok)
+}
+
+/// What `show` tells about one backup.
+struct Shown<'a> {
+    b: &'a BackupEntry,
+    /// Full first.
+    chain: Vec<&'a BackupEntry>,
+    chain_complete: bool,
+    dependants: Vec<&'a str>,
+    sha: Option<Sha256File>,
+    /// Why the `_sha256file` could not be read.
+    sha_err: Option<String>,
+    /// What a record for it must contain.
+    record: serde_json::Value,
+    /// With `--journal`: its last verification, if any.
+    last: Option<Option<BackupLast>>,
+}
+
+/// `show --json`: written as it is serialized, never as a tree: a
+/// `_metadata` may list millions of chunks.
+fn render_json(s: &Shown<'_>) -> Result<()> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        id: &'a str,
+        container: &'a str,
+        prefix: &'a str,
+        files: serde_json::Value,
+        chunks: Chunks<'a>,
+        chain: Vec<&'a str>,
+        chain_complete: bool,
+        dependants: &'a [&'a str],
+        record: &'a serde_json::Value,
+        complete: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_verified: Option<serde_json::Value>,
+    }
+    let (b, sha) = (s.b, &s.sha);
+    let doc = Doc {
+        id: &b.id,
+        container: &b.container,
+        prefix: &b.prefix,
+        files: serde_json::json!({
+            "metadata": { "path": b.rel(&format!("{}_metadata", b.prefix)), "bytes": b.metadata_bytes },
+            "sha256file": b.sha256_path.as_deref().map(|_| serde_json::json!({
+                "path": b.rel(&format!("{}_sha256file", b.prefix)), "bytes": b.sha256_bytes,
+                "entries": sha.as_ref().map(|s| s.len()),
+                "block_size": sha.as_ref().map(|s| s.block_size()),
+            })),
+        }),
+        chunks: Chunks(b),
+        chain: s.chain.iter().map(|c| c.id.as_str()).collect(),
+        chain_complete: s.chain_complete,
+        dependants: &s.dependants,
+        record: &s.record,
+        complete: b.complete(),
+        last_verified: s.last.map(serde_json::to_value).transpose()?,
+    };
+    super::print_json(&doc)
+}
+
+/// Every string below came from the share: shown through the terminal
+/// escaper (the JSON is escaped by its serialiser).
+fn opt(s: Option<&str>) -> std::borrow::Cow<'_, str> {
+    s.map_or("-".into(), t)
+}
+
+/// `show` for a person, on stdout.
+fn render_human(s: &Shown<'_>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    // Every string below came from the share: shown through the terminal
-    // escaper (the JSON above is escaped by its serialiser).
-    fn opt(s: Option<&str>) -> std::borrow::Cow<'_, str> {
-        s.map_or("-".into(), t)
+    render_about(&mut out, s)?;
+    render_files(&mut out, s.b)?;
+    render_chunks(&mut out, s.b)?;
+    render_chain(&mut out, s)?;
+    writeln!(out, "\nwhat a record for it must contain")?;
+    if let serde_json::Value::Object(m) = &s.record {
+        for (k, v) in m {
+            match v {
+                serde_json::Value::String(s) => writeln!(out, "  {k:<20} \"{}\"", t(s))?,
+                v => writeln!(out, "  {k:<20} {}", t(&v.to_string()))?,
+            }
+        }
     }
+    out.flush()?;
+    Ok(())
+}
+
+/// The backup, its last verification, what its metadata says of it, and
+/// the volume's size.
+fn render_about(out: &mut dyn Write, s: &Shown<'_>) -> Result<()> {
+    let b = s.b;
     writeln!(out, "backup      {}", t(&b.id))?;
-    if let Some(l) = last {
+    if let Some(l) = s.last {
         let s = match l {
             None => "never (not in the journal)".to_string(),
             Some(l) if l.failed => format!("FAILED at {}", super::journal::when(l.last_at)),
@@ -112,7 +170,7 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     writeln!(out, "created     {}", opt(b.metadata.created_at.as_deref()))?;
     writeln!(out, "container   {}", t(&b.container))?;
     writeln!(out, "prefix      {}", t(&b.prefix))?;
-    match (&sha, &sha_err) {
+    match (&s.sha, &s.sha_err) {
         (Some(s), _) => writeln!(
             out,
             "volume size {} ({} hash blocks of {} bytes)",
@@ -123,6 +181,11 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         (None, Some(e)) => writeln!(out, "volume size unknown: {}", t(e))?,
         (None, None) => writeln!(out, "volume size unknown: no sha256file")?,
     }
+    Ok(())
+}
+
+/// The backup's `_metadata` and `_sha256file`.
+fn render_files(out: &mut dyn Write, b: &BackupEntry) -> Result<()> {
     writeln!(out, "\nfiles")?;
     writeln!(
         out,
@@ -139,6 +202,11 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
         )?,
         None => writeln!(out, "  {:<10} {}_sha256file (MISSING)", "-", t(&b.prefix))?,
     }
+    Ok(())
+}
+
+/// The chunks table: each chunk as the metadata lists it and as stored.
+fn render_chunks(out: &mut dyn Write, b: &BackupEntry) -> Result<()> {
     writeln!(
         out,
         "\nchunks ({}, {} of data)",
@@ -170,15 +238,20 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
             t(&o.md5)
         )?;
     }
+    Ok(())
+}
+
+/// The chain, full first, and the backups that depend on this one.
+fn render_chain(out: &mut dyn Write, s: &Shown<'_>) -> Result<()> {
     writeln!(out, "\nchain (full first)")?;
-    if !chain_complete {
+    if !s.chain_complete {
         writeln!(
             out,
             "  parent {} is NOT on the share: the chain cannot be restored",
-            t(chain.first().and_then(|c| c.parent_id()).unwrap_or("?"))
+            t(s.chain.first().and_then(|c| c.parent_id()).unwrap_or("?"))
         )?;
     }
-    for c in &chain {
+    for c in &s.chain {
         writeln!(
             out,
             "  {}  {}  {}",
@@ -191,20 +264,10 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
             }
         )?;
     }
-    if !dependants.is_empty() {
-        writeln!(out, "\ndependants: {}", t(&dependants.join(", ")))?;
+    if !s.dependants.is_empty() {
+        writeln!(out, "\ndependants: {}", t(&s.dependants.join(", ")))?;
     }
-    writeln!(out, "\nwhat a record for it must contain")?;
-    if let serde_json::Value::Object(m) = &record {
-        for (k, v) in m {
-            match v {
-                serde_json::Value::String(s) => writeln!(out, "  {k:<20} \"{}\"", t(s))?,
-                v => writeln!(out, "  {k:<20} {}", t(&v.to_string()))?,
-            }
-        }
-    }
-    out.flush()?;
-    Ok(Outcome::Ok)
+    Ok(())
 }
 
 /// The `chunks` of `show --json`, one object per chunk, serialized from

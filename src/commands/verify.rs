@@ -1,15 +1,19 @@
 //! `cbr verify`: is every byte on the share still what Cinder wrote?
 
+use super::journaled::Journaled;
 use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::VerifyArgs;
 use anyhow::{Result, bail};
+use cbr::findings::Findings;
+use cbr::share::ShareScan;
 use cbr::share::scan::{BackupEntry, scan};
-use cbr::verify::{VerifyOptions, in_shard};
+use cbr::verify::{VerifyOptions, VerifyReport, in_shard};
 use std::io::Write;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Parse `K/N` (1 ≤ K ≤ N).
-fn parse_shard(s: &str) -> Result<(u64, u64)> {
+fn parse_shard(s: &str) -> Result<Shard> {
     let parsed = s
         .split_once('/')
         .and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
@@ -41,6 +45,69 @@ fn normalise_date(s: &str) -> Option<String> {
 
 pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
+    let (shard, since) = selection_args(&args)?;
+    let found = scan(&share)?;
+    let (selected, refused) = select(&found, &args.ids, shard, since.as_deref())?;
+    let opts = VerifyOptions {
+        deep: args.deep,
+        jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
+        sample: args.sample.map(|p| (p, args.seed)),
+        md5: args.md5,
+    };
+    let progress = super::progress::make(args.progress, g.quiet);
+    let started = Instant::now();
+    // Windows and budgets first: a bad one is exit 2 before anything opens.
+    let older = window("--older-than", args.older_than.as_deref())?;
+    let budget = window("--budget", args.budget.as_deref())?.map(Duration::from_secs);
+    // The journal, and what it lets this run skip.
+    let journal_path = super::journal::path_of(&args.journal);
+    if journal_path.is_some() && !args.deep {
+        bail!("--journal records chunk verifications: it needs --deep");
+    }
+    let journal = Journaled::open(
+        &share,
+        journal_path.as_deref(),
+        args.shard.as_deref(),
+        args.resume,
+        older,
+    )?;
+    let started_bytes = AtomicU64::new(0);
+    let stop = |o: &cbr::share::ChunkObject| {
+        let before = started_bytes.fetch_add(o.length, Ordering::Relaxed);
+        budget.is_some_and(|b| started.elapsed() >= b)
+            || args.max_bytes.is_some_and(|m| before >= m)
+    };
+    let budgeted = budget.is_some() || args.max_bytes.is_some();
+    let mut report = journal.with_hooks(budgeted.then_some(&stop as _), |hooks| {
+        cbr::verify::verify_with(&share, &found, &selected, &opts, progress.as_ref(), hooks)
+    });
+    // A run a budget stopped stays open: --resume continues it.
+    journal.finish_run(report.complete)?;
+    // Share-wide findings belong to a whole-share verification; sharded,
+    // to shard 1, so that the shards together report them once.
+    let share_wide = args.ids.is_empty() && shard.is_none_or(|(k, _)| k == 1) && since.is_none();
+    add_findings(&mut report, refused, share_wide.then_some(&found.findings));
+    let secs = started.elapsed().as_secs_f64();
+    if args.json {
+        super::print_json(&report)?;
+    } else {
+        render_human(&report, opts.deep)?;
+    }
+    if !g.quiet && opts.deep {
+        eprintln!("{}", summary_line(&report, secs));
+    }
+    Ok(if report.ok {
+        Outcome::Ok
+    } else {
+        Outcome::Problems
+    })
+}
+
+/// `K/N`: shard K of N.
+type Shard = (u64, u64);
+
+/// `--shard` and `--since`, parsed; `--sample` checked.
+fn selection_args(args: &VerifyArgs) -> Result<(Option<Shard>, Option<String>)> {
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let since = match &args.since {
         Some(s) => Some(normalise_date(s).ok_or_else(|| {
@@ -55,217 +122,155 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     {
         bail!("--sample {p}: expected a percentage above 0 and at most 100");
     }
-    let found = scan(&share)?;
-    // The backups asked for (with their chains), or all of them.
+    Ok((shard, since))
+}
+
+/// A `--older-than` / `--budget` window in seconds, or None.
+fn window(flag: &str, arg: Option<&str>) -> Result<Option<u64>> {
+    arg.map(|d| cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("{flag} {e}")))
+        .transpose()
+}
+
+/// The backups asked for (with their chains), or all of them, in the
+/// shard and since the date; and the findings of those asked for whose
+/// metadata the scan refused.
+fn select<'a>(
+    found: &'a ShareScan,
+    ids: &[String],
+    shard: Option<Shard>,
+    since: Option<&str>,
+) -> Result<(Vec<&'a BackupEntry>, Findings)> {
     let mut selected: Vec<&BackupEntry> = Vec::new();
-    // Backups asked for whose metadata the scan refused: their findings.
-    let mut refused = cbr::findings::Findings::new();
-    if args.ids.is_empty() {
+    let mut refused = Findings::new();
+    if ids.is_empty() {
         selected.extend(found.backups.iter());
-    } else {
-        for id in &args.ids {
-            let b = match found.find(id) {
-                Ok(b) => b,
-                Err(e) => {
-                    let related = super::findings_about(&found, id);
-                    if related.is_empty() {
-                        return Err(e.into());
-                    }
-                    refused.extend(related);
-                    continue;
+    }
+    for id in ids {
+        let b = match found.find(id) {
+            Ok(b) => b,
+            Err(e) => {
+                let related = super::findings_about(found, id);
+                if related.is_empty() {
+                    return Err(e.into());
                 }
-            };
-            for c in found.chain(b) {
-                if !selected.iter().any(|s| s.id == c.id) {
-                    selected.push(c);
-                }
+                refused.extend(related);
+                continue;
+            }
+        };
+        for c in found.chain(b) {
+            if !selected.iter().any(|s| s.id == c.id) {
+                selected.push(c);
             }
         }
     }
     selected.retain(|b| shard.is_none_or(|(k, n)| in_shard(&b.id, k, n)));
-    if let Some(since) = &since {
+    if let Some(since) = since {
         selected.retain(|b| {
             b.metadata
                 .created_at
                 .as_deref()
                 .and_then(normalise_date)
-                .is_some_and(|c| &c >= since)
+                .is_some_and(|c| c.as_str() >= since)
         });
     }
-    let opts = VerifyOptions {
-        deep: args.deep,
-        jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),
-        sample: args.sample.map(|p| (p, args.seed)),
-        md5: args.md5,
-    };
-    let progress = super::progress::make(args.progress, g.quiet);
-    let started = Instant::now();
-    // Windows and budgets first: a bad one is exit 2 before anything opens.
-    let older = match &args.older_than {
-        Some(d) => {
-            Some(cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("--older-than {e}"))?)
-        }
-        None => None,
-    };
-    let budget = match &args.budget {
-        Some(d) => Some(std::time::Duration::from_secs(
-            cbr::journal::parse_window(d).map_err(|e| anyhow::anyhow!("--budget {e}"))?,
-        )),
-        None => None,
-    };
-    // The journal (vetted by the gate out: never in the share), and what
-    // it lets this run skip.
-    let journal_path = super::journal::path_of(&args.journal);
-    if journal_path.is_some() && !args.deep {
-        bail!("--journal records chunk verifications: it needs --deep");
-    }
-    let journal = match &journal_path {
-        Some(p) => {
-            let jp = cbr::share::out::Gate::new(&share).journal(p, true)?;
-            Some(cbr::journal::Journal::open_vetted(
-                &jp,
-                &super::journal::share_id(&share),
-                args.shard.as_deref(),
-                args.resume,
-            )?)
-        }
-        None => None,
-    };
-    let proven_in_run = match (&journal, args.resume) {
-        (Some(j), true) => j.proven_in_run()?,
-        _ => Default::default(),
-    };
-    let last = match (&journal, older) {
-        (Some(j), Some(_)) => j.last_checks()?,
-        _ => Default::default(),
-    };
-    let cutoff = older.map(|w| cbr::journal::now().saturating_sub(w as i64));
-    // A chunk is skipped only when proven OK against this very chunk file,
-    // this _metadata and this _sha256file.
-    let skip = |b: &BackupEntry, o: &cbr::share::ChunkObject, id: Option<cbr::verify::FileId>| {
-        cbr::journal::already_proven(&proven_in_run, &last, cutoff, b, o, id)
-    };
-    let started_bytes = std::sync::atomic::AtomicU64::new(0);
-    let stop = |o: &cbr::share::ChunkObject| {
-        let before = started_bytes.fetch_add(o.length, std::sync::atomic::Ordering::Relaxed);
-        budget.is_some_and(|b| started.elapsed() >= b)
-            || args.max_bytes.is_some_and(|m| before >= m)
-    };
-    let journal_error = std::sync::Mutex::new(None);
-    let done = |c: &cbr::verify::ChunkOutcome<'_>| {
-        if let Some(j) = &journal
-            && let Err(e) = j.record(c)
-            && let Ok(mut g) = journal_error.lock()
-        {
-            g.get_or_insert(e);
-        }
-    };
-    let hooks = cbr::verify::VerifyHooks {
-        skip: (journal.is_some() && (args.resume || older.is_some())).then_some(&skip as _),
-        stop: (budget.is_some() || args.max_bytes.is_some()).then_some(&stop as _),
-        done: journal.is_some().then_some(&done as _),
-    };
-    let mut report =
-        cbr::verify::verify_with(&share, &found, &selected, &opts, progress.as_ref(), &hooks);
-    if let Some(j) = &journal {
-        if let Some(e) = journal_error.into_inner().ok().flatten() {
-            return Err(e.into());
-        }
-        // A run a budget stopped stays open: --resume continues it.
-        j.finish_run(report.complete)?;
-    }
+    Ok((selected, refused))
+}
+
+/// The report's findings with the refused backups' first, and the
+/// share's (`share`) before all when the run covers the whole share.
+fn add_findings(report: &mut VerifyReport, refused: Findings, share: Option<&Findings>) {
     if !refused.is_empty() {
-        refused.extend(report.findings.0.drain(..));
-        report.findings = refused;
+        let mut all = refused;
+        all.extend(report.findings.0.drain(..));
+        report.findings = all;
         report.ok = false;
     }
-    // Share-wide findings belong to a whole-share verification; sharded,
-    // to shard 1, so that the shards together report them once.
-    if args.ids.is_empty() && shard.is_none_or(|(k, _)| k == 1) && since.is_none() {
-        let mut all = found.findings.clone();
+    if let Some(share) = share {
+        let mut all = share.clone();
         all.extend(report.findings.0.drain(..));
         report.findings = all;
         report.ok = !report.findings.has_errors() && report.complete;
     }
-    let secs = started.elapsed().as_secs_f64();
-    let outcome = if report.ok {
-        Outcome::Ok
+}
+
+/// The findings and the verdict line, on stdout.
+fn render_human(report: &VerifyReport, deep: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    print_findings(&mut out, &report.findings)?;
+    let verdict = if report.ok {
+        "OK: no errors found".to_string()
+    } else if !report.findings.has_errors() {
+        "INCOMPLETE: no errors in what was read, but not every chunk was read (below)".to_string()
     } else {
-        Outcome::Problems
+        failed_line(&report.findings)
     };
-    if args.json {
-        super::print_json(&report)?;
+    let detail = if deep {
+        deep_detail(report)
     } else {
-        let mut out = std::io::stdout().lock();
-        print_findings(&mut out, &report.findings)?;
-        let verdict = if report.ok {
-            "OK: no errors found".to_string()
-        } else if !report.findings.has_errors() {
-            "INCOMPLETE: no errors in what was read, but not every chunk was read (below)"
-                .to_string()
-        } else {
-            failed_line(&report.findings)
-        };
-        writeln!(
-            out,
-            "{verdict} ({} backup(s){})",
-            report.backups_checked,
-            if opts.deep {
-                let p = &report.proven_by;
-                let mut s = format!(
-                    ", {} chunk(s) read; proven: {} by sha256, {} zero blocks by comparison",
-                    report.chunks_checked,
-                    human_bytes(p.sha256),
-                    human_bytes(p.zero_compare)
-                );
-                if p.md5_only > 0 {
-                    s.push_str(&format!(
-                        ", {} by md5 alone (no sha256 entry covers them)",
-                        human_bytes(p.md5_only)
-                    ));
-                }
-                if p.md5_also > 0 {
-                    s.push_str(&format!(
-                        ", md5 also computed over {}",
-                        human_bytes(p.md5_also)
-                    ));
-                }
-                if report.chunks_skipped > 0 {
-                    s.push_str(&format!(
-                        "; {} chunk(s) skipped, already proven (journal)",
-                        report.chunks_skipped
-                    ));
-                }
-                if report.chunks_deferred > 0 {
-                    s.push_str(&format!(
-                        "; budget spent: {} chunk(s) not read, nothing vouched for them (left for the next run)",
-                        report.chunks_deferred
-                    ));
-                }
-                s
-            } else {
-                ", metadata only: add --deep to read every chunk".into()
-            }
-        )?;
-        out.flush()?;
+        ", metadata only: add --deep to read every chunk".into()
+    };
+    writeln!(
+        out,
+        "{verdict} ({} backup(s){detail})",
+        report.backups_checked
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+/// What a `--deep` run read and how each byte was proven (the verdict
+/// line's parenthesis, after the backup count).
+fn deep_detail(report: &VerifyReport) -> String {
+    let p = &report.proven_by;
+    let mut s = format!(
+        ", {} chunk(s) read; proven: {} by sha256, {} zero blocks by comparison",
+        report.chunks_checked,
+        human_bytes(p.sha256),
+        human_bytes(p.zero_compare)
+    );
+    if p.md5_only > 0 {
+        s.push_str(&format!(
+            ", {} by md5 alone (no sha256 entry covers them)",
+            human_bytes(p.md5_only)
+        ));
     }
-    if !g.quiet && opts.deep {
-        let rate = if secs > 0.0 {
-            report.data_bytes as f64 / secs
-        } else {
-            0.0
-        };
-        eprintln!(
-            "cbr: verified {} backup(s), {} chunk(s), {} read ({} of data) in {secs:.1}s, {}/s, {} finding(s)",
-            report.backups_checked,
-            report.chunks_checked,
-            human_bytes(report.bytes_read),
-            human_bytes(report.data_bytes),
-            human_bytes(rate as u64),
-            report.findings.len()
-        );
+    if p.md5_also > 0 {
+        s.push_str(&format!(
+            ", md5 also computed over {}",
+            human_bytes(p.md5_also)
+        ));
     }
-    Ok(outcome)
+    if report.chunks_skipped > 0 {
+        s.push_str(&format!(
+            "; {} chunk(s) skipped, already proven (journal)",
+            report.chunks_skipped
+        ));
+    }
+    if report.chunks_deferred > 0 {
+        s.push_str(&format!(
+            "; budget spent: {} chunk(s) not read, nothing vouched for them (left for the next run)",
+            report.chunks_deferred
+        ));
+    }
+    s
+}
+
+/// The stderr summary of a `--deep` run that took `secs`.
+fn summary_line(report: &VerifyReport, secs: f64) -> String {
+    let rate = if secs > 0.0 {
+        report.data_bytes as f64 / secs
+    } else {
+        0.0
+    };
+    format!(
+        "cbr: verified {} backup(s), {} chunk(s), {} read ({} of data) in {secs:.1}s, {}/s, {} finding(s)",
+        report.backups_checked,
+        report.chunks_checked,
+        human_bytes(report.bytes_read),
+        human_bytes(report.data_bytes),
+        human_bytes(rate as u64),
+        report.findings.len()
+    )
 }
 
 /// How many affected backups a `FAILED:` line names before "and N more".
