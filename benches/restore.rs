@@ -126,8 +126,7 @@ fn main() {
         img.set_len(gib(size)).expect("len");
         for c in scan.chain(b) {
             for o in &c.metadata.objects {
-                let mut d =
-                    flate2::read::ZlibDecoder::new(c.open(&sh, &o.name).expect("chunk").file);
+                let mut d = flate2::read::ZlibDecoder::new(c.open(&sh, &o.name).expect("chunk"));
                 let mut v = Vec::new();
                 d.read_to_end(&mut v).expect("inflate");
                 std::os::unix::fs::FileExt::write_all_at(&img, &v, o.offset).expect("write");

@@ -245,7 +245,7 @@ pub fn stream_chunk(
 ) -> Result<Streamed, StreamError> {
     let opened = backup.open(share, &obj.name).map_err(StreamError::Open)?;
     let file_id = opened.id();
-    let file = opened.file;
+    let file = opened;
     let count = std::sync::Arc::new(AtomicU64::new(0));
     // One buffer between the file and the decoder (zlib's decoder takes
     // its input straight from it); counted as it is filled.

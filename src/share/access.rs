@@ -1,6 +1,7 @@
-//! The one way into the share.
+//! The one way into a local share: directory handles, no links, regular files only.
 //!
-//! Every read of the share goes through [`Share`]: it holds the share root
+//! [`Local`] is the first [`Source`] of the seam ([`super::source`]), and
+//! every read of a local share goes through it: it holds the share root
 //! as a directory handle and opens everything relative to it, never
 //! following a symbolic link at any step (`openat2` with `RESOLVE_BENEATH |
 //! RESOLVE_NO_SYMLINKS`, or `O_NOFOLLOW` one component at a time where the
@@ -12,7 +13,9 @@
 //! `/`, no `..`, no NUL, not empty.
 //!
 //! Nothing else in the crate opens share paths (clippy's
-//! `disallowed-methods` in `clippy.toml` enforces it).
+//! `disallowed-methods` in `clippy.toml` enforces it). The kinds shared by
+//! every source (its errors, entries, file identity, name checks) are
+//! defined here too.
 #![allow(clippy::disallowed_methods)] // the gate those lints point to
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -22,6 +25,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use super::source::{Share, ShareDir, ShareFile};
+use super::source::{Source, SourceDir, SourceFile};
 use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 
@@ -158,10 +164,10 @@ fn kind_name(ft: FileType) -> &'static str {
     }
 }
 
-/// A share root, held open.
+/// A local share root, held open.
 #[derive(Debug, Clone)]
-pub struct Share {
-    pub root: PathBuf,
+pub struct Local {
+    root: PathBuf,
     fd: Arc<OwnedFd>,
     /// (device, inode) of the root, to recognise it from elsewhere.
     id: (u64, u64),
@@ -177,16 +183,13 @@ fn file_flags() -> OFlags {
     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY
 }
 
-/// A regular file of the share, opened and checked.
+/// A regular file of a local share, opened and checked.
 #[derive(Debug)]
-pub struct ShareFile {
-    pub file: File,
+struct LocalFile {
+    file: File,
     /// Share-relative path.
-    pub rel: String,
-    pub size: u64,
-    pub inode: u64,
-    /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    rel: String,
+    id: FileId,
 }
 
 /// A file's identity as its handle's `fstat` saw it: what a journal
@@ -205,18 +208,23 @@ impl FileId {
     }
 }
 
-impl ShareFile {
-    /// Read the whole (small) file from this handle, at most `limit` bytes.
-    pub fn read_to_end(self, limit: u64) -> Result<Vec<u8>, AccessError> {
-        read_all(self, limit)
+impl SourceFile for LocalFile {
+    fn id(&self) -> FileId {
+        self.id
     }
+    fn rel(&self) -> &str {
+        &self.rel
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+    }
+}
 
-    pub fn id(&self) -> FileId {
-        FileId {
-            size: self.size,
-            mtime_ns: self.mtime_ns,
-            inode: self.inode,
-        }
+impl ShareFile {
+    /// A file opened outside any share (a test's, a tool's), checked to be
+    /// a regular file; `rel` names it in messages.
+    pub fn from_std(file: File, rel: impl Into<String>) -> Result<ShareFile, AccessError> {
+        regular(OwnedFd::from(file), rel.into()).map(|f| ShareFile::new(Box::new(f)))
     }
 }
 
@@ -231,19 +239,18 @@ pub struct Entry {
     pub lossy: bool,
 }
 
-/// A directory of the share, held open.
+/// A directory of a local share, held open.
 #[derive(Debug)]
-pub struct ShareDir {
+struct LocalDir {
     fd: OwnedFd,
     /// Share-relative path ("" for the root).
-    pub rel: String,
+    rel: String,
 }
 
-impl Share {
+impl Local {
     /// Open the share root. The root itself may be reached through links
     /// (an operator's mount path); nothing beneath it is.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Share, AccessError> {
-        let root = root.into();
+    pub fn open(root: PathBuf) -> Result<Local, AccessError> {
         let shown = root.display().to_string();
         let fd = rustix::fs::open(
             &root,
@@ -266,32 +273,10 @@ impl Share {
             path: shown,
             source: e.into(),
         })?;
-        Ok(Share {
+        Ok(Local {
             root,
             fd: Arc::new(fd),
             id: (st.st_dev, st.st_ino),
-        })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Whether (device, inode) is this share's root.
-    pub fn is_root(&self, dev: u64, ino: u64) -> bool {
-        self.id == (dev, ino)
-    }
-
-    /// The share root as a directory handle.
-    pub fn root_dir(&self) -> Result<ShareDir, AccessError> {
-        let fd =
-            rustix::io::fcntl_dupfd_cloexec(self.fd.as_fd(), 0).map_err(|e| AccessError::Io {
-                path: self.root.display().to_string(),
-                source: e.into(),
-            })?;
-        Ok(ShareDir {
-            fd,
-            rel: String::new(),
         })
     }
 
@@ -373,37 +358,6 @@ impl Share {
         }
     }
 
-    /// Open a directory of the share.
-    pub fn open_dir(&self, rel: &str) -> Result<ShareDir, AccessError> {
-        let fd = self.open_beneath(rel, dir_flags())?;
-        Ok(ShareDir {
-            fd,
-            rel: components(rel)?.join("/"),
-        })
-    }
-
-    /// Open a regular file of the share; anything else is refused.
-    pub fn open_file(&self, rel: &str) -> Result<ShareFile, AccessError> {
-        let shown = components(rel)?.join("/");
-        // Look before opening: a device node is never opened (opening some
-        // has side effects); the fstat after the open still decides.
-        not_special(self.fd.as_fd(), shown.as_str(), &shown)?;
-        let fd = self.open_beneath(rel, file_flags())?;
-        regular(fd, shown)
-    }
-
-    /// Read a whole (small) file of the share, refusing one over `limit`.
-    pub fn read(&self, rel: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
-        read_all(self.open_file(rel)?, limit)
-    }
-
-    /// Whether `path` (which need not exist) lies inside the share: some
-    /// existing ancestor of it is the share root (by device and inode, so
-    /// another mount or a link to the same directory counts too).
-    pub fn contains(&self, path: &Path) -> bool {
-        self.contains_depth(path, 0)
-    }
-
     fn contains_depth(&self, path: &Path, depth: usize) -> bool {
         let abs = if path.is_absolute() {
             path.to_path_buf()
@@ -443,6 +397,58 @@ impl Share {
     }
 }
 
+impl Source for Local {
+    fn display(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn root_dir(&self) -> Result<Box<dyn SourceDir>, AccessError> {
+        let fd =
+            rustix::io::fcntl_dupfd_cloexec(self.fd.as_fd(), 0).map_err(|e| AccessError::Io {
+                path: self.root.display().to_string(),
+                source: e.into(),
+            })?;
+        Ok(Box::new(LocalDir {
+            fd,
+            rel: String::new(),
+        }))
+    }
+
+    /// In one `openat2` (or `O_NOFOLLOW` a component at a time).
+    fn open_dir(&self, rel: &str) -> Result<Box<dyn SourceDir>, AccessError> {
+        let fd = self.open_beneath(rel, dir_flags())?;
+        Ok(Box::new(LocalDir {
+            fd,
+            rel: components(rel)?.join("/"),
+        }))
+    }
+
+    /// In one `openat2` (or `O_NOFOLLOW` a component at a time).
+    fn open_file(&self, rel: &str) -> Result<Box<dyn SourceFile>, AccessError> {
+        let shown = components(rel)?.join("/");
+        // Look before opening: a device node is never opened (opening some
+        // has side effects); the fstat after the open still decides.
+        not_special(self.fd.as_fd(), shown.as_str(), &shown)?;
+        let fd = self.open_beneath(rel, file_flags())?;
+        Ok(Box::new(regular(fd, shown)?))
+    }
+
+    /// Whether `path` (which need not exist) lies inside the share: some
+    /// existing ancestor of it is the share root (by device and inode, so
+    /// another mount or a link to the same directory counts too).
+    fn contains(&self, path: &Path) -> bool {
+        self.contains_depth(path, 0)
+    }
+
+    fn is_root(&self, dev: u64, ino: u64) -> bool {
+        self.id == (dev, ino)
+    }
+}
+
 /// Refuse a FIFO, device or socket by a look (`fstatat`, no link
 /// followed at the end) before anything opens it. Errors of the look are
 /// left to the open, which reports them.
@@ -466,7 +472,7 @@ fn not_special(
     Ok(())
 }
 
-fn regular(fd: OwnedFd, rel: String) -> Result<ShareFile, AccessError> {
+fn regular(fd: OwnedFd, rel: String) -> Result<LocalFile, AccessError> {
     let st = rustix::fs::fstat(&fd).map_err(|e| AccessError::Io {
         path: rel.clone(),
         source: e.into(),
@@ -478,51 +484,24 @@ fn regular(fd: OwnedFd, rel: String) -> Result<ShareFile, AccessError> {
             kind: kind_name(ft),
         });
     }
-    Ok(ShareFile {
+    Ok(LocalFile {
         file: File::from(fd),
         rel,
-        size: st.st_size.max(0) as u64,
-        inode: st.st_ino,
-        mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+        id: FileId {
+            size: st.st_size.max(0) as u64,
+            inode: st.st_ino,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+        },
     })
 }
 
-fn read_all(f: ShareFile, limit: u64) -> Result<Vec<u8>, AccessError> {
-    use std::io::Read;
-    if f.size > limit {
-        return Err(AccessError::TooLarge {
-            path: f.rel,
-            size: f.size,
-            limit,
-        });
-    }
-    let mut buf = Vec::with_capacity(f.size as usize);
-    // Never more than the limit, even if the file grows as we read.
-    (&f.file)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(|e| AccessError::Io {
-            path: f.rel.clone(),
-            source: e,
-        })?;
-    if buf.len() as u64 > limit {
-        return Err(AccessError::TooLarge {
-            path: f.rel,
-            size: buf.len() as u64,
-            limit,
-        });
-    }
-    Ok(buf)
-}
-
-impl ShareDir {
-    fn path_of(&self, name: &str) -> String {
-        join(&self.rel, name)
+impl SourceDir for LocalDir {
+    fn rel(&self) -> &str {
+        &self.rel
     }
 
-    /// The entries of this directory, sorted by name, without following
-    /// links. Sizes come from `fstatat` relative to this handle.
-    pub fn entries(&self) -> Result<Vec<Entry>, AccessError> {
+    /// Sizes come from `fstatat` relative to this handle.
+    fn entries(&self) -> Result<Vec<Entry>, AccessError> {
         let io = |e: rustix::io::Errno| AccessError::Io {
             path: if self.rel.is_empty() {
                 ".".into()
@@ -568,8 +547,7 @@ impl ShareDir {
         Ok(out)
     }
 
-    /// Open a subdirectory (one component, never a link).
-    pub fn open_dir(&self, name: &str) -> Result<ShareDir, AccessError> {
+    fn open_dir(&self, name: &str) -> Result<Box<dyn SourceDir>, AccessError> {
         let path = self.path_of(name);
         check_name(name).map_err(|reason| AccessError::BadName {
             path: path.clone(),
@@ -577,12 +555,10 @@ impl ShareDir {
         })?;
         let fd = rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty())
             .map_err(|e| self.classify(name, e))?;
-        Ok(ShareDir { fd, rel: path })
+        Ok(Box::new(LocalDir { fd, rel: path }))
     }
 
-    /// Open a regular file of this directory (one component, never a
-    /// link, never anything but a regular file).
-    pub fn open_file(&self, name: &str) -> Result<ShareFile, AccessError> {
+    fn open_file(&self, name: &str) -> Result<Box<dyn SourceFile>, AccessError> {
         let path = self.path_of(name);
         check_name(name).map_err(|reason| AccessError::BadName {
             path: path.clone(),
@@ -591,24 +567,10 @@ impl ShareDir {
         not_special(self.fd.as_fd(), name, &path)?;
         let fd = rustix::fs::openat(&self.fd, name, file_flags(), Mode::empty())
             .map_err(|e| self.classify(name, e))?;
-        regular(fd, path)
+        Ok(Box::new(regular(fd, path)?))
     }
 
-    /// Read a whole (small) file of this directory.
-    pub fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
-        read_all(self.open_file(name)?, limit)
-    }
-
-    /// [`ShareDir::read`], with the identity of the handle read.
-    #[allow(dead_code)]
-    pub fn read_with_id(&self, name: &str, limit: u64) -> Result<(Vec<u8>, FileId), AccessError> {
-        let f = self.open_file(name)?;
-        let id = f.id();
-        Ok((read_all(f, limit)?, id))
-    }
-
-    /// Where a link in this directory points (for messages only).
-    pub fn link_target(&self, name: &str) -> Option<String> {
+    fn link_target(&self, name: &str) -> Option<String> {
         rustix::fs::readlinkat(&self.fd, name, Vec::new())
             .ok()
             .map(|t| {
@@ -618,11 +580,16 @@ impl ShareDir {
             })
     }
 
-    /// Whether a link in this directory leads to a directory. Looks at the
-    /// target's inode (stat) without opening anything.
-    pub fn link_is_dir(&self, name: &str) -> bool {
+    /// Looks at the target's inode (stat) without opening anything.
+    fn link_is_dir(&self, name: &str) -> bool {
         rustix::fs::statat(&self.fd, name, AtFlags::empty())
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+    }
+}
+
+impl LocalDir {
+    fn path_of(&self, name: &str) -> String {
+        join(&self.rel, name)
     }
 
     fn classify(&self, name: &str, e: rustix::io::Errno) -> AccessError {

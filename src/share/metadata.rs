@@ -88,7 +88,7 @@ pub fn read_in_with_id(dir: &ShareDir, name: &str) -> Result<(BackupMetadata, Fi
     }
     // Never more than the limit, even if the file grows as it is read
     // (the JSON then ends early: an error).
-    Ok((BackupMetadata::parse_reader((&f.file).take(limit))?, id))
+    Ok((BackupMetadata::parse_reader(f.take(limit))?, id))
 }
 
 /// The largest volume offset cbr accepts: a file offset (`off_t`) is signed.

@@ -1,7 +1,8 @@
 //! The share: what Cinder's NFS/posix/GlusterFS backup drivers wrote, read
 //! without ever writing to it.
 //!
-//! - [`access`]: the one way into the share: handles, no links, regular files.
+//! - [`source`]: the seam where the share is read: [`Share`] over a source.
+//! - [`access`]: the one way into a local share: handles, no links, regular files.
 //! - [`out`]: the one way out: every file cbr writes, never in the share.
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
 //! - [`scan`]: walk the share into a model of backups, chains and findings.
@@ -16,11 +17,13 @@ pub mod nfs;
 pub mod out;
 pub mod scan;
 pub mod sha256file;
+pub mod source;
 
-pub use access::{AccessError, FileId, Share, ShareDir, ShareFile};
+pub use access::{AccessError, FileId};
 pub use metadata::{BackupMetadata, ChunkObject, Compression};
 pub use scan::{BackupEntry, ShareScan};
 pub use sha256file::Sha256File;
+pub use source::{Share, ShareDir, ShareFile};
 
 /// The object prefix Kilo..Ocata used for every backup.
 pub const LEGACY_PREFIX: &str = "backup";

@@ -4,6 +4,7 @@
 //! never held in memory: [`Sha256File`] keeps the header and gives random
 //! access to entry `i`.
 
+use crate::share::ShareFile;
 use serde::Deserialize;
 use std::fs::File;
 
@@ -78,7 +79,7 @@ pub struct Sha256File {
 enum Store {
     /// Canonical indent-2 layout: entry i is the 64 hex digits at
     /// `first + i * 72 + 5`.
-    Canonical { file: File, first: u64 },
+    Canonical { file: ShareFile, first: u64 },
     /// Any other layout: a binary index of 32 bytes an entry, built once
     /// by streaming the JSON, in an anonymous temporary file.
     Index { file: File },
@@ -94,18 +95,21 @@ impl Sha256File {
     pub fn open(share: &crate::share::Share, rel: &str) -> Result<Self, Sha256Error> {
         let f = share.open_file(rel)?;
         let id = f.id();
-        let mut s = Self::from_file(f.file, Path::new(&f.rel))?;
+        let path = PathBuf::from(&f.rel);
+        let mut s = Self::from_share_file(f, &path)?;
         s.id = Some(id);
         Ok(s)
     }
 
-    /// Read a sha256file from an open file; `path` names it in messages.
+    /// Read a sha256file from an open (regular) file; `path` names it in
+    /// messages.
     pub fn from_file(file: File, path: &Path) -> Result<Self, Sha256Error> {
-        let io = |source| Sha256Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let size = file.metadata().map_err(io)?.len();
+        let f = ShareFile::from_std(file, path.display().to_string())?;
+        Self::from_share_file(f, path)
+    }
+
+    fn from_share_file(file: ShareFile, path: &Path) -> Result<Self, Sha256Error> {
+        let size = file.size;
         match Self::open_canonical(path, file, size)? {
             Ok(found) => Ok(found),
             Err(file) => Self::open_streaming(path, file),
@@ -123,10 +127,9 @@ impl Sha256File {
     /// Gives the file back when the layout is not the canonical one.
     fn open_canonical(
         path: &Path,
-        file: File,
+        file: ShareFile,
         size: u64,
-    ) -> Result<Result<Self, File>, Sha256Error> {
-        use std::os::unix::fs::FileExt;
+    ) -> Result<Result<Self, ShareFile>, Sha256Error> {
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
             source,
@@ -216,7 +219,7 @@ impl Sha256File {
 
     /// The slow path for any other layout: stream the JSON once, writing
     /// entries to a binary index and keeping the rest as the header.
-    fn open_streaming(path: &Path, file: File) -> Result<Self, Sha256Error> {
+    fn open_streaming(path: &Path, file: ShareFile) -> Result<Self, Sha256Error> {
         use std::io::{BufReader, BufWriter, Read, Write};
         let io = |source| Sha256Error::Io {
             path: path.to_owned(),
