@@ -240,6 +240,28 @@ impl NfsShare {
         })
     }
 
+    /// The handle of the share's root directory.
+    pub fn root_fh(&self) -> &[u8] {
+        &self.inner.root
+    }
+
+    /// One component `name` of the directory `dir` (share-relative
+    /// `dir_rel`): its handle and attributes; a bad name is refused before
+    /// anything is sent.
+    pub fn child(
+        &self,
+        dir: &[u8],
+        dir_rel: &str,
+        name: &str,
+    ) -> Result<(Vec<u8>, Attr), NfsError> {
+        let path = join(dir_rel, name);
+        check_name(name).map_err(|reason| NfsError::BadName {
+            path: path.clone(),
+            reason,
+        })?;
+        self.lookup_in(dir, name, &path)
+    }
+
     /// Look up a share-relative path one component at a time: a link at
     /// any step is refused, a non-directory in the middle too.
     pub fn lookup(&self, rel: &str) -> Result<(Vec<u8>, Attr), NfsError> {
@@ -454,6 +476,11 @@ pub struct NfsReader {
 }
 
 impl NfsReader {
+    /// The offset of the next byte this reader hands out.
+    pub fn position(&self) -> u64 {
+        self.pos - (self.buf.len() - self.buf_at) as u64
+    }
+
     fn end(&self) -> u64 {
         self.limit.map_or(self.size, |l| l.min(self.size))
     }

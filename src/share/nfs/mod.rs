@@ -5,6 +5,7 @@
 //! - [`xdr`]: XDR by hand, every length bounds-checked.
 //! - [`rpc`]: ONC RPC over TCP, record marking, AUTH_SYS, XID matching.
 //! - [`proto`]: the procedures cbr can send (none that writes; no READLINK).
+//! - [`source`]: the client behind the share-source seam.
 //! - [`client`]: mount, walk and read, with the guarantees of a local share:
 //!   types from attributes, links never followed, only regular files read,
 //!   names validated; several READs in flight per file; bounded timeouts
@@ -13,10 +14,12 @@
 pub mod client;
 pub mod proto;
 pub mod rpc;
+pub mod source;
 pub mod url;
 pub mod xdr;
 
 pub use client::{NfsEntry, NfsFile, NfsReader, NfsShare};
+pub use source::NfsSource;
 pub use url::{NfsUrl, is_nfs_url};
 
 use thiserror::Error;
