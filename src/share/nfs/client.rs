@@ -24,8 +24,9 @@ use std::time::Duration;
 const MAX_RSIZE: u32 = 1 << 20;
 /// Bytes of READs in flight per file.
 const WINDOW_BYTES: u64 = 4 << 20;
-/// Attempts of a call across dropped connections.
-const ATTEMPTS: u32 = 4;
+/// Attempts of a call across dropped connections (with the backoff
+/// between them, about 8 s: a server restart fits in it).
+const ATTEMPTS: u32 = 6;
 /// Entries of one directory, at most.
 const MAX_ENTRIES: usize = 50_000_000;
 
@@ -80,6 +81,31 @@ fn kind_name(t: Ftype) -> &'static str {
 
 fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(250u64 << attempt.min(4)));
+}
+
+/// The first connection failure that outlived its retries, in this process.
+static LOST: Mutex<Option<String>> = Mutex::new(None);
+
+/// Remember that the server could not be reached any more (after the
+/// retries): whatever a command concluded rests on reads that failed.
+fn note_lost(e: &NfsError) {
+    if e.is_transient()
+        && let Ok(mut l) = LOST.lock()
+        && l.is_none()
+    {
+        *l = Some(e.to_string());
+    }
+}
+
+/// Whether (and why) a server connection was lost for good during this
+/// run (after which no call is retried any more: the run ends fast): the binary then exits 2 whatever the command found, so that a
+/// scrub cut short is never an OK.
+fn gave_up() -> bool {
+    LOST.lock().map_or(true, |l| l.is_some())
+}
+
+pub fn connection_lost() -> Option<String> {
+    LOST.lock().ok().and_then(|l| l.clone())
 }
 
 fn portmap(host: &str, prog: u32, s: &Settings) -> Result<u16, NfsError> {
@@ -214,12 +240,20 @@ impl NfsShare {
                 Ok((c, body)) => {
                     self.give_back(c);
                     match f(&body) {
-                        Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {}
-                        r => return r,
+                        Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS && !gave_up() => {}
+                        r => {
+                            if let Err(e) = &r {
+                                note_lost(e);
+                            }
+                            return r;
+                        }
                     }
                 }
-                Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {}
-                Err(e) => return Err(e),
+                Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS && !gave_up() => {}
+                Err(e) => {
+                    note_lost(&e);
+                    return Err(e);
+                }
             }
             backoff(attempt);
             attempt += 1;
@@ -581,7 +615,7 @@ impl std::io::Read for NfsReader {
             }
             match self.fill() {
                 Ok(()) => {}
-                Err(e) if e.is_transient() && self.attempt + 1 < ATTEMPTS => {
+                Err(e) if e.is_transient() && self.attempt + 1 < ATTEMPTS && !gave_up() => {
                     self.drain_conn();
                     self.next = self.pos;
                     backoff(self.attempt);
@@ -589,6 +623,7 @@ impl std::io::Read for NfsReader {
                 }
                 Err(e) => {
                     self.drain_conn();
+                    note_lost(&e);
                     return Err(std::io::Error::other(e));
                 }
             }

@@ -18,7 +18,7 @@ pub mod source;
 pub mod url;
 pub mod xdr;
 
-pub use client::{NfsEntry, NfsFile, NfsReader, NfsShare};
+pub use client::{NfsEntry, NfsFile, NfsReader, NfsShare, connection_lost};
 pub use source::NfsSource;
 pub use url::{NfsUrl, is_nfs_url};
 
