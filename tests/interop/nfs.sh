@@ -195,6 +195,14 @@ rm -f "$W/img.nfs"
 # shellcheck disable=SC2319 # the status of the test just above
 result "restore over nfs:// (incr2-zlib, chain of three): the manifest's sha256" $?
 
+# A journal keyed by the URL: the second run skips what the first proved.
+ip netns exec "$NS" "$CBR" verify --deep -q --share "$URL" "$FULL" --journal "$W/j.sqlite" >/dev/null 2>&1
+ip netns exec "$NS" "$CBR" verify --deep -q --share "$URL" "$FULL" --journal "$W/j.sqlite" --older-than 30d >"$W/j.out" 2>&1
+r=$?
+[ "$r" = 0 ] && grep -q '16 chunk(s) skipped, already proven' "$W/j.out"
+# shellcheck disable=SC2319 # the status of the test just above
+result "verify --journal over nfs://: the second run skips the 16 proven chunks" $?
+
 # A server restart mid-verify: retried on a new connection, same result.
 stop_server_after() { # seconds, then restart (1) or not (0)
   sleep "$1"
