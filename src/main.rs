@@ -27,6 +27,15 @@ fn main() -> ExitCode {
     {
         eprintln!("cbr: peak RSS {}", line.trim_start_matches("VmHWM:").trim());
     }
+    // A share read over nfs:// whose server went away for good mid-run:
+    // what the command concluded rests on failed reads, never an OK.
+    if let Some(why) = cbr::share::nfs::connection_lost() {
+        eprintln!(
+            "cbr: error: the NFS server was lost during the run ({}); the result above is incomplete",
+            cbr::escape::terminal_message(&why)
+        );
+        return ExitCode::from(2);
+    }
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {

@@ -19,6 +19,11 @@ cargo test --locked --release
 if [ -x tests/interop/run.sh ]; then
   bash tests/interop/run.sh
 fi
+# The NFS harness: cbr's NFSv3 client against NFS-Ganesha in a network
+# namespace ("nfs: SKIPPED" exits 0 where it cannot run).
+if [ -x tests/interop/nfs.sh ]; then
+  bash tests/interop/nfs.sh
+fi
 # The runbook harness: `cbr plan`'s migrate.sh against a real Keystone and
 # Cinder (fails the suite on any FAIL; "runbook: SKIPPED" exits 0).
 if [ -x tests/interop/runbook.sh ]; then

@@ -177,6 +177,14 @@ fn read_stdin() -> Result<Vec<u8>> {
 
 /// Resolve the share root from the arguments, saying which rule found it.
 pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> {
+    // `nfs://…`: read straight from the server, no mount (issue 24).
+    if let Some(url) = args.share.as_deref().and_then(|p| p.to_str())
+        && cbr::share::nfs::is_nfs_url(url)
+    {
+        let source = cbr::share::nfs::NfsSource::open(url)
+            .with_context(|| format!("cannot read the share {}", cbr::escape::terminal(url)))?;
+        return Ok(cbr::share::Share::from_source(std::sync::Arc::new(source)));
+    }
     let root = if let Some(dir) = &args.share {
         dir.clone()
     } else if let Some(conf) = &args.cinder_conf {

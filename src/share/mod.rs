@@ -7,11 +7,13 @@
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
 //! - [`scan`]: walk the share into a model of backups, chains and findings.
 //! - [`metadata`]: the `<prefix>_metadata` file.
+//! - [`nfs`]: a share read straight from an NFSv3 server (`nfs://`).
 //! - [`sha256file`]: the `<prefix>_sha256file`, streamed, random access.
 
 pub mod access;
 pub mod locate;
 pub mod metadata;
+pub mod nfs;
 pub mod out;
 pub mod scan;
 pub mod sha256file;
