@@ -53,6 +53,15 @@ pub enum JournalError {
         "no journal at {path}: run `cbr verify --deep --journal` first (a reader never creates one)"
     )]
     Missing { path: PathBuf },
+    /// A `-wal` without its `-shm`: SQLite would create the `-shm` to read it.
+    #[error(
+        "journal {path} has a write-ahead log but no {}: reading it would make SQLite create that \
+         file, and a reader creates nothing. Copy the -shm along with the journal and its -wal, or \
+         allow it (`touch {}`: SQLite rebuilds it), then run this again",
+        shm.display(),
+        shm.display()
+    )]
+    WalWithoutShm { path: PathBuf, shm: PathBuf },
 }
 
 /// Seconds since the epoch, now.
@@ -281,6 +290,12 @@ pub fn open_reader(jp: &JournalPath) -> Result<Connection, JournalError> {
     if !jp.exists {
         return Err(JournalError::Missing {
             path: path.to_owned(),
+        });
+    }
+    if let Some(shm) = jp.shm_a_reader_would_create() {
+        return Err(JournalError::WalWithoutShm {
+            path: path.to_owned(),
+            shm,
         });
     }
     let conn = jp.open_ro().map_err(|e| JournalError::NotAJournal {
