@@ -834,11 +834,7 @@ fn candidates<'a>(
     let mut unmapped: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     for d in records {
         let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
-            plan.refused.push(Left {
-                backup_id: String::new(),
-                reason: format!("a record (input line {}) has no id", d.line),
-                target_projects: Vec::new(),
-            });
+            plan.refused.push(no_id(d));
             continue;
         };
         let mapped = map.target(id_field(&d.record, "project_id"));
@@ -852,16 +848,16 @@ fn candidates<'a>(
             continue;
         }
         if let Some((refuse, reason)) = before_planning(&id, mapped.as_ref().ok(), target) {
-            let left = Left {
+            let list = if refuse {
+                &mut plan.refused
+            } else {
+                &mut plan.skipped
+            };
+            list.push(Left {
                 backup_id: id,
                 reason,
                 target_projects: projects,
-            };
-            if refuse {
-                plan.refused.push(left);
-            } else {
-                plan.skipped.push(left);
-            }
+            });
             continue;
         }
         let tgt = match mapped {
@@ -888,6 +884,15 @@ fn candidates<'a>(
         return Err(unmapped_error(unmapped));
     }
     Ok(cands)
+}
+
+/// The refusal of a record without an id.
+fn no_id(d: &Decoded) -> Left {
+    Left {
+        backup_id: String::new(),
+        reason: format!("a record (input line {}) has no id", d.line),
+        target_projects: Vec::new(),
+    }
 }
 
 /// The error naming every project with no mapping and its backups.
@@ -1173,26 +1178,35 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
             }
             let parent = parent_of(cands, i);
             depth[i] = parent.map_or(0, |j| depth[j] + 1);
-            if cands[i].refused.is_some() {
-                continue;
+            if cands[i].refused.is_none() {
+                cands[i].refused = chain_refusal(cands, i, parent, target);
             }
-            let Some(p) = cands[i].parent.clone() else {
-                continue;
-            };
-            cands[i].refused = match parent {
-                Some(j) if cands[j].refused.is_some() => Some(format!(
-                    "its parent {p} is refused, so the chain cannot be restored"
-                )),
-                Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
-                    "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
-                    cands[j].target.0, cands[i].target.0
-                )),
-                Some(_) => None,
-                None => parent_outside(&p, &cands[i].target.0, target),
-            };
         }
     }
     depth
+}
+
+/// Why candidate `i`, settled after its parent (`parent`: the parent's
+/// index when it is a candidate), is refused for its chain; None when it
+/// is not (or is a full backup).
+fn chain_refusal(
+    cands: &[Cand],
+    i: usize,
+    parent: Option<usize>,
+    target: &Target,
+) -> Option<String> {
+    let p = cands[i].parent.as_deref()?;
+    match parent {
+        Some(j) if cands[j].refused.is_some() => Some(format!(
+            "its parent {p} is refused, so the chain cannot be restored"
+        )),
+        Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
+            "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
+            cands[j].target.0, cands[i].target.0
+        )),
+        Some(_) => None,
+        None => parent_outside(p, &cands[i].target.0, target),
+    }
 }
 
 fn step(c: &Cand, depth: usize, target: &Target) -> Step {
