@@ -53,6 +53,15 @@ pub enum JournalError {
         "no journal at {path}: run `cbr verify --deep --journal` first (a reader never creates one)"
     )]
     Missing { path: PathBuf },
+    /// A `-wal` without its `-shm`: SQLite would create the `-shm` to read it.
+    #[error(
+        "journal {path} has a write-ahead log but no {}: reading it would make SQLite create that \
+         file, and a reader creates nothing. Copy the -shm along with the journal and its -wal, or \
+         allow it (`touch {}`: SQLite rebuilds it), then run this again",
+        shm.display(),
+        shm.display()
+    )]
+    WalWithoutShm { path: PathBuf, shm: PathBuf },
 }
 
 /// Seconds since the epoch, now.
@@ -281,6 +290,12 @@ pub fn open_reader(jp: &JournalPath) -> Result<Connection, JournalError> {
     if !jp.exists {
         return Err(JournalError::Missing {
             path: path.to_owned(),
+        });
+    }
+    if let Some(shm) = jp.shm_a_reader_would_create() {
+        return Err(JournalError::WalWithoutShm {
+            path: path.to_owned(),
+            shm,
         });
     }
     let conn = jp.open_ro().map_err(|e| JournalError::NotAJournal {
@@ -686,6 +701,28 @@ type CheckRow = (
 /// copied again, so merging twice changes nothing. `gate` guards the
 /// shares the journals name.
 pub fn merge(gate: &Gate, out: &Path, inputs: &[PathBuf]) -> Result<u64, JournalError> {
+    let srcs = open_inputs(gate, inputs)?;
+    let out_jp = gate.journal(out, true)?;
+    if let Some((input, _, _)) = srcs.iter().find(|(_, p, _)| *p == out_jp.path) {
+        return Err(JournalError::NotAJournal {
+            path: (*input).clone(),
+            why: "it is the journal merged into".into(),
+        });
+    }
+    let mut conn = open_writer(&out_jp)?;
+    let mut added = 0u64;
+    for (input, _, src) in &srcs {
+        added += merge_one(&mut conn, out, input, src)?;
+    }
+    Ok(added)
+}
+
+/// Each input of a merge vetted and opened read-only: (as named, as
+/// opened, connection).
+fn open_inputs<'a>(
+    gate: &Gate,
+    inputs: &'a [PathBuf],
+) -> Result<Vec<(&'a PathBuf, PathBuf, Connection)>, JournalError> {
     let mut srcs = Vec::new();
     for input in inputs {
         let jp = gate.journal(input, false).map_err(|e| match e {
@@ -697,115 +734,149 @@ pub fn merge(gate: &Gate, out: &Path, inputs: &[PathBuf]) -> Result<u64, Journal
         })?;
         srcs.push((input, jp.path.clone(), open_reader(&jp)?));
     }
-    let out_jp = gate.journal(out, true)?;
-    if let Some((input, _, _)) = srcs.iter().find(|(_, p, _)| *p == out_jp.path) {
-        return Err(JournalError::NotAJournal {
-            path: (*input).clone(),
-            why: "it is the journal merged into".into(),
-        });
-    }
-    let mut conn = open_writer(&out_jp)?;
+    Ok(srcs)
+}
+
+/// Copy the runs and checks of the journal `src` (named `input`) into
+/// `conn` (the journal `out`), in one transaction. Returns the checks added.
+fn merge_one(
+    conn: &mut Connection,
+    out: &Path,
+    input: &Path,
+    src: &Connection,
+) -> Result<u64, JournalError> {
+    let e = sql(out);
+    let runs = read_runs(src, input)?;
+    let tx = conn.transaction().map_err(&e)?;
     let mut added = 0u64;
-    for (input, _, src) in &srcs {
-        let se = sql(input);
-        let e = sql(out);
-        let runs: Vec<RunRow> = {
-            let mut st = src
-                .prepare("SELECT id, share, host, shard, started, finished FROM runs")
-                .map_err(&se)?;
-            let rows = st
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })
-                .map_err(&se)?;
-            rows.collect::<Result<_, _>>().map_err(&se)?
-        };
-        let col = |c: &str| {
-            if has_column(src, c) {
-                c.to_string()
-            } else {
-                "NULL".to_string()
-            }
-        };
-        let q = format!(
-            "SELECT share, backup_id, chunk, size, mtime_ns, inode, verdict, codes, proven,
-                    checked_at, {}, {}, {} FROM checks WHERE run = ?1",
-            col("meta_id"),
-            col("sha_id"),
-            col("of_chunks")
-        );
-        let tx = conn.transaction().map_err(&e)?;
-        for (id, share, host, shard, started, finished) in runs {
-            let existing: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM runs WHERE share = ?1 AND host IS ?2 AND shard IS ?3
-                     AND started = ?4",
-                    params![share, host, shard, started],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(&e)?;
-            let to = match existing {
-                Some(x) => x,
-                None => {
-                    tx.execute(
-                        "INSERT INTO runs(share, host, shard, started, finished)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![share, host, shard, started, finished.unwrap_or(started)],
-                    )
-                    .map_err(&e)?;
-                    tx.last_insert_rowid()
-                }
-            };
-            let rows: Vec<CheckRow> = {
-                let mut st = src.prepare(&q).map_err(&se)?;
-                let rows = st
-                    .query_map([id], |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                            r.get(7)?,
-                            r.get(8)?,
-                            r.get(9)?,
-                            r.get(10)?,
-                            r.get(11)?,
-                            r.get(12)?,
-                        ))
-                    })
-                    .map_err(&se)?;
-                rows.collect::<Result<_, _>>().map_err(&se)?
-            };
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO checks(run, share, backup_id, chunk, size, mtime_ns, inode,
-                         verdict, codes, proven, checked_at, meta_id, sha_id, of_chunks)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
-                     WHERE NOT EXISTS (SELECT 1 FROM checks m WHERE m.share = ?2
-                         AND m.backup_id = ?3 AND m.chunk = ?4 AND m.checked_at = ?11
-                         AND m.verdict = ?8)",
-                )
-                .map_err(&e)?;
-            for r in rows {
-                added += ins
-                    .execute(params![
-                        to, r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12
-                    ])
-                    .map_err(&e)? as u64;
-            }
+    for run in runs {
+        let to = merged_run(&tx, &run, out)?;
+        let rows = read_checks(src, input, run.0)?;
+        added += insert_checks(&tx, to, rows, out)?;
+    }
+    tx.commit().map_err(&e)?;
+    Ok(added)
+}
+
+/// Every run of a journal being merged.
+fn read_runs(src: &Connection, input: &Path) -> Result<Vec<RunRow>, JournalError> {
+    let se = sql(input);
+    let mut st = src
+        .prepare("SELECT id, share, host, shard, started, finished FROM runs")
+        .map_err(&se)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .map_err(&se)?;
+    rows.collect::<Result<_, _>>().map_err(&se)
+}
+
+/// The id in the merged journal of `run`: the same run (share, host,
+/// shard, start) if it is there, else a copy of it, closed.
+fn merged_run(
+    tx: &rusqlite::Transaction<'_>,
+    run: &RunRow,
+    out: &Path,
+) -> Result<i64, JournalError> {
+    let e = sql(out);
+    let (_, share, host, shard, started, finished) = run;
+    let existing: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM runs WHERE share = ?1 AND host IS ?2 AND shard IS ?3
+             AND started = ?4",
+            params![share, host, shard, started],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&e)?;
+    if let Some(x) = existing {
+        return Ok(x);
+    }
+    tx.execute(
+        "INSERT INTO runs(share, host, shard, started, finished)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![share, host, shard, started, finished.unwrap_or(*started)],
+    )
+    .map_err(&e)?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// The checks of run `run` in the journal `src` (a column an older
+/// journal lacks read as NULL).
+fn read_checks(src: &Connection, input: &Path, run: i64) -> Result<Vec<CheckRow>, JournalError> {
+    let se = sql(input);
+    let col = |c: &str| {
+        if has_column(src, c) {
+            c.to_string()
+        } else {
+            "NULL".to_string()
         }
-        tx.commit().map_err(&e)?;
+    };
+    let q = format!(
+        "SELECT share, backup_id, chunk, size, mtime_ns, inode, verdict, codes, proven,
+                checked_at, {}, {}, {} FROM checks WHERE run = ?1",
+        col("meta_id"),
+        col("sha_id"),
+        col("of_chunks")
+    );
+    let mut st = src.prepare(&q).map_err(&se)?;
+    let rows = st
+        .query_map([run], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+            ))
+        })
+        .map_err(&se)?;
+    rows.collect::<Result<_, _>>().map_err(&se)
+}
+
+/// Copy `rows` under the merged run `to`, each unless the same check
+/// (share, backup, chunk, time, verdict) is there already. Returns how
+/// many were added.
+fn insert_checks(
+    tx: &rusqlite::Transaction<'_>,
+    to: i64,
+    rows: Vec<CheckRow>,
+    out: &Path,
+) -> Result<u64, JournalError> {
+    let e = sql(out);
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT INTO checks(run, share, backup_id, chunk, size, mtime_ns, inode,
+                 verdict, codes, proven, checked_at, meta_id, sha_id, of_chunks)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             WHERE NOT EXISTS (SELECT 1 FROM checks m WHERE m.share = ?2
+                 AND m.backup_id = ?3 AND m.chunk = ?4 AND m.checked_at = ?11
+                 AND m.verdict = ?8)",
+        )
+        .map_err(&e)?;
+    let mut added = 0u64;
+    for r in rows {
+        added += ins
+            .execute(params![
+                to, r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12
+            ])
+            .map_err(&e)? as u64;
     }
     Ok(added)
 }

@@ -71,24 +71,7 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
     if t.starts_with('{') || t.starts_with('[') {
         return parse_json(t, name);
     }
-    // Comment lines are blanked, not dropped, so that line numbers stay
-    // those of the file (a quote in a comment opens no field).
-    let blanked: String = text
-        .split_inclusive('\n')
-        .map(|l| {
-            if l.trim_start().starts_with('#') {
-                if l.ends_with("\r\n") {
-                    "\r\n"
-                } else if l.ends_with('\n') {
-                    "\n"
-                } else {
-                    ""
-                }
-            } else {
-                l
-            }
-        })
-        .collect();
+    let blanked = blank_comments(text);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -108,49 +91,79 @@ pub fn parse(text: &str, name: &str) -> Result<Vec<MapLine>, MapError> {
         };
         // The line of the row's first byte (csv's own count skips blank lines).
         let line = row.position().map_or(0, |p| line_at(&blanked, p.byte()));
-        // A `#` starts a comment: ids never hold one.
-        let mut fields: Vec<String> = Vec::new();
-        for f in row.iter() {
-            match f.split_once('#') {
-                Some((keep, _)) => {
-                    fields.push(keep.trim().to_string());
-                    break;
-                }
-                None => fields.push(f.trim().to_string()),
-            }
-        }
-        while fields.last().is_some_and(|f| f.is_empty()) {
-            fields.pop();
-        }
-        if fields.is_empty() {
-            continue;
-        }
-        // The older `old new` form.
-        if fields.len() == 1 && fields[0].split_whitespace().count() == 2 {
-            fields = fields[0].split_whitespace().map(str::to_owned).collect();
-        }
-        if !data_seen && is_header(&fields[0]) {
+        let fields = row_fields(&row);
+        if fields.is_empty() || (!data_seen && is_header(&fields[0])) {
             continue;
         }
         data_seen = true;
-        let origin = format!("{name} line {line}");
-        match fields.as_slice() {
-            [s, d] | [s, d, _] if !s.is_empty() && !d.is_empty() => {
-                let user = fields.get(2).filter(|u| !u.is_empty()).cloned();
-                out.push(MapLine {
-                    source: s.clone(),
-                    target: d.clone(),
-                    user,
-                    origin,
-                });
-            }
-            _ => bad.push(format!(
-                "{origin}: expected `source,target[,user]` (or `old new`), found {:?}",
-                fields.join(",")
-            )),
+        match map_line(fields, format!("{name} line {line}")) {
+            Ok(m) => out.push(m),
+            Err(e) => bad.push(e),
         }
     }
     finish(out, bad)
+}
+
+/// The text with its comment lines blanked, not dropped, so that line
+/// numbers stay those of the file (a quote in a comment opens no field).
+fn blank_comments(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|l| {
+            if l.trim_start().starts_with('#') {
+                if l.ends_with("\r\n") {
+                    "\r\n"
+                } else if l.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
+                }
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
+/// A row's fields, trimmed, up to a `#` (a comment: ids never hold one),
+/// without empty trailing ones; a single `old new` field split in two
+/// (the older form).
+fn row_fields(row: &csv::StringRecord) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    for f in row.iter() {
+        match f.split_once('#') {
+            Some((keep, _)) => {
+                fields.push(keep.trim().to_string());
+                break;
+            }
+            None => fields.push(f.trim().to_string()),
+        }
+    }
+    while fields.last().is_some_and(|f| f.is_empty()) {
+        fields.pop();
+    }
+    if fields.len() == 1 && fields[0].split_whitespace().count() == 2 {
+        fields = fields[0].split_whitespace().map(str::to_owned).collect();
+    }
+    fields
+}
+
+/// The mapping a data row says, or what is wrong with it.
+fn map_line(fields: Vec<String>, origin: String) -> Result<MapLine, String> {
+    match fields.as_slice() {
+        [s, d] | [s, d, _] if !s.is_empty() && !d.is_empty() => {
+            let user = fields.get(2).filter(|u| !u.is_empty()).cloned();
+            Ok(MapLine {
+                source: s.clone(),
+                target: d.clone(),
+                user,
+                origin,
+            })
+        }
+        _ => Err(format!(
+            "{origin}: expected `source,target[,user]` (or `old new`), found {:?}",
+            fields.join(",")
+        )),
+    }
 }
 
 /// The 1-based line of the row csv says starts at byte `at` of `text`

@@ -12,7 +12,10 @@ use crate::record::lint::{Batch, id_field, lint_decoded};
 use crate::record::{Decoded, Record};
 use crate::share::{Share, ShareScan};
 use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
@@ -126,14 +129,14 @@ fn is_project_column(name: &str) -> bool {
 /// else (an error message, an empty file) is refused: read as "nothing on
 /// the target", it would plan imports of what is already there.
 pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Listed>, PlanError> {
-    let bad = |what: String| PlanError::NotABackupList {
-        name: name.to_string(),
-        what,
+    let mut list = Listing {
+        name,
+        out: HashMap::new(),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let t = text.trim();
     if t.is_empty() {
-        return Err(bad(
+        return Err(list.bad(
             "the file is empty: an error of the openstack client goes to stderr and leaves it so. \
              If the target really has no backups, give `[]` (what `openstack volume backup list -f json` \
              prints then) or leave --target-backups out"
@@ -141,10 +144,46 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
         ));
     }
     let first_line = t.lines().next().unwrap_or("");
-    let mut out = HashMap::new();
-    let mut put = |line: String, id: &str, status: Option<&str>, project: Option<&str>| {
+    if t.starts_with('[') || t.starts_with('{') {
+        list.read_json(t)?;
+    } else if t.lines().any(|l| l.trim_start().starts_with('|')) {
+        list.read_table(text)?;
+    } else if first_line.starts_with("\"ID\"") || first_line.starts_with("ID,") {
+        list.read_csv(text)?;
+    } else if first_line.starts_with("- ") {
+        list.read_yaml(text)?;
+    } else {
+        list.read_value_lines(text)?;
+    }
+    Ok(list.out)
+}
+
+/// A backup list being read: what it lists so far, and its name (for
+/// messages).
+struct Listing<'a> {
+    name: &'a str,
+    out: HashMap<String, Listed>,
+}
+
+impl Listing<'_> {
+    fn bad(&self, what: String) -> PlanError {
+        PlanError::NotABackupList {
+            name: self.name.to_string(),
+            what,
+        }
+    }
+
+    /// One listed backup; `line` says where it is (for the error when
+    /// `id` is not a backup id).
+    fn put(
+        &mut self,
+        line: String,
+        id: &str,
+        status: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<(), PlanError> {
         if !crate::record::lint::is_uuid(id) {
-            return Err(bad(format!(
+            return Err(self.bad(format!(
                 "{line}: {id:?} is not a backup ID: this is not a backup list (run `openstack volume \
                  backup list --all-projects -f json > FILE` again and look at what it says)"
             )));
@@ -154,7 +193,7 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
                 .filter(|v| !v.is_empty() && *v != "None" && *v != "-")
                 .map(str::to_owned)
         };
-        out.insert(
+        self.out.insert(
             id.to_lowercase(),
             Listed {
                 status: clean(status).map(|s| s.to_lowercase()),
@@ -162,25 +201,27 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
             },
         );
         Ok(())
-    };
-    if t.starts_with('[') || t.starts_with('{') {
+    }
+
+    /// `-f json` (a list of objects) or the API's `{"backups": [...]}`.
+    fn read_json(&mut self, t: &str) -> Result<(), PlanError> {
         let v: serde_json::Value =
-            serde_json::from_str(t).map_err(|e| bad(format!("not JSON: {e}")))?;
+            serde_json::from_str(t).map_err(|e| self.bad(format!("not JSON: {e}")))?;
         let list = match &v {
             serde_json::Value::Array(a) => a,
             serde_json::Value::Object(o) => match o.get("backups") {
                 Some(serde_json::Value::Array(a)) => a,
                 _ => {
-                    return Err(bad(
-                        "a JSON object without \"backups\": not a backup list".into()
-                    ));
+                    return Err(
+                        self.bad("a JSON object without \"backups\": not a backup list".into())
+                    );
                 }
             },
-            _ => return Err(bad("not a JSON list".into())),
+            _ => return Err(self.bad("not a JSON list".into())),
         };
         for (i, e) in list.iter().enumerate() {
             let Some(o) = e.as_object() else {
-                return Err(bad(format!("entry {i} is not an object")));
+                return Err(self.bad(format!("entry {i} is not an object")));
             };
             let get = |keys: &[&str]| {
                 o.iter()
@@ -191,17 +232,19 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
                 .iter()
                 .find(|(k, _)| is_project_column(k))
                 .and_then(|(_, v)| v.as_str());
-            put(
+            self.put(
                 format!("entry {i}"),
                 get(&["ID"]).unwrap_or(""),
                 get(&["Status"]),
                 project,
             )?;
         }
-        return Ok(out);
+        Ok(())
     }
-    if t.lines().any(|l| l.trim_start().starts_with('|')) {
-        // A table: the header names the columns.
+
+    /// A table (`openstack … list` without -f, `cinder backup-list`): the
+    /// header names the columns.
+    fn read_table(&mut self, text: &str) -> Result<(), PlanError> {
         let mut cols: Option<(usize, Option<usize>, Option<usize>)> = None;
         for (i, l) in text.lines().enumerate() {
             let l = l.trim();
@@ -209,7 +252,7 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
                 continue;
             }
             if !l.starts_with('|') {
-                return Err(bad(format!(
+                return Err(self.bad(format!(
                     "line {}: {:?} is not a row of a backup table",
                     i + 1,
                     crate::escape::terminal(l)
@@ -217,21 +260,8 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
             }
             let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
             match cols {
-                None => {
-                    let find = |f: &dyn Fn(&str) -> bool| cells.iter().position(|c| f(c));
-                    let Some(id) = find(&|c| c.eq_ignore_ascii_case("id")) else {
-                        return Err(bad(format!(
-                            "line {}: a table without an ID column: not a backup list",
-                            i + 1
-                        )));
-                    };
-                    cols = Some((
-                        id,
-                        find(&|c| c.eq_ignore_ascii_case("status")),
-                        find(&|c| is_project_column(c)),
-                    ));
-                }
-                Some((id, st, pr)) => put(
+                None => cols = Some(self.table_columns(&cells, i + 1)?),
+                Some((id, st, pr)) => self.put(
                     format!("line {}", i + 1),
                     cells.get(id).copied().unwrap_or(""),
                     st.and_then(|c| cells.get(c).copied()),
@@ -239,35 +269,56 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
                 )?,
             }
         }
-        return Ok(out);
+        Ok(())
     }
-    if first_line.starts_with("\"ID\"") || first_line.starts_with("ID,") {
-        // -f csv
+
+    /// The columns (id, status, project) a table's header names.
+    fn table_columns(
+        &self,
+        cells: &[&str],
+        line: usize,
+    ) -> Result<(usize, Option<usize>, Option<usize>), PlanError> {
+        let find = |f: &dyn Fn(&str) -> bool| cells.iter().position(|c| f(c));
+        let Some(id) = find(&|c| c.eq_ignore_ascii_case("id")) else {
+            return Err(self.bad(format!(
+                "line {line}: a table without an ID column: not a backup list"
+            )));
+        };
+        Ok((
+            id,
+            find(&|c| c.eq_ignore_ascii_case("status")),
+            find(&|c| is_project_column(c)),
+        ))
+    }
+
+    /// `-f csv`.
+    fn read_csv(&mut self, text: &str) -> Result<(), PlanError> {
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .from_reader(text.as_bytes());
         let head = rdr
             .headers()
-            .map_err(|e| bad(format!("not CSV: {e}")))?
+            .map_err(|e| self.bad(format!("not CSV: {e}")))?
             .clone();
         let col = |f: &dyn Fn(&str) -> bool| head.iter().position(f);
         let id = col(&|c| c.eq_ignore_ascii_case("id")).unwrap_or(0);
         let st = col(&|c| c.eq_ignore_ascii_case("status"));
         let pr = col(&is_project_column);
         for r in rdr.records() {
-            let r = r.map_err(|e| bad(format!("not CSV: {e}")))?;
+            let r = r.map_err(|e| self.bad(format!("not CSV: {e}")))?;
             let line = r.position().map_or(0, |p| p.line());
-            put(
+            self.put(
                 format!("line {line}"),
                 r.get(id).unwrap_or(""),
                 st.and_then(|c| r.get(c)),
                 pr.and_then(|c| r.get(c)),
             )?;
         }
-        return Ok(out);
+        Ok(())
     }
-    if first_line.starts_with("- ") {
-        // -f yaml: `- ID: …` then `  Status: …` lines.
+
+    /// `-f yaml`: `- ID: …` then `  Status: …` lines.
+    fn read_yaml(&mut self, text: &str) -> Result<(), PlanError> {
         let mut cur: Option<(usize, String, Option<String>, Option<String>)> = None;
         let mut entries = Vec::new();
         for (i, l) in text.lines().enumerate() {
@@ -292,33 +343,36 @@ pub fn parse_target_backups(text: &str, name: &str) -> Result<HashMap<String, Li
         }
         entries.extend(cur);
         for (line, id, st, pr) in entries {
-            put(format!("line {line}"), &id, st.as_deref(), pr.as_deref())?;
+            self.put(format!("line {line}"), &id, st.as_deref(), pr.as_deref())?;
         }
-        return Ok(out);
+        Ok(())
     }
-    // -f value: the ID first, the status one of the words after it.
-    for (i, l) in text.lines().enumerate() {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        let Some(id) = words.first() else { continue };
-        let known: Vec<usize> = (1..words.len())
-            .filter(|&k| STATUSES.contains(&words[k]))
-            .collect();
-        // The status column comes right before the size (a number).
-        let status = known
-            .iter()
-            .rev()
-            .find(|&&k| words.get(k + 1).is_some_and(|w| w.parse::<u64>().is_ok()))
-            .or(known.first())
-            .map(|&k| words[k]);
-        let shown: String = l.trim().chars().take(72).collect();
-        put(
-            format!("line {} ({:?})", i + 1, crate::escape::terminal(&shown)),
-            id,
-            status,
-            None,
-        )?;
+
+    /// `-f value`: the ID first, the status one of the words after it.
+    fn read_value_lines(&mut self, text: &str) -> Result<(), PlanError> {
+        for (i, l) in text.lines().enumerate() {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let Some(id) = words.first() else { continue };
+            let known: Vec<usize> = (1..words.len())
+                .filter(|&k| STATUSES.contains(&words[k]))
+                .collect();
+            // The status column comes right before the size (a number).
+            let status = known
+                .iter()
+                .rev()
+                .find(|&&k| words.get(k + 1).is_some_and(|w| w.parse::<u64>().is_ok()))
+                .or(known.first())
+                .map(|&k| words[k]);
+            let shown: String = l.trim().chars().take(72).collect();
+            self.put(
+                format!("line {} ({:?})", i + 1, crate::escape::terminal(&shown)),
+                id,
+                status,
+                None,
+            )?;
+        }
+        Ok(())
     }
-    Ok(out)
 }
 
 /// Why a backup the target lists cannot be taken as done (None: it can).
@@ -462,19 +516,112 @@ pub fn volume_name(template: &str, record: &Record, id: &str) -> String {
 
 /// The commands of one step, for people who drive the migration with their
 /// own tooling (the `sh` runbook wraps the same calls in retries, status
-/// checks and marks).
-#[derive(Debug, Clone, Serialize)]
+/// checks and marks). In the JSON: `check`, `import` (`openstack … volume
+/// backup record import`, broken in openstacksdk 4.18.0–4.22.0: use
+/// `import_cinder` there), `import_cinder` (`cinder --os-project-id P
+/// backup-import SERVICE URL`), `create_volume` and `restore`.
+///
+/// The three command lines that carry the backup_url are written from the
+/// step's one copy of it (shared, not copied) when the plan is written,
+/// never kept: a record can be tens of MB.
+#[derive(Debug, Clone)]
 pub struct Commands {
-    pub check: String,
-    /// `openstack … volume backup record import` (broken in openstacksdk
-    /// 4.18.0–4.22.0: use `import_cinder` there).
-    pub import: String,
-    /// `cinder --os-project-id P backup-import SERVICE URL`.
-    pub import_cinder: String,
+    /// The step's backup_url (the same allocation as [`Step::backup_url`]).
+    url: Arc<str>,
+    project: String,
+    service: String,
+    /// What follows the url in the check command: ` | cbr check …`.
+    check_tail: String,
     /// None when the step is not restored.
     pub create_volume: Option<String>,
     /// Into the volume made by `create_volume`, by id: `$VOLUME_ID`.
     pub restore: Option<String>,
+}
+
+/// A command line written where it goes (a JSON string, a script), piece
+/// by piece: never held whole.
+struct Line<F>(F);
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Line<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> Serialize for Line<F> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Words quoted with [`shell`], joined by spaces (as
+/// [`crate::escape::shell_line`], written into `f`).
+fn write_words(f: &mut impl fmt::Write, words: &[&str]) -> fmt::Result {
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            f.write_char(' ')?;
+        }
+        f.write_str(&shell(w))?;
+    }
+    Ok(())
+}
+
+impl Commands {
+    /// `printf '%s\n' URL | cbr check …`: the record checked against the share.
+    pub fn check(&self) -> impl fmt::Display + Serialize + '_ {
+        Line(move |f: &mut fmt::Formatter<'_>| {
+            write!(f, "printf '%s\\n' {}{}", shell(&self.url), self.check_tail)
+        })
+    }
+
+    /// `openstack … volume backup record import SERVICE URL`.
+    pub fn import(&self) -> impl fmt::Display + Serialize + '_ {
+        Line(move |f: &mut fmt::Formatter<'_>| {
+            write_words(
+                f,
+                &[
+                    "openstack",
+                    "--os-project-id",
+                    &self.project,
+                    "volume",
+                    "backup",
+                    "record",
+                    "import",
+                    &self.service,
+                    &self.url,
+                ],
+            )
+        })
+    }
+
+    /// `cinder --os-project-id P backup-import SERVICE URL`.
+    pub fn import_cinder(&self) -> impl fmt::Display + Serialize + '_ {
+        Line(move |f: &mut fmt::Formatter<'_>| {
+            write_words(
+                f,
+                &[
+                    "cinder",
+                    "--os-project-id",
+                    &self.project,
+                    "backup-import",
+                    &self.service,
+                    &self.url,
+                ],
+            )
+        })
+    }
+}
+
+impl Serialize for Commands {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Commands", 5)?;
+        st.serialize_field("check", &self.check())?;
+        st.serialize_field("import", &self.import())?;
+        st.serialize_field("import_cinder", &self.import_cinder())?;
+        st.serialize_field("create_volume", &self.create_volume)?;
+        st.serialize_field("restore", &self.restore)?;
+        st.end()
+    }
 }
 
 /// What a record says of its backup, for the md plan and the JSON.
@@ -513,8 +660,10 @@ pub struct Step {
     pub target_project: String,
     pub target_user: Option<String>,
     pub backup_service: String,
-    /// The rewritten record, encoded (only the mapped fields changed).
-    pub backup_url: String,
+    /// The rewritten record, encoded (only the mapped fields changed): the
+    /// plan's one copy of it, shared by the [`Commands`] that carry it.
+    #[serde(serialize_with = "serialize_arc_str")]
+    pub backup_url: Arc<str>,
     pub size_gb: u64,
     pub volume_name: String,
     pub volume_type: Option<String>,
@@ -562,6 +711,10 @@ pub struct Plan {
     /// What the runbook needs beyond the steps.
     #[serde(skip)]
     pub target: Target,
+}
+
+fn serialize_arc_str<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
 }
 
 /// Quote for a POSIX shell: `'…'`, with `'` as `'\''` ([`crate::escape::shell`]).
@@ -651,17 +804,37 @@ pub fn make(
         target: target.clone(),
         ..Default::default()
     };
+    let mut cands = candidates(records, map, target, share, &mut plan)?;
+    let depth = chains(&mut cands, target);
+    refuse_candidates(&cands, &mut plan);
+    // Whatever order the inputs came in, the lists read the same.
+    for l in [&mut plan.skipped, &mut plan.refused] {
+        l.sort_by(|a, b| (&a.backup_id, &a.reason).cmp(&(&b.backup_id, &b.reason)));
+    }
+    plan.steps = ordered_steps(&cands, &depth, target);
+    choose_restores(&mut plan.steps, target.restore);
+    plan.summary = summarize(&plan);
+    Ok(plan)
+}
+
+/// The records that can be planned, each with its target and why it is
+/// refused on its own (if it is). Those left out before planning — no id,
+/// given twice, decided by [`before_planning`] — go to the plan's lists;
+/// records of a project with no mapping are the error.
+fn candidates<'a>(
+    records: &'a [Decoded],
+    map: &Mapping,
+    target: &Target,
+    share: Option<(&Share, &ShareScan)>,
+    plan: &mut Plan,
+) -> Result<Vec<Cand<'a>>, PlanError> {
     let mut cands: Vec<Cand> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     let batch = Batch::of(records.iter().map(|d| &d.record));
     let mut unmapped: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     for d in records {
         let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
-            plan.refused.push(Left {
-                backup_id: String::new(),
-                reason: format!("a record (input line {}) has no id", d.line),
-                target_projects: Vec::new(),
-            });
+            plan.refused.push(no_id(d));
             continue;
         };
         let mapped = map.target(id_field(&d.record, "project_id"));
@@ -675,16 +848,16 @@ pub fn make(
             continue;
         }
         if let Some((refuse, reason)) = before_planning(&id, mapped.as_ref().ok(), target) {
-            let left = Left {
+            let list = if refuse {
+                &mut plan.refused
+            } else {
+                &mut plan.skipped
+            };
+            list.push(Left {
                 backup_id: id,
                 reason,
                 target_projects: projects,
-            };
-            if refuse {
-                plan.refused.push(left);
-            } else {
-                plan.skipped.push(left);
-            }
+            });
             continue;
         }
         let tgt = match mapped {
@@ -708,43 +881,61 @@ pub fn make(
         });
     }
     if !unmapped.is_empty() {
-        return Err(PlanError::Unmapped(
-            unmapped
-                .into_iter()
-                .map(|(project, mut backups)| {
-                    backups.sort();
-                    Unmapped { project, backups }
-                })
-                .collect(),
-        ));
+        return Err(unmapped_error(unmapped));
     }
-    let depth = chains(&mut cands, target);
+    Ok(cands)
+}
+
+/// The refusal of a record without an id.
+fn no_id(d: &Decoded) -> Left {
+    Left {
+        backup_id: String::new(),
+        reason: format!("a record (input line {}) has no id", d.line),
+        target_projects: Vec::new(),
+    }
+}
+
+/// The error naming every project with no mapping and its backups.
+fn unmapped_error(unmapped: BTreeMap<Option<String>, Vec<String>>) -> PlanError {
+    PlanError::Unmapped(
+        unmapped
+            .into_iter()
+            .map(|(project, mut backups)| {
+                backups.sort();
+                Unmapped { project, backups }
+            })
+            .collect(),
+    )
+}
+
+/// The candidates refused (on their own or by their chain), into the plan.
+fn refuse_candidates(cands: &[Cand], plan: &mut Plan) {
     let index: HashMap<&str, usize> = cands
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id.as_str(), i))
         .collect();
-    for c in &cands {
+    for c in cands {
         if let Some(r) = &c.refused {
             plan.refused.push(Left {
                 backup_id: c.id.clone(),
                 reason: r.clone(),
-                target_projects: concerned(c, &cands, &index),
+                target_projects: concerned(c, cands, &index),
             });
         }
     }
-    // Whatever order the inputs came in, the lists read the same.
-    for l in [&mut plan.skipped, &mut plan.refused] {
-        l.sort_by(|a, b| (&a.backup_id, &a.reason).cmp(&(&b.backup_id, &b.reason)));
-    }
-    for (i, c) in cands
+}
+
+/// A step of each candidate not refused, in plan order: by target
+/// project, parents before children, then by creation and id.
+fn ordered_steps(cands: &[Cand], depth: &[usize], target: &Target) -> Vec<Step> {
+    let mut steps: Vec<Step> = cands
         .iter()
         .enumerate()
         .filter(|(_, c)| c.refused.is_none())
-    {
-        plan.steps.push(step(c, depth[i], target));
-    }
-    plan.steps.sort_by(|a, b| {
+        .map(|(i, c)| step(c, depth[i], target))
+        .collect();
+    steps.sort_by(|a, b| {
         (&a.target_project, a.depth, &a.created, &a.backup_id).cmp(&(
             &b.target_project,
             b.depth,
@@ -752,15 +943,16 @@ pub fn make(
             &b.backup_id,
         ))
     });
-    // --restore newest: a backup is restored when no planned backup is
-    // an incremental of it.
-    let parents: HashSet<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| s.depends_on.clone())
-        .collect();
-    for x in &mut plan.steps {
-        x.restore = match target.restore {
+    steps
+}
+
+/// Which steps are restored (`--restore`); those that are not lose their
+/// volume and restore commands. `newest`: a backup is restored when no
+/// planned backup is an incremental of it.
+fn choose_restores(steps: &mut [Step], mode: RestoreMode) {
+    let parents: HashSet<String> = steps.iter().filter_map(|s| s.depends_on.clone()).collect();
+    for x in steps {
+        x.restore = match mode {
             RestoreMode::All => true,
             RestoreMode::Newest => !parents.contains(&x.backup_id),
             RestoreMode::None => false,
@@ -770,13 +962,17 @@ pub fn make(
             x.commands.restore = None;
         }
     }
+}
+
+/// The counts of a decided plan.
+fn summarize(plan: &Plan) -> Summary {
     let projects: HashSet<&str> = plan
         .steps
         .iter()
         .map(|s| s.target_project.as_str())
         .collect();
-    plan.summary = Summary {
-        restore: target.restore,
+    Summary {
+        restore: plan.target.restore,
         backups: plan.steps.len(),
         projects: projects.len(),
         gib: plan
@@ -785,8 +981,7 @@ pub fn make(
             .fold(0u64, |a, s| a.saturating_add(s.size_gb)),
         skipped: plan.skipped.len(),
         refused: plan.refused.len(),
-    };
-    Ok(plan)
+    }
 }
 
 /// What is decided about a backup before it is planned: `(refused,
@@ -983,41 +1178,41 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
             }
             let parent = parent_of(cands, i);
             depth[i] = parent.map_or(0, |j| depth[j] + 1);
-            if cands[i].refused.is_some() {
-                continue;
+            if cands[i].refused.is_none() {
+                cands[i].refused = chain_refusal(cands, i, parent, target);
             }
-            let Some(p) = cands[i].parent.clone() else {
-                continue;
-            };
-            cands[i].refused = match parent {
-                Some(j) if cands[j].refused.is_some() => Some(format!(
-                    "its parent {p} is refused, so the chain cannot be restored"
-                )),
-                Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
-                    "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
-                    cands[j].target.0, cands[i].target.0
-                )),
-                Some(_) => None,
-                None => parent_outside(&p, &cands[i].target.0, target),
-            };
         }
     }
     depth
 }
 
+/// Why candidate `i`, settled after its parent (`parent`: the parent's
+/// index when it is a candidate), is refused for its chain; None when it
+/// is not (or is a full backup).
+fn chain_refusal(
+    cands: &[Cand],
+    i: usize,
+    parent: Option<usize>,
+    target: &Target,
+) -> Option<String> {
+    let p = cands[i].parent.as_deref()?;
+    match parent {
+        Some(j) if cands[j].refused.is_some() => Some(format!(
+            "its parent {p} is refused, so the chain cannot be restored"
+        )),
+        Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
+            "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
+            cands[j].target.0, cands[i].target.0
+        )),
+        Some(_) => None,
+        None => parent_outside(p, &cands[i].target.0, target),
+    }
+}
+
 fn step(c: &Cand, depth: usize, target: &Target) -> Step {
     let d = c.d;
     let (project, user) = &c.target;
-    let mut rec = d.record.clone();
-    let edit = Edit {
-        project_id: Some(project.clone()),
-        user_id: user.clone(),
-        ..Default::default()
-    };
-    // Ids from the mapping are the operator's words: written as given.
-    let _ = apply(&mut rec, &edit);
-    let json = d.json_text(&rec, false);
-    let url = crate::record::codec::encode_json(&json, None);
+    let url = rewritten_url(d, project, user.as_ref());
     let service = d
         .backup_service
         .clone()
@@ -1028,69 +1223,20 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
         &d.record,
         &c.id,
     );
-    let share = target
-        .share_path
-        .as_deref()
-        .map_or("\"$CBR_SHARE\"".to_string(), sh_quote);
-    let size = size_gb.to_string();
-    let mut create: Vec<&str> = vec![
-        "openstack",
-        "--os-project-id",
-        project,
-        "volume",
-        "create",
-        "--size",
-        &size,
-    ];
-    if let Some(t) = &target.volume_type {
-        create.extend(["--type", t]);
-    }
-    if let Some(z) = &target.availability_zone {
-        create.extend(["--availability-zone", z]);
-    }
-    let mark = format!("cbr-backup={}", c.id);
-    create.extend(["--property", &mark, "--", &volume_name]);
     Step {
         commands: Commands {
-            check: format!(
-                "printf '%s\\n' {} | cbr check --no-advice{} --target-service {} --share {share} -",
-                sh_quote(&url),
-                if target.deep { " --deep" } else { "" },
-                sh_quote(&target.service)
-            ),
-            import: shell_line(&[
-                "openstack",
-                "--os-project-id",
+            url: Arc::clone(&url),
+            project: project.clone(),
+            service: service.clone(),
+            check_tail: check_tail(target),
+            create_volume: Some(create_volume_line(
                 project,
-                "volume",
-                "backup",
-                "record",
-                "import",
-                &service,
-                &url,
-            ]),
-            import_cinder: shell_line(&[
-                "cinder",
-                "--os-project-id",
-                project,
-                "backup-import",
-                &service,
-                &url,
-            ]),
-            create_volume: Some(shell_line(&create)),
-            restore: Some(format!(
-                "{} \"$VOLUME_ID\"",
-                shell_line(&[
-                    "openstack",
-                    "--os-project-id",
-                    project,
-                    "volume",
-                    "backup",
-                    "restore",
-                    "--force",
-                    &c.id,
-                ])
+                size_gb,
+                target,
+                &c.id,
+                &volume_name,
             )),
+            restore: Some(restore_line(project, &c.id)),
         },
         backup_id: c.id.clone(),
         depends_on: c.parent.clone(),
@@ -1115,55 +1261,92 @@ fn step(c: &Cand, depth: usize, target: &Target) -> Step {
     }
 }
 
+/// The record rewritten to its target project (and user), encoded. Ids
+/// from the mapping are the operator's words: written as given. The
+/// edited copy and its JSON text are dropped before the url is shared,
+/// so that a record of tens of MB is not held three times over.
+fn rewritten_url(d: &Decoded, project: &str, user: Option<&String>) -> Arc<str> {
+    let json = {
+        let mut rec = d.record.clone();
+        let edit = Edit {
+            project_id: Some(project.to_owned()),
+            user_id: user.cloned(),
+            ..Default::default()
+        };
+        let _ = apply(&mut rec, &edit);
+        d.json_text(&rec, false)
+    };
+    let url = crate::record::codec::encode_json(&json, None);
+    drop(json);
+    Arc::from(url)
+}
+
+/// What follows the url in a step's check command: `cbr check` of the
+/// piped record against the share.
+fn check_tail(target: &Target) -> String {
+    let share = target
+        .share_path
+        .as_deref()
+        .map_or("\"$CBR_SHARE\"".to_string(), sh_quote);
+    format!(
+        " | cbr check --no-advice{} --target-service {} --share {share} -",
+        if target.deep { " --deep" } else { "" },
+        sh_quote(&target.service)
+    )
+}
+
+/// `openstack volume create` of a backup's volume: its size, the target's
+/// type and zone, the property `cbr-backup=ID` it is found again by.
+fn create_volume_line(
+    project: &str,
+    size_gb: u64,
+    target: &Target,
+    id: &str,
+    volume_name: &str,
+) -> String {
+    let size = size_gb.to_string();
+    let mut create: Vec<&str> = vec![
+        "openstack",
+        "--os-project-id",
+        project,
+        "volume",
+        "create",
+        "--size",
+        &size,
+    ];
+    if let Some(t) = &target.volume_type {
+        create.extend(["--type", t]);
+    }
+    if let Some(z) = &target.availability_zone {
+        create.extend(["--availability-zone", z]);
+    }
+    let mark = format!("cbr-backup={id}");
+    create.extend(["--property", &mark, "--", volume_name]);
+    shell_line(&create)
+}
+
+/// The restore of backup `id` into the volume `$VOLUME_ID`.
+fn restore_line(project: &str, id: &str) -> String {
+    format!(
+        "{} \"$VOLUME_ID\"",
+        shell_line(&[
+            "openstack",
+            "--os-project-id",
+            project,
+            "volume",
+            "backup",
+            "restore",
+            "--force",
+            id,
+        ])
+    )
+}
+
 /// The runbook's machinery: helpers, preflight, the step runner.
 const RUNBOOK: &str = include_str!("runbook.sh");
 
-/// The bash runbook: a header saying what it does and needs, the plan's
-/// settings as shell variables, the machinery of [`RUNBOOK`] (preflight,
-/// retried calls, exactly-once restore, progress file, failure report),
-/// then one `run_step` line per backup. Every word that came from a record,
-/// the share or the command line is quoted with [`shell`].
-pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
-    let t = &plan.target;
-    let mut s = String::new();
-    let projects: std::collections::BTreeSet<&str> =
-        steps.iter().map(|x| x.target_project.as_str()).collect();
-    let gib: u64 = steps.iter().map(|x| x.size_gb).sum();
-    let restored = steps.iter().filter(|x| x.restore).count();
-    s.push_str("#!/usr/bin/env bash\n");
-    // Values from records are single-quoted on purpose ($(…) stays text).
-    s.push_str("# shellcheck disable=SC2016\n");
-    s.push_str("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n");
-    s.push_str(&format!(
-        "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}\n",
-        steps.len(),
-        projects.len(),
-        gib,
-        plan.skipped.len(),
-        plan.refused.len()
-    ));
-    s.push_str(&format!(
-        "# restore: {} ({} of {} backups get a volume of their own; every backup is imported)\n",
-        t.restore.as_str(),
-        restored,
-        steps.len()
-    ));
-    for l in &plan.skipped {
-        s.push_str(&format!(
-            "#   skipped {}: {}\n",
-            one_line(&l.backup_id),
-            one_line(&l.reason)
-        ));
-    }
-    for l in &plan.refused {
-        s.push_str(&format!(
-            "#   REFUSED {}: {}\n",
-            one_line(&l.backup_id),
-            one_line(&l.reason)
-        ));
-    }
-    s.push_str(
-        r#"#
+/// What the runbook does and needs, said in its header (after the counts).
+const SH_ABOUT: &str = r#"#
 # Each backup is one step: `cbr check` of its record against the share,
 # the import scoped to its target project (--os-project-id), a wait until
 # it is available; then (when restored) a volume of the record's size with
@@ -1206,24 +1389,121 @@ pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
 #   CBR_TRIES=N          tries of each API call before stopping (default 4)
 set -Eeuo pipefail
 
-"#,
-    );
-    s.push_str(&format!(
-        "CBR_SHARE=${{CBR_SHARE:-{}}}\n",
+"#;
+
+/// The bash runbook: a header saying what it does and needs, the plan's
+/// settings as shell variables, the machinery of [`RUNBOOK`] (preflight,
+/// retried calls, exactly-once restore, progress file, failure report),
+/// then one `run_step` line per backup. Every word that came from a record,
+/// the share or the command line is quoted with [`shell`].
+pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
+    // Room for the whole script at once: a step carries its backup_url
+    // (tens of MB for a big record), which a growing string would copy.
+    let steps_room: usize = steps
+        .iter()
+        .map(|x| {
+            2 * (x.backup_url.len()
+                + x.backup_id.len()
+                + x.target_project.len()
+                + x.backup_service.len()
+                + x.volume_name.len()
+                + x.depends_on.as_deref().map_or(0, str::len))
+                + 512
+        })
+        .sum();
+    let left_room: usize = (plan.skipped.iter().chain(&plan.refused))
+        .map(|l| 2 * (l.backup_id.len() + l.reason.len()) + 64)
+        .sum();
+    let mut s =
+        String::with_capacity(RUNBOOK.len() + SH_ABOUT.len() + 4096 + steps_room + left_room);
+    // Writing into a String does not fail.
+    let _ = write_sh(&mut s, plan, steps);
+    s
+}
+
+/// [`render_sh`], written into `s`.
+fn write_sh(s: &mut impl fmt::Write, plan: &Plan, steps: &[&Step]) -> fmt::Result {
+    sh_header(s, plan, steps)?;
+    s.write_str(SH_ABOUT)?;
+    sh_settings(s, &plan.target, steps)?;
+    s.write_str(RUNBOOK)?;
+    s.write_str("\n# ---- the steps --------------------------------------------------------------\npreflight\n\n")?;
+    for (n, x) in steps.iter().enumerate() {
+        sh_step(s, n + 1, steps.len(), x)?;
+    }
+    s.write_str("finish\n")
+}
+
+/// The runbook's first lines: the counts, the restore mode, each backup
+/// skipped or refused and why.
+fn sh_header(s: &mut impl fmt::Write, plan: &Plan, steps: &[&Step]) -> fmt::Result {
+    let projects: std::collections::BTreeSet<&str> =
+        steps.iter().map(|x| x.target_project.as_str()).collect();
+    let gib: u64 = steps.iter().map(|x| x.size_gb).sum();
+    let restored = steps.iter().filter(|x| x.restore).count();
+    s.write_str("#!/usr/bin/env bash\n")?;
+    // Values from records are single-quoted on purpose ($(…) stays text).
+    s.write_str("# shellcheck disable=SC2016\n")?;
+    s.write_str("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n")?;
+    writeln!(
+        s,
+        "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}",
+        steps.len(),
+        projects.len(),
+        gib,
+        plan.skipped.len(),
+        plan.refused.len()
+    )?;
+    writeln!(
+        s,
+        "# restore: {} ({} of {} backups get a volume of their own; every backup is imported)",
+        plan.target.restore.as_str(),
+        restored,
+        steps.len()
+    )?;
+    for l in &plan.skipped {
+        writeln!(
+            s,
+            "#   skipped {}: {}",
+            one_line(&l.backup_id),
+            one_line(&l.reason)
+        )?;
+    }
+    for l in &plan.refused {
+        writeln!(
+            s,
+            "#   REFUSED {}: {}",
+            one_line(&l.backup_id),
+            one_line(&l.reason)
+        )?;
+    }
+    Ok(())
+}
+
+/// The plan's settings as shell variables (each overridable from the
+/// environment where the header says so).
+fn sh_settings(s: &mut impl fmt::Write, t: &Target, steps: &[&Step]) -> fmt::Result {
+    writeln!(
+        s,
+        "CBR_SHARE=${{CBR_SHARE:-{}}}",
         t.share_path
             .as_deref()
             .map_or(String::new(), |p| shell(p).into_owned())
-    ));
+    )?;
     match &t.state {
-        Some(f) => s.push_str(&format!("CBR_STATE=${{CBR_STATE:-{}}}\n", shell(f))),
-        None => s.push_str("CBR_STATE=${CBR_STATE:-${BASH_SOURCE[0]}.state}\n"),
+        Some(f) => writeln!(s, "CBR_STATE=${{CBR_STATE:-{}}}", shell(f))?,
+        None => s.write_str("CBR_STATE=${CBR_STATE:-${BASH_SOURCE[0]}.state}\n")?,
     }
-    s.push_str(": \"${CBR_RECHECK:=0}\" \"${CBR_RESTORE_AGAIN:=0}\" \"${CBR_WAIT_SECS:=7200}\" \"${CBR_TRIES:=4}\"\n");
-    s.push_str(&format!("TOTAL={}\n", steps.len()));
-    s.push_str(&format!("RESTORE_MODE={}\n", t.restore.as_str()));
-    s.push_str(&format!("TARGET_SERVICE={}\n", shell(&t.service)));
+    s.write_str(": \"${CBR_RECHECK:=0}\" \"${CBR_RESTORE_AGAIN:=0}\" \"${CBR_WAIT_SECS:=7200}\" \"${CBR_TRIES:=4}\"\n")?;
+    writeln!(s, "TOTAL={}", steps.len())?;
+    writeln!(s, "RESTORE_MODE={}", t.restore.as_str())?;
+    writeln!(s, "TARGET_SERVICE={}", shell(&t.service))?;
+    let projects: std::collections::BTreeSet<&str> =
+        steps.iter().map(|x| x.target_project.as_str()).collect();
     let projects: Vec<&str> = projects.into_iter().collect();
-    s.push_str(&format!("PROJECTS=({})\n", shell_line(&projects)));
+    s.write_str("PROJECTS=(")?;
+    write_words(s, &projects)?;
+    s.write_str(")\n")?;
     let mut vopts: Vec<&str> = Vec::new();
     if let Some(ty) = &t.volume_type {
         vopts.extend(["--type", ty]);
@@ -1231,30 +1511,35 @@ set -Eeuo pipefail
     if let Some(z) = &t.availability_zone {
         vopts.extend(["--availability-zone", z]);
     }
-    s.push_str(&format!("VOLUME_OPTS=({})\n\n", shell_line(&vopts)));
-    s.push_str(RUNBOOK);
-    s.push_str("\n# ---- the steps --------------------------------------------------------------\npreflight\n\n");
-    for (n, x) in steps.iter().enumerate() {
-        let k = n + 1;
-        s.push_str(&format!(
-            "# {k}/{}: backup {} ({} GiB){} -> project {}: {}\n",
-            steps.len(),
-            one_line(&x.backup_id),
-            x.size_gb,
-            x.depends_on.as_deref().map_or(String::new(), |d| format!(
-                ", incremental of {}",
-                one_line(d)
-            )),
-            one_line(&x.target_project),
-            if x.restore {
-                format!("restore into a new volume {}", one_line(&x.volume_name))
-            } else {
-                "import only".to_string()
-            }
-        ));
-        let size = x.size_gb.to_string();
-        let kk = k.to_string();
-        s.push_str(&shell_line(&[
+    s.write_str("VOLUME_OPTS=(")?;
+    write_words(s, &vopts)?;
+    s.write_str(")\n\n")
+}
+
+/// Step `k` of `total`: a comment saying what it does, then its
+/// `run_step` line (the backup_url written straight in, not copied first).
+fn sh_step(s: &mut impl fmt::Write, k: usize, total: usize, x: &Step) -> fmt::Result {
+    writeln!(
+        s,
+        "# {k}/{total}: backup {} ({} GiB){} -> project {}: {}",
+        one_line(&x.backup_id),
+        x.size_gb,
+        x.depends_on.as_deref().map_or(String::new(), |d| format!(
+            ", incremental of {}",
+            one_line(d)
+        )),
+        one_line(&x.target_project),
+        if x.restore {
+            format!("restore into a new volume {}", one_line(&x.volume_name))
+        } else {
+            "import only".to_string()
+        }
+    )?;
+    let size = x.size_gb.to_string();
+    let kk = k.to_string();
+    write_words(
+        s,
+        &[
             "run_step",
             &kk,
             &x.backup_id,
@@ -1264,11 +1549,9 @@ set -Eeuo pipefail
             &size,
             &x.volume_name,
             if x.restore { "restore" } else { "import" },
-        ]));
-        s.push_str("\n\n");
-    }
-    s.push_str("finish\n");
-    s
+        ],
+    )?;
+    s.write_str("\n\n")
 }
 
 /// Text for one comment line of a script (ids and reasons come from

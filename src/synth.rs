@@ -161,20 +161,94 @@ pub fn write_backup(
     let dir = share.join(&container);
     std::fs::create_dir_all(&dir)?;
     let prefix = b.prefix();
-    let block = b.block as usize;
-    let mut sha256s: Vec<[u8; 32]> = Vec::with_capacity((b.size / b.block) as usize);
-    let mut objects: Vec<String> = Vec::new();
+    let mut chunks = Chunks {
+        dir: &dir,
+        b,
+        prefix: &prefix,
+        n: 0,
+        objects: Vec::new(),
+        sha256s: Vec::with_capacity((b.size / b.block) as usize),
+    };
     let mut buf = vec![0u8; b.object_size as usize];
     let mut offset = 0u64;
-    let mut n = 0usize;
-    // Runs of changed blocks for incrementals are written as their own objects.
-    let write_obj = |data: &[u8],
-                     at: u64,
-                     n: &mut usize,
-                     objects: &mut Vec<String>|
-     -> std::io::Result<()> {
-        *n += 1;
-        let name = format!("{prefix}-{:05}", *n);
+    while offset < b.size {
+        let len = (b.size - offset).min(b.object_size) as usize;
+        let data = &mut buf[..len];
+        read(offset, data);
+        chunks.add_object(data, offset)?;
+        offset += len as u64;
+    }
+    std::fs::write(
+        dir.join(format!("{prefix}_metadata")),
+        metadata_text(b, &chunks.objects),
+    )?;
+    write_sha256file(
+        &dir.join(format!("{prefix}_sha256file")),
+        b,
+        &chunks.sha256s,
+    )?;
+    let (n, sha256s) = (chunks.n, chunks.sha256s);
+    Ok(Written {
+        container,
+        prefix,
+        chunks: n,
+        sha256s,
+    })
+}
+
+/// The chunks of one backup being written: its directory, how many so
+/// far, their `_metadata` entries and the sha256 of every block.
+struct Chunks<'a> {
+    dir: &'a Path,
+    b: &'a SynthBackup,
+    prefix: &'a str,
+    n: usize,
+    objects: Vec<String>,
+    sha256s: Vec<[u8; 32]>,
+}
+
+impl Chunks<'_> {
+    /// One object's worth of volume bytes at `offset`: hashed block by
+    /// block; written whole for a full backup, and for an incremental
+    /// only its runs of blocks changed since the parent, each run an
+    /// object of its own.
+    fn add_object(&mut self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        let block = self.b.block as usize;
+        let first = self.sha256s.len();
+        for piece in data.chunks(block) {
+            self.sha256s.push(Sha256::digest(piece).into());
+        }
+        let Some((_, parent)) = &self.b.parent else {
+            return self.write_chunk(data, offset);
+        };
+        let changed: Vec<bool> = (0..data.len().div_ceil(block))
+            .map(|k| parent.get(first + k) != self.sha256s.get(first + k))
+            .collect();
+        let nb = changed.len();
+        let mut k = 0;
+        while k < nb {
+            if !changed[k] {
+                k += 1;
+                continue;
+            }
+            let start = k;
+            while k < nb && changed[k] {
+                k += 1;
+            }
+            let s = start * block;
+            let e = (k * block).min(data.len());
+            self.write_chunk(&data[s..e], offset + s as u64)?;
+        }
+        Ok(())
+    }
+
+    /// One chunk file (compressed unless that does not shrink it, as
+    /// Cinder does) and its `_metadata` entry.
+    #[allow(clippy::disallowed_methods)] // see write_backup
+    fn write_chunk(&mut self, data: &[u8], at: u64) -> std::io::Result<()> {
+        self.n += 1;
+        let name = format!("{}-{:05}", self.prefix, self.n);
+        let b = self.b;
         let z = compress(&b.compression, data)?;
         // Cinder stores a chunk that does not shrink uncompressed.
         let (bytes, comp) = if z.len() >= data.len() && b.compression != "none" {
@@ -182,48 +256,20 @@ pub fn write_backup(
         } else {
             (z, b.compression.clone())
         };
-        std::fs::write(dir.join(&name), &bytes)?;
+        std::fs::write(self.dir.join(&name), &bytes)?;
         let md5 = to_hex(&Md5::digest(data));
-        objects.push(format!(
+        self.objects.push(format!(
             "    {{\n      \"{name}\": {{\n        \"compression\": \"{comp}\",\n        \"length\": {},\n        \"md5\": \"{md5}\",\n        \"offset\": {at}\n      }}\n    }}",
             data.len()
         ));
         Ok(())
-    };
-    while offset < b.size {
-        let len = (b.size - offset).min(b.object_size) as usize;
-        let data = &mut buf[..len];
-        read(offset, data);
-        let first = sha256s.len();
-        for piece in data.chunks(block) {
-            sha256s.push(Sha256::digest(piece).into());
-        }
-        match &b.parent {
-            None => write_obj(data, offset, &mut n, &mut objects)?,
-            Some((_, parent)) => {
-                // Changed runs of blocks, each its own object.
-                let mut k = 0;
-                let nb = data.len().div_ceil(block);
-                while k < nb {
-                    let changed = |k: usize| parent.get(first + k) != sha256s.get(first + k);
-                    if !changed(k) {
-                        k += 1;
-                        continue;
-                    }
-                    let start = k;
-                    while k < nb && changed(k) {
-                        k += 1;
-                    }
-                    let s = start * block;
-                    let e = (k * block).min(data.len());
-                    write_obj(&data[s..e], offset + s as u64, &mut n, &mut objects)?;
-                }
-            }
-        }
-        offset += len as u64;
     }
+}
+
+/// The `_metadata` of a backup whose chunks have these entries.
+fn metadata_text(b: &SynthBackup, objects: &[String]) -> String {
     let parent_id = b.parent.as_ref().map(|(p, _)| p.clone());
-    let meta = format!(
+    format!(
         "{{\n  \"backup_description\": {},\n  \"backup_id\": \"{}\",\n  \"backup_name\": {},\n  \"created_at\": \"{}\",\n  \"objects\": [{}{}{}],\n  \"parent_id\": {},\n  \"version\": \"1.0.0\",\n  \"volume_id\": \"{}\",\n  \"volume_meta\": null\n}}",
         js(&b.description),
         b.id,
@@ -234,11 +280,13 @@ pub fn write_backup(
         if objects.is_empty() { "" } else { "\n  " },
         js(&parent_id),
         b.volume_id
-    );
-    std::fs::write(dir.join(format!("{prefix}_metadata")), meta)?;
-    let mut sha = std::io::BufWriter::new(std::fs::File::create(
-        dir.join(format!("{prefix}_sha256file")),
-    )?);
+    )
+}
+
+/// The `_sha256file` of a backup: the sha256 of every block, in order.
+#[allow(clippy::disallowed_methods)] // see write_backup
+fn write_sha256file(path: &Path, b: &SynthBackup, sha256s: &[[u8; 32]]) -> std::io::Result<()> {
+    let mut sha = std::io::BufWriter::new(std::fs::File::create(path)?);
     write!(
         sha,
         "{{\n  \"backup_description\": {},\n  \"backup_id\": \"{}\",\n  \"backup_name\": {},\n  \"chunk_size\": {},\n  \"created_at\": \"{}\",\n  \"sha256s\": [",
@@ -262,13 +310,7 @@ pub fn write_backup(
         if sha256s.is_empty() { "" } else { "\n  " },
         b.volume_id
     )?;
-    sha.flush()?;
-    Ok(Written {
-        container,
-        prefix,
-        chunks: n,
-        sha256s,
-    })
+    sha.flush()
 }
 
 /// A deterministic UUID-shaped id from a number (for generated shares).

@@ -666,3 +666,47 @@ fn journal_readers_leave_the_journal_as_it_is() {
         }
     }
 }
+
+#[test]
+fn journal_readers_refuse_a_wal_without_its_shm_and_create_none() {
+    let (t, share) = share_copy();
+    let j = t.path().join("j.sqlite");
+    assert_eq!(verify_j(&share, &j, &[]).0, 0);
+    // A copy taken while a writer has it open: the journal and its -wal,
+    // without the -shm (as `scp journal.sqlite journal.sqlite-wal` makes).
+    let c = Connection::open(&j).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    c.execute("UPDATE runs SET finished = COALESCE(finished, 0) + 1", [])
+        .unwrap();
+    let k = t.path().join("k.sqlite");
+    let ks = k.to_str().unwrap();
+    std::fs::copy(&j, &k).unwrap();
+    std::fs::copy(format!("{}-wal", j.display()), format!("{ks}-wal")).unwrap();
+    drop(c);
+    let wal = std::fs::read(format!("{ks}-wal")).unwrap();
+    assert!(!wal.is_empty());
+    let shm = format!("{ks}-shm");
+    let s = share.to_str().unwrap();
+    let m = t.path().join("m.sqlite");
+    let id = id_of("full-zlib");
+    for a in [
+        vec!["ls", "--share", s, "--journal", ks],
+        vec!["show", "--share", s, "--journal", ks, &id],
+        vec!["journal", "report", "--journal", ks],
+        vec!["journal", "merge", "--into", m.to_str().unwrap(), ks],
+    ] {
+        let (code, _, err) = run(&a);
+        assert_eq!(code, 2, "{a:?}: {err}");
+        assert!(
+            err.contains("k.sqlite-shm") && err.contains("touch"),
+            "{a:?}: {err}"
+        );
+        assert!(!Path::new(&shm).exists(), "{a:?} created {shm}");
+        assert_eq!(std::fs::read(format!("{ks}-wal")).unwrap(), wal, "{a:?}");
+    }
+    // Allowed by hand, as the message says: then it is read, -wal included.
+    std::fs::write(&shm, b"").unwrap();
+    let (code, _, err) = run(&["journal", "report", "--journal", ks]);
+    assert!(code == 0 || code == 1, "{err}");
+}

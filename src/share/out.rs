@@ -128,6 +128,7 @@ pub struct JournalPath {
     pub shown: PathBuf,
     pub exists: bool,
     has_wal: bool,
+    has_shm: bool,
 }
 
 impl Gate {
@@ -455,7 +456,7 @@ impl Gate {
                 path: path.display().to_string(),
             });
         }
-        let mut has_wal = false;
+        let (mut has_wal, mut has_shm) = (false, false);
         for suffix in ["-wal", "-shm"] {
             let mut p = real.as_os_str().to_owned();
             p.push(suffix);
@@ -463,7 +464,10 @@ impl Gate {
             self.refuse_inside(WHAT, &p)?;
             match look(&p)? {
                 None => {}
-                Some(FileType::RegularFile) => has_wal |= suffix == "-wal",
+                Some(FileType::RegularFile) => {
+                    has_wal |= suffix == "-wal";
+                    has_shm |= suffix == "-shm";
+                }
                 Some(ft) => {
                     return Err(OutError::Kind {
                         what: WHAT.into(),
@@ -479,6 +483,7 @@ impl Gate {
             shown: path.to_owned(),
             exists,
             has_wal,
+            has_shm,
         })
     }
 }
@@ -561,6 +566,16 @@ impl JournalPath {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
+    }
+
+    /// The `-shm` SQLite would create to read this journal: a `-wal`
+    /// without its `-shm` (a reader must refuse it rather than open it).
+    pub fn shm_a_reader_would_create(&self) -> Option<PathBuf> {
+        (self.exists && self.has_wal && !self.has_shm).then(|| {
+            let mut p = self.path.as_os_str().to_owned();
+            p.push("-shm");
+            PathBuf::from(p)
+        })
     }
 
     /// Open read-only: never created, its mode never changed, its `-wal`
