@@ -133,7 +133,7 @@ fn render_verdict(out: &mut dyn Write, r: &CheckReport, deep: bool) -> Result<()
 /// unscoped import would land in the importing admin's own project.
 fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) -> String {
     let service = super::service_for(None, d);
-    let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
+    let url = cbr::record::codec::encode_json(&d.json_cow(&d.record, false), None);
     let own = cbr::record::lint::id_field(&d.record, "project_id")
         .filter(|p| cbr::record::lint::is_keystone_id(p));
     let project = target.or(own);
@@ -144,7 +144,10 @@ fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) 
     words.extend(["volume", "backup", "record", "import", &service, &url]);
     // A line to paste into a shell, shown on a terminal: each word
     // shell-quoted, then any control character made visible.
-    let line = cbr::escape::terminal(&cbr::escape::shell_line(&words)).into_owned();
+    // Each copy of the url let go once the next is made: it can be big.
+    let quoted = cbr::escape::shell_line(&words);
+    drop(url);
+    let line = cbr::escape::terminal(&quoted);
     let svc = cbr::escape::terminal(target_service);
     match (target, project) {
         (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line}"),

@@ -331,7 +331,7 @@ fn is_b64(c: char) -> bool {
 fn finish(f: Found) -> Result<Decoded, PasteError> {
     let Found {
         service,
-        b64,
+        mut b64,
         format,
         line,
         column,
@@ -346,29 +346,33 @@ fn finish(f: Found) -> Result<Decoded, PasteError> {
             what: "the backup_url is empty".into(),
         });
     }
-    let (record, duplicate_keys, json) = codec::decode_compact(&b64.text).map_err(|e| match e {
-        CodecError::StrayChar { ch, offset } => {
-            let (line, column) = b64.place(offset);
-            PasteError::StrayChar { line, column, ch }
-        }
-        CodecError::LastSymbol { ch, offset } => {
-            let (line, column) = b64.place(offset);
-            PasteError::LastSymbol { line, column, ch }
-        }
-        CodecError::Length { len } => {
-            let (line, column) = b64.place(len.saturating_sub(1));
-            PasteError::Length { line, column, len }
-        }
-        CodecError::Padding => {
-            let (line, column) = b64.place(b64.text.len().saturating_sub(1));
-            PasteError::Codec {
-                line,
-                column,
-                err: CodecError::Padding,
+    // Decoded in place: the base64 is not needed once it is bytes.
+    let text_len = b64.text.len();
+    let text = std::mem::take(&mut b64.text);
+    let (record, duplicate_keys, json) =
+        codec::decode_compact_owned(text).map_err(|e| match e {
+            CodecError::StrayChar { ch, offset } => {
+                let (line, column) = b64.place(offset);
+                PasteError::StrayChar { line, column, ch }
             }
-        }
-        err => PasteError::Codec { line, column, err },
-    })?;
+            CodecError::LastSymbol { ch, offset } => {
+                let (line, column) = b64.place(offset);
+                PasteError::LastSymbol { line, column, ch }
+            }
+            CodecError::Length { len } => {
+                let (line, column) = b64.place(len.saturating_sub(1));
+                PasteError::Length { line, column, len }
+            }
+            CodecError::Padding => {
+                let (line, column) = b64.place(text_len.saturating_sub(1));
+                PasteError::Codec {
+                    line,
+                    column,
+                    err: CodecError::Padding,
+                }
+            }
+            err => PasteError::Codec { line, column, err },
+        })?;
     let era = era_of(&record, service.as_deref());
     let (wrapped, wrap) = if b64.pieces > 1 && real_breaks {
         (true, Some(b64.first_len))
