@@ -203,13 +203,20 @@ pub fn encode_url(record: &Record, wrap: Option<usize>) -> String {
 /// are written as the base64 is made, a chunk at a time: the output is
 /// the only big buffer.
 pub fn encode_json(json: &str, wrap: Option<usize>) -> String {
+    let b64_len = json.len().div_ceil(3) * 4;
+    let lines = wrap.filter(|w| *w > 0).map_or(0, |w| b64_len / w + 1);
+    let mut out = String::with_capacity(b64_len + lines);
+    encode_json_into(&mut out, json, wrap);
+    out
+}
+
+/// [`encode_json`] appended to `out`.
+pub fn encode_json_into(out: &mut String, json: &str, wrap: Option<usize>) {
     let engine = base64::engine::general_purpose::STANDARD;
     let w = match wrap {
         Some(w) if w > 0 => w,
-        _ => return engine.encode(json.as_bytes()),
+        _ => return engine.encode_string(json.as_bytes(), out),
     };
-    let b64_len = json.len().div_ceil(3) * 4;
-    let mut out = String::with_capacity(b64_len + b64_len / w + 1);
     // Whole groups of 3 bytes: the chunks' base64 joined is the whole's.
     let mut chunk_b64 = String::new();
     let mut column = 0;
@@ -232,7 +239,6 @@ pub fn encode_json(json: &str, wrap: Option<usize>) -> String {
     if column > 0 {
         out.push('\n');
     }
-    out
 }
 
 #[cfg(test)]
