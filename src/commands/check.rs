@@ -156,7 +156,6 @@ fn render_verdict(out: &mut dyn Write, r: &CheckReport, deep: bool) -> Result<()
 /// unscoped import would land in the importing admin's own project.
 fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) -> String {
     let service = super::service_for(None, d);
-    let url = cbr::record::codec::encode_json(&d.json_text(&d.record, false), None);
     let own = cbr::record::lint::id_field(&d.record, "project_id")
         .filter(|p| cbr::record::lint::is_keystone_id(p));
     let project = target.or(own);
@@ -164,19 +163,23 @@ fn advice(d: &cbr::record::Decoded, target_service: &str, target: Option<&str>) 
     if let Some(p) = project {
         words.extend(["--os-project-id", p]);
     }
-    words.extend(["volume", "backup", "record", "import", &service, &url]);
+    words.extend(["volume", "backup", "record", "import", &service]);
     // A line to paste into a shell, shown on a terminal: each word
     // shell-quoted, then any control character made visible.
     let line = cbr::escape::terminal(&cbr::escape::shell_line(&words)).into_owned();
     let svc = cbr::escape::terminal(target_service);
-    match (target, project) {
-        (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line}"),
+    let mut text = match (target, project) {
+        (Some(p), _) => format!("import on the target ({svc}) into project {p} with:\n  {line} "),
         (None, Some(p)) => format!(
-            "import on the target ({svc}) into the record's project {p} (--target-project for another) with:\n  {line}"
+            "import on the target ({svc}) into the record's project {p} (--target-project for another) with:\n  {line} "
         ),
         (None, None) => format!(
             "import on the target ({svc}) scoped to the target project \
-             (add --os-project-id P: the backup goes to the project the credentials are scoped to) with:\n  {line}"
+             (add --os-project-id P: the backup goes to the project the credentials are scoped to) with:\n  {line} "
         ),
-    }
+    };
+    // The url, the last word, written straight into the text (it can be
+    // tens of MB): base64 is a word the shell and the terminal take as it is.
+    cbr::record::codec::encode_json_into(&mut text, &d.json_cow(&d.record, false), None);
+    text
 }

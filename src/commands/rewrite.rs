@@ -50,7 +50,13 @@ pub fn run(g: &Global, args: RewriteArgs) -> Result<Outcome> {
             service: &service,
             project_id: scoped,
         };
-        text.push_str(&emit(&d.record, &opts));
+        // Moved, not copied, when it is the first: a record can be big.
+        let one = emit(&d.record, &opts);
+        if text.is_empty() {
+            text = one;
+        } else {
+            text.push_str(&one);
+        }
     }
     if !g.quiet {
         let mut e = std::io::stderr().lock();

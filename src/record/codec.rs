@@ -60,6 +60,76 @@ pub fn decode_url(url: &str) -> Result<Record, CodecError> {
 /// has more than once (which the record keeps only one value of).
 /// Offsets in errors are offsets in `b64`.
 pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>, String), CodecError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| base64_error(e, b64))?;
+    parse_json(bytes, b64.len())
+}
+
+/// [`decode_compact`] of base64 the caller has no further use for: decoded
+/// in place, so that the base64 and the bytes it holds are never both in
+/// memory (a record can be tens of MB). Same results, same errors.
+pub fn decode_compact_owned(
+    b64: String,
+) -> Result<(Record, Vec<DuplicateKey>, String), CodecError> {
+    if !decodes_whole(&b64) {
+        // An error to name (or an odd shape): the plain way, which knows
+        // every character.
+        return decode_compact(&b64);
+    }
+    let b64_len = b64.len();
+    let bytes = decode_in_place(b64.into_bytes())?;
+    parse_json(bytes, b64_len)
+}
+
+/// Whether `b64` certainly decodes: whole quads of the alphabet, `=` only
+/// as the padding of the last one, and that last quad decodes alone (its
+/// last symbol has no stray bits). Then decoding it chunk by chunk gives
+/// the very bytes decoding it whole gives.
+fn decodes_whole(b64: &str) -> bool {
+    let b = b64.as_bytes();
+    if b.is_empty() || !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let pad = b.iter().rev().take(2).take_while(|c| **c == b'=').count();
+    let body = &b[..b.len() - pad];
+    let alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    body.iter().all(alphabet)
+        && base64::engine::general_purpose::STANDARD
+            .decode(&b[b.len() - 4..])
+            .is_ok()
+}
+
+/// Decode base64 that [`decodes_whole`] into its own buffer: each chunk is
+/// copied aside, then its bytes written where the base64 already read was.
+fn decode_in_place(mut buf: Vec<u8>) -> Result<Vec<u8>, CodecError> {
+    // Whole quads, so that only the last chunk can hold padding.
+    const CHUNK: usize = 48 * 1024;
+    let mut scratch = vec![0u8; CHUNK.min(buf.len())];
+    let (mut read, mut written) = (0, 0);
+    while read < buf.len() {
+        let n = CHUNK.min(buf.len() - read);
+        scratch[..n].copy_from_slice(&buf[read..read + n]);
+        // The chunk's bytes fit where it was read from: 3 bytes per quad.
+        let room = &mut buf[written..written + n / 4 * 3];
+        let got = base64::engine::general_purpose::STANDARD
+            .decode_slice(&scratch[..n], room)
+            .map_err(|e| match e {
+                base64::DecodeSliceError::DecodeError(e) => {
+                    base64_error(e, std::str::from_utf8(&scratch[..n]).unwrap_or_default())
+                }
+                base64::DecodeSliceError::OutputSliceTooSmall => CodecError::Padding,
+            })?;
+        read += n;
+        written += got;
+    }
+    buf.truncate(written);
+    buf.shrink_to_fit();
+    Ok(buf)
+}
+
+/// The error of the base64 engine on `b64`, named with its character.
+fn base64_error(e: base64::DecodeError, b64: &str) -> CodecError {
     use base64::DecodeError as D;
     // The character that holds byte `offset` (the engine counts bytes).
     let ch_at = |offset: usize| {
@@ -68,20 +138,25 @@ pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>, String), 
             .last()
             .map_or('?', |(_, c)| c)
     };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.as_bytes())
-        .map_err(|e| match e {
-            D::InvalidByte(offset, _) => CodecError::StrayChar {
-                ch: ch_at(offset),
-                offset,
-            },
-            D::InvalidLength(len) => CodecError::Length { len },
-            D::InvalidLastSymbol(offset, _) => CodecError::LastSymbol {
-                ch: ch_at(offset),
-                offset,
-            },
-            D::InvalidPadding => CodecError::Padding,
-        })?;
+    match e {
+        D::InvalidByte(offset, _) => CodecError::StrayChar {
+            ch: ch_at(offset),
+            offset,
+        },
+        D::InvalidLength(len) => CodecError::Length { len },
+        D::InvalidLastSymbol(offset, _) => CodecError::LastSymbol {
+            ch: ch_at(offset),
+            offset,
+        },
+        D::InvalidPadding => CodecError::Padding,
+    }
+}
+
+/// The record in the bytes a base64 of `b64_len` characters decoded to.
+fn parse_json(
+    bytes: Vec<u8>,
+    b64_len: usize,
+) -> Result<(Record, Vec<DuplicateKey>, String), CodecError> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let b = e.as_bytes();
         CodecError::NotUtf8(String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned())
@@ -93,7 +168,7 @@ pub fn decode_compact(b64: &str) -> Result<(Record, Vec<DuplicateKey>, String), 
                 t.into_iter().rev().collect()
             };
             CodecError::CutShort {
-                b64_len: b64.len(),
+                b64_len,
                 json_len: text.len(),
                 tail,
             }
@@ -124,20 +199,45 @@ pub fn encode_url(record: &Record, wrap: Option<usize>) -> String {
     encode_json(&super::pyjson::dumps_object(record), wrap)
 }
 
-/// Base64 of a JSON text, wrapped as [`encode_url`] does.
+/// Base64 of a JSON text, wrapped as [`encode_url`] does. Wrapped lines
+/// are written as the base64 is made, a chunk at a time: the output is
+/// the only big buffer.
 pub fn encode_json(json: &str, wrap: Option<usize>) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(json.as_bytes());
-    match wrap {
-        Some(w) if w > 0 => {
-            let mut out = String::with_capacity(b64.len() + b64.len() / w + 1);
-            for line in b64.as_bytes().chunks(w) {
-                // base64 output is ASCII, so any byte split is a char split.
-                out.push_str(std::str::from_utf8(line).unwrap_or_default());
+    let b64_len = json.len().div_ceil(3) * 4;
+    let lines = wrap.filter(|w| *w > 0).map_or(0, |w| b64_len / w + 1);
+    let mut out = String::with_capacity(b64_len + lines);
+    encode_json_into(&mut out, json, wrap);
+    out
+}
+
+/// [`encode_json`] appended to `out`.
+pub fn encode_json_into(out: &mut String, json: &str, wrap: Option<usize>) {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let w = match wrap {
+        Some(w) if w > 0 => w,
+        _ => return engine.encode_string(json.as_bytes(), out),
+    };
+    // Whole groups of 3 bytes: the chunks' base64 joined is the whole's.
+    let mut chunk_b64 = String::new();
+    let mut column = 0;
+    for chunk in json.as_bytes().chunks(48 * 1024) {
+        chunk_b64.clear();
+        engine.encode_string(chunk, &mut chunk_b64);
+        let mut rest = chunk_b64.as_str();
+        while !rest.is_empty() {
+            // base64 is ASCII: any byte split is a char split.
+            let (line, after) = rest.split_at((w - column).min(rest.len()));
+            out.push_str(line);
+            column += line.len();
+            if column == w {
                 out.push('\n');
+                column = 0;
             }
-            out
+            rest = after;
         }
-        _ => b64,
+    }
+    if column > 0 {
+        out.push('\n');
     }
 }
 
@@ -182,6 +282,53 @@ mod tests {
             prop_assert_eq!(again, url);
             let wrapped = encode_url(&rec, Some(76));
             prop_assert_eq!(encode_url(&decode_url(&wrapped).unwrap(), Some(76)), wrapped);
+        }
+    }
+
+    /// Base64 text: mostly of the alphabet, with now and then `=` or a
+    /// stray character, of any length.
+    fn b64ish() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => prop::sample::select(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".to_vec()
+                ),
+                1 => Just(b'='),
+                1 => Just(b'*'),
+            ],
+            0..40,
+        )
+        .prop_map(|v| String::from_utf8(v).unwrap_or_default())
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_in_place_is_decoding(b64 in b64ish(), rec in json_object()) {
+            prop_assert_eq!(decode_compact_owned(b64.clone()), decode_compact(&b64));
+            let url = encode_url(&rec, None);
+            prop_assert_eq!(decode_compact_owned(url.clone()), decode_compact(&url));
+        }
+
+        #[test]
+        fn wrapping_is_cutting_the_one_line(len in 0usize..120_000, wrap in 1usize..100) {
+            let json: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let one = encode_json(&json, None);
+            let mut cut = String::new();
+            for line in one.as_bytes().chunks(wrap) {
+                cut.push_str(std::str::from_utf8(line).unwrap());
+                cut.push('\n');
+            }
+            prop_assert_eq!(encode_json(&json, Some(wrap)), cut);
+        }
+    }
+
+    #[test]
+    fn big_records_decode_in_place_across_chunks() {
+        let mut rec = Record::new();
+        for n in [1usize, 2, 3, 100_000, 100_001, 100_002] {
+            rec.insert("k".into(), Value::String("é".repeat(n)));
+            let url = encode_url(&rec, None);
+            assert_eq!(decode_compact_owned(url.clone()), decode_compact(&url));
         }
     }
 

@@ -30,53 +30,44 @@ pub struct EmitOptions<'a> {
     pub json: Option<&'a str>,
 }
 
-/// The text to print for one record (ends with a newline).
+/// The text to print for one record (ends with a newline). The url is
+/// made once, in the form printed, and the text built around it without
+/// copies of it beyond the one printed (a url can be tens of MB).
 pub fn emit(record: &Record, opts: &EmitOptions<'_>) -> String {
     let encode = |wrap| match opts.json {
         Some(j) => encode_json(j, wrap),
         None => encode_url(record, wrap),
     };
-    let url = encode(opts.wrap);
-    let one_line = || encode(None);
+    let line = |mut s: String| {
+        s.push('\n');
+        s
+    };
     match opts.kind {
         EmitKind::Url => {
-            if url.ends_with('\n') {
-                url
-            } else {
-                format!("{url}\n")
-            }
+            let url = encode(opts.wrap);
+            if url.ends_with('\n') { url } else { line(url) }
         }
         // Every word of a command line is quoted for the shell: the
         // service comes from the paste and the line is printed to be run.
         EmitKind::Cinder => {
-            let url = one_line();
-            format!(
-                "{}\n",
-                shell_line(&["cinder", "backup-import", opts.service, &url])
-            )
+            let url = encode(None);
+            line(shell_line(&["cinder", "backup-import", opts.service, &url]))
         }
         EmitKind::Openstack => {
-            let url = one_line();
+            let url = encode(None);
             let mut words: Vec<&str> = vec!["openstack"];
             if let Some(p) = opts.project_id {
                 words.extend(["--os-project-id", p]);
             }
             words.extend(["volume", "backup", "record", "import", opts.service, &url]);
-            format!("{}\n", shell_line(&words))
+            line(shell_line(&words))
         }
         EmitKind::ExportJson => {
             let mut m = serde_json::Map::new();
             m.insert("backup_service".into(), opts.service.into());
-            m.insert("backup_url".into(), url.into());
-            let mut s =
-                serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default();
-            s.push('\n');
-            s
+            m.insert("backup_url".into(), encode(opts.wrap).into());
+            line(serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default())
         }
-        EmitKind::Record => {
-            let mut s = serde_json::to_string_pretty(record).unwrap_or_default();
-            s.push('\n');
-            s
-        }
+        EmitKind::Record => line(serde_json::to_string_pretty(record).unwrap_or_default()),
     }
 }

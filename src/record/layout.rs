@@ -48,10 +48,14 @@ impl Layout {
             }
         }
         l.ensure_ascii = text.is_ascii();
-        let lower = text.to_ascii_lowercase();
-        l.html_escape = ["\\u003c", "\\u003e", "\\u0026"]
-            .iter()
-            .any(|e| lower.contains(e));
+        // Searched in place, not in a lowercased copy: a text can be big.
+        l.html_escape = text.match_indices('\\').any(|(i, _)| {
+            text.as_bytes().get(i..i + 6).is_some_and(|w| {
+                ["\\u003c", "\\u003e", "\\u0026"]
+                    .iter()
+                    .any(|e| w.eq_ignore_ascii_case(e.as_bytes()))
+            })
+        });
         l
     }
 
@@ -212,19 +216,37 @@ fn members(text: &str) -> Option<(usize, Vec<Member>, usize)> {
     }
 }
 
+/// Whether the JSON text `old` is the value `v`. A string without escapes
+/// is compared where it stands, not read into a copy (a description can
+/// be tens of MB).
+fn same_value(old: &str, v: &Value) -> bool {
+    if let (Ok(s), Some(new)) = (serde_json::from_str::<&str>(old), v.as_str()) {
+        return s == new;
+    }
+    serde_json::from_str::<Value>(old).is_ok_and(|old| &old == v)
+}
+
 /// The text of `new` written like `original`: see the module doc. `None`
 /// when `original` is not an object text this patcher understands.
 pub fn patch(original: &str, new: &Record) -> Option<String> {
+    patch_cow(original, new).map(std::borrow::Cow::into_owned)
+}
+
+/// [`patch`], borrowing `original` when `new` is what it holds, member
+/// for member (the record was not edited): no copy of a big text.
+pub fn patch_cow<'a>(original: &'a str, new: &Record) -> Option<std::borrow::Cow<'a, str>> {
     let (open, ms, close) = members(original)?;
     let layout = Layout::detect(original);
     // Kept members in their original order, each with its new value text.
     // An unchanged value is borrowed, not copied: a record's description
     // can be tens of MB.
     let mut kept: Vec<(usize, std::borrow::Cow<'_, str>)> = Vec::new(); // (index in ms, value text)
+    let mut unchanged = true;
     for (i, m) in ms.iter().enumerate() {
         let Some(v) = new.get(&m.key) else { continue };
         let old_text = &original[m.value_start..m.value_end];
-        let same = serde_json::from_str::<Value>(old_text).is_ok_and(|old| &old == v);
+        let same = same_value(old_text, v);
+        unchanged &= same;
         kept.push((
             i,
             if same {
@@ -233,6 +255,10 @@ pub fn patch(original: &str, new: &Record) -> Option<String> {
                 layout.write(v).into()
             },
         ));
+    }
+    // Every member kept as it was and none added: the text itself.
+    if unchanged && kept.len() == ms.len() && new.keys().all(|k| ms.iter().any(|m| &m.key == k)) {
+        return Some(original.into());
     }
     let mut out = String::with_capacity(original.len() + 64);
     out.push_str(&original[..=open]);
@@ -277,7 +303,7 @@ pub fn patch(original: &str, new: &Record) -> Option<String> {
     let tail_start = ms.last().map_or(open + 1, |m| m.value_end);
     out.push_str(&original[tail_start..]);
     let _ = close;
-    Some(out)
+    Some(out.into())
 }
 
 #[cfg(test)]

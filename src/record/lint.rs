@@ -2,6 +2,7 @@
 //! status, era consistency, encryption key, parent, ids.
 
 use super::{Era, Record, era_of};
+use crate::findings::Severity::{self, Error, Info, Warning};
 use crate::findings::{Finding, Findings};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -109,24 +110,41 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// A finding about a record, before it is given the record's id.
+type Note = (Severity, &'static str, String);
+
 /// Lint one record. `backup_service` is the service printed with it (if
 /// any); `batch` are the records given in the same input, so a parent
 /// among them can be recognised.
 pub fn lint(record: &Record, backup_service: Option<&str>, batch: &Batch<'_>) -> Findings {
-    let mut out = Findings::new();
+    let mut notes: Vec<Note> = Vec::new();
+    required_fields(record, &mut notes);
+    notes.extend(status_not_available(record));
+    notes.extend(empty_ids(record));
+    notes.extend(encryption_key(record));
+    notes.extend(parent(record, batch));
+    notes.extend(container_escapes(record));
+    notes.extend(era_inconsistent(record, backup_service));
+    notes.extend(service_not_accepted(record, backup_service));
+    invalid_ids(record, &mut notes);
     let id = record.get("id").and_then(|v| v.as_str());
-    let f = |sev: crate::findings::Severity, code: &'static str, msg: String| {
-        Finding::new(sev, code, msg).maybe_backup(id)
-    };
-    use crate::findings::Severity::{Error, Info, Warning};
+    let mut out = Findings::new();
+    for (sev, code, msg) in notes {
+        out.push(Finding::new(sev, code, msg).maybe_backup(id));
+    }
+    out
+}
+
+/// Each field import needs: missing, or of a type import does not take.
+fn required_fields(record: &Record, notes: &mut Vec<Note>) {
     for (field, want) in REQUIRED {
         match record.get(*field) {
-            None => out.push(f(
+            None => notes.push((
                 Error,
                 "record-field-missing",
                 format!("{field} is missing: import needs it"),
             )),
-            Some(v) if !type_ok(v, want) => out.push(f(
+            Some(v) if !type_ok(v, want) => notes.push((
                 Error,
                 "record-field-type",
                 format!("{field} is {}, import needs {want}", kind(v)),
@@ -134,113 +152,141 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &Batch<'_>) ->
             _ => {}
         }
     }
-    if let Some(status) = record.get("status")
-        && status.as_str() != Some("available")
-    {
-        out.push(f(
+}
+
+/// Cinder exports only available backups.
+fn status_not_available(record: &Record) -> Option<Note> {
+    let status = record.get("status")?;
+    (status.as_str() != Some("available")).then(|| {
+        (
             Error,
             "status-not-available",
             format!("status is {status}: Cinder exports only available backups, so this record was edited or hand-made"),
-        ));
-    }
+        )
+    })
+}
+
+/// Ids written `""` where Cinder writes null.
+fn empty_ids(record: &Record) -> Option<Note> {
     let empty: Vec<&str> = NULLABLE_IDS
         .iter()
         .chain(["project_id", "user_id"].iter())
         .filter(|f| record.get(**f).and_then(|v| v.as_str()) == Some(""))
         .copied()
         .collect();
-    if !empty.is_empty() {
-        out.push(f(
-            Info,
-            "empty-id",
-            format!(
-                "{} {} \"\" where Cinder writes null (as other tools do): Cinder imports it as it is{}",
-                empty.join(", "),
-                if empty.len() == 1 { "is" } else { "are" },
-                if empty.contains(&"parent_id") {
-                    "; an empty parent_id is a full backup"
-                } else {
-                    ""
-                }
-            ),
-        ));
+    if empty.is_empty() {
+        return None;
     }
-    if let Some(k) = record
-        .get("encryption_key_id")
-        .filter(|v| !v.is_null() && v.as_str() != Some(""))
-    {
-        out.push(f(
-            Warning,
-            "encryption-key",
-            format!(
-                "the volume is encrypted with key {k}: the target's key manager must hold that key, or the restored volume cannot be opened"
-            ),
-        ));
-    }
-    if let Some(p) = id_field(record, "parent_id") {
-        let among = batch.others_have(record, p);
-        out.push(f(
-            Info,
-            "parent-must-be-imported",
-            if among {
-                format!("incremental of {p}: its record is in this input; import it first")
+    Some((
+        Info,
+        "empty-id",
+        format!(
+            "{} {} \"\" where Cinder writes null (as other tools do): Cinder imports it as it is{}",
+            empty.join(", "),
+            if empty.len() == 1 { "is" } else { "are" },
+            if empty.contains(&"parent_id") {
+                "; an empty parent_id is a full backup"
             } else {
-                format!(
-                    "incremental of {p}: that backup's record must be imported too, before this one"
-                )
-            },
-        ));
-    }
-    if let Some(c) = record.get("container").and_then(|v| v.as_str()) {
-        let p = std::path::Path::new(c);
-        if p.is_absolute()
-            || p.components()
-                .any(|x| matches!(x, std::path::Component::ParentDir))
-        {
-            out.push(f(
-                Error,
-                "container-escapes-share",
-                format!("container {c:?} is not a path inside the share (absolute or with '..')"),
-            ));
-        }
-    }
+                ""
+            }
+        ),
+    ))
+}
+
+/// An encrypted volume needs its key on the target.
+fn encryption_key(record: &Record) -> Option<Note> {
+    let k = record
+        .get("encryption_key_id")
+        .filter(|v| !v.is_null() && v.as_str() != Some(""))?;
+    Some((
+        Warning,
+        "encryption-key",
+        format!(
+            "the volume is encrypted with key {k}: the target's key manager must hold that key, or the restored volume cannot be opened"
+        ),
+    ))
+}
+
+/// An incremental needs its parent imported first.
+fn parent(record: &Record, batch: &Batch<'_>) -> Option<Note> {
+    let p = id_field(record, "parent_id")?;
+    let among = batch.others_have(record, p);
+    Some((
+        Info,
+        "parent-must-be-imported",
+        if among {
+            format!("incremental of {p}: its record is in this input; import it first")
+        } else {
+            format!(
+                "incremental of {p}: that backup's record must be imported too, before this one"
+            )
+        },
+    ))
+}
+
+/// The container must be a path inside the share.
+fn container_escapes(record: &Record) -> Option<Note> {
+    let c = record.get("container").and_then(|v| v.as_str())?;
+    let p = std::path::Path::new(c);
+    let escapes = p.is_absolute()
+        || p.components()
+            .any(|x| matches!(x, std::path::Component::ParentDir));
+    escapes.then(|| {
+        (
+            Error,
+            "container-escapes-share",
+            format!("container {c:?} is not a path inside the share (absolute or with '..')"),
+        )
+    })
+}
+
+/// The object prefix of one era in a record of another.
+fn era_inconsistent(record: &Record, backup_service: Option<&str>) -> Option<Note> {
     let era = era_of(record, backup_service);
-    if let Some(prefix) = record.get("service_metadata").and_then(|v| v.as_str()) {
-        let legacy_prefix = prefix == crate::share::LEGACY_PREFIX;
-        if legacy_prefix
-            && era == Era::Current
-            && record.contains_key("encryption_key_id")
-            && record.contains_key("data_timestamp")
-        {
-            // Fields of Mitaka on, prefix of before Pike: possible (Mitaka..Ocata), so only a note.
-            out.push(f(
-                Warning,
-                "era-inconsistent",
-                "service_metadata is the pre-Pike prefix 'backup' in a record with current fields: fine for a Mitaka..Ocata backup, suspicious otherwise".into(),
-            ));
-        } else if !legacy_prefix && era != Era::Current && prefix.starts_with("volume_") {
-            out.push(f(
-                Warning,
-                "era-inconsistent",
-                format!(
-                    "service_metadata {prefix:?} is a Pike-or-later prefix in a {} record",
-                    era.as_str()
-                ),
-            ));
-        }
-    }
-    if let Some(s) = backup_service.or_else(|| record.get("service").and_then(|v| v.as_str()))
-        && !SHARE_DRIVERS.iter().any(|d| d.starts_with(s))
+    let prefix = record.get("service_metadata").and_then(|v| v.as_str())?;
+    let legacy_prefix = prefix == crate::share::LEGACY_PREFIX;
+    if legacy_prefix
+        && era == Era::Current
+        && record.contains_key("encryption_key_id")
+        && record.contains_key("data_timestamp")
     {
-        out.push(f(
+        // Fields of Mitaka on, prefix of before Pike: possible (Mitaka..Ocata), so only a note.
+        Some((
+            Warning,
+            "era-inconsistent",
+            "service_metadata is the pre-Pike prefix 'backup' in a record with current fields: fine for a Mitaka..Ocata backup, suspicious otherwise".into(),
+        ))
+    } else if !legacy_prefix && era != Era::Current && prefix.starts_with("volume_") {
+        Some((
+            Warning,
+            "era-inconsistent",
+            format!(
+                "service_metadata {prefix:?} is a Pike-or-later prefix in a {} record",
+                era.as_str()
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// A share-based target accepts only a prefix of a share driver's name.
+fn service_not_accepted(record: &Record, backup_service: Option<&str>) -> Option<Note> {
+    let s = backup_service.or_else(|| record.get("service").and_then(|v| v.as_str()))?;
+    (!SHARE_DRIVERS.iter().any(|d| d.starts_with(s))).then(|| {
+        (
             Warning,
             "service-not-accepted",
             format!(
                 "backup_service {s:?} is not accepted by a share-based target; it accepts a prefix of one of: {}",
                 SHARE_DRIVERS.join(", ")
             ),
-        ));
-    }
+        )
+    })
+}
+
+/// Ids that are not UUIDs, tenant ids that are not keystone ids.
+fn invalid_ids(record: &Record, notes: &mut Vec<Note>) {
     for field in [
         "id",
         "volume_id",
@@ -253,11 +299,7 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &Batch<'_>) ->
             && !(nullable && v.is_empty())
             && !is_uuid(v)
         {
-            out.push(f(
-                Error,
-                "invalid-id",
-                format!("{field} {v:?} is not a UUID"),
-            ));
+            notes.push((Error, "invalid-id", format!("{field} {v:?} is not a UUID")));
         }
     }
     for field in ["project_id", "user_id"] {
@@ -265,14 +307,13 @@ pub fn lint(record: &Record, backup_service: Option<&str>, batch: &Batch<'_>) ->
         if let Some(v) = id_field(record, field)
             && !is_keystone_id(v)
         {
-            out.push(f(
+            notes.push((
                 Error,
                 "invalid-id",
                 format!("{field} {v:?} is not a keystone id (32 hex digits or a UUID)"),
             ));
         }
     }
-    out
 }
 
 /// Lint a decoded record: [`lint`], and an error for each key its JSON

@@ -21,6 +21,7 @@ pub mod pyjson;
 
 pub use dupkeys::{DuplicateKey, duplicate_keys};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// A decoded record: a JSON object, keys in their original order.
 pub type Record = serde_json::Map<String, serde_json::Value>;
@@ -121,11 +122,17 @@ impl Decoded {
     /// edited): its own text patched ([`layout::patch`]), or Cinder's
     /// layout when `cinder_layout` or when it has no text of its own.
     pub fn json_text(&self, record: &Record, cinder_layout: bool) -> String {
+        self.json_cow(record, cinder_layout).into_owned()
+    }
+
+    /// [`Decoded::json_text`], borrowing this record's own text when
+    /// `record` is what it holds: an unedited record costs no copy.
+    pub fn json_cow(&self, record: &Record, cinder_layout: bool) -> Cow<'_, str> {
         match (&self.json, cinder_layout) {
             (Some(t), false) => {
-                layout::patch(t, record).unwrap_or_else(|| pyjson::dumps_object(record))
+                layout::patch_cow(t, record).unwrap_or_else(|| pyjson::dumps_object(record).into())
             }
-            _ => pyjson::dumps_object(record),
+            _ => pyjson::dumps_object(record).into(),
         }
     }
 }

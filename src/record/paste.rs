@@ -10,7 +10,7 @@
 //! line and column: a record is never half-decoded.
 
 use super::codec::{self, CodecError};
-use super::{Decoded, Era, Source, SourceFormat, duplicate_keys, era_of};
+use super::{Decoded, DuplicateKey, Era, Source, SourceFormat, duplicate_keys, era_of};
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till, take_while, take_while1};
 use nom::character::complete::{char, space0, space1};
@@ -331,7 +331,7 @@ fn is_b64(c: char) -> bool {
 fn finish(f: Found) -> Result<Decoded, PasteError> {
     let Found {
         service,
-        b64,
+        mut b64,
         format,
         line,
         column,
@@ -346,29 +346,33 @@ fn finish(f: Found) -> Result<Decoded, PasteError> {
             what: "the backup_url is empty".into(),
         });
     }
-    let (record, duplicate_keys, json) = codec::decode_compact(&b64.text).map_err(|e| match e {
-        CodecError::StrayChar { ch, offset } => {
-            let (line, column) = b64.place(offset);
-            PasteError::StrayChar { line, column, ch }
-        }
-        CodecError::LastSymbol { ch, offset } => {
-            let (line, column) = b64.place(offset);
-            PasteError::LastSymbol { line, column, ch }
-        }
-        CodecError::Length { len } => {
-            let (line, column) = b64.place(len.saturating_sub(1));
-            PasteError::Length { line, column, len }
-        }
-        CodecError::Padding => {
-            let (line, column) = b64.place(b64.text.len().saturating_sub(1));
-            PasteError::Codec {
-                line,
-                column,
-                err: CodecError::Padding,
+    // Decoded in place: the base64 is not needed once it is bytes.
+    let text_len = b64.text.len();
+    let text = std::mem::take(&mut b64.text);
+    let (record, duplicate_keys, json) =
+        codec::decode_compact_owned(text).map_err(|e| match e {
+            CodecError::StrayChar { ch, offset } => {
+                let (line, column) = b64.place(offset);
+                PasteError::StrayChar { line, column, ch }
             }
-        }
-        err => PasteError::Codec { line, column, err },
-    })?;
+            CodecError::LastSymbol { ch, offset } => {
+                let (line, column) = b64.place(offset);
+                PasteError::LastSymbol { line, column, ch }
+            }
+            CodecError::Length { len } => {
+                let (line, column) = b64.place(len.saturating_sub(1));
+                PasteError::Length { line, column, len }
+            }
+            CodecError::Padding => {
+                let (line, column) = b64.place(text_len.saturating_sub(1));
+                PasteError::Codec {
+                    line,
+                    column,
+                    err: CodecError::Padding,
+                }
+            }
+            err => PasteError::Codec { line, column, err },
+        })?;
     let era = era_of(&record, service.as_deref());
     let (wrapped, wrap) = if b64.pieces > 1 && real_breaks {
         (true, Some(b64.first_len))
@@ -426,11 +430,31 @@ fn row(i: &str) -> IResult<&str, Vec<&str>> {
 
 type Step = (usize, Option<Found>);
 
+/// A table: its extent, its rows read (header and fields), its borders
+/// checked, its kind from the header, then the export's two fields.
 fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
+    let end = table_end(lines, start);
+    // Elided cells make the paste lossy, whatever the table is.
+    if let Some(l) = lines.range(start, end).find(|l| l.text.contains("...")) {
+        return Err(PasteError::Elided { line: l.no });
+    }
+    let rows = read_rows(lines, start, end)?;
+    check_outer_borders(lines, start, end)?;
+    let Some((header_line, header)) = rows.header else {
+        return Ok((end, None));
+    };
+    let kind = table_kind(header_line, &header)?;
+    let found = export_of_table(lines, kind, header_line, &rows.fields)?;
+    Ok((end, Some(found)))
+}
+
+/// The index of the line after the table starting at `start`: its lines
+/// start with `+` or `|`, and two borders in a row end one table (the
+/// second begins the next).
+fn table_end(lines: &Lines<'_>, start: usize) -> usize {
     let mut end = start;
     while end < lines.len() {
         let t = lines.at(end).text.trim_start();
-        // Two borders in a row: one table ends and the next begins.
         let prev_border = end > start && lines.at(end - 1).text.trim_start().starts_with('+');
         if t.starts_with('+') && prev_border && end > start + 1 {
             break;
@@ -441,17 +465,26 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             break;
         }
     }
-    let first = lines.at(start);
-    // Elided cells make the paste lossy, whatever the table is.
-    if let Some(l) = lines.range(start, end).find(|l| l.text.contains("...")) {
-        return Err(PasteError::Elided { line: l.no });
-    }
-    // One pass over the rows, keeping no row: the header, and each field
-    // as its key and the range of lines its value spans (a non-empty key
-    // starts a field, an empty one continues it).
+    end
+}
+
+/// What the rows of a table hold: the header (its line and cells), and
+/// each field of a two-column table.
+struct Rows<'a> {
+    header: Option<(usize, Vec<&'a str>)>,
+    fields: Vec<Field<'a>>,
+}
+
+/// One pass over the rows of lines `start..end`, keeping no row: the
+/// header, and each field as its key and the range of lines its value
+/// spans (a non-empty key starts a field, an empty one continues it).
+/// Damaged borders and rows cut on the right are errors.
+fn read_rows<'a>(lines: &Lines<'a>, start: usize, end: usize) -> Result<Rows<'a>, PasteError> {
     let mut width = None;
-    let mut header: Option<(usize, Vec<&str>)> = None;
-    let mut fields: Vec<Field<'_>> = Vec::new();
+    let mut rows = Rows {
+        header: None,
+        fields: Vec::new(),
+    };
     for (idx, l) in (start..end).zip(lines.range(start, end)) {
         let t = l.text.trim_start();
         if t.starts_with('+') {
@@ -463,14 +496,11 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             }
             continue;
         }
-        let cells = match row(t) {
-            Ok((_, c)) => c,
-            Err(_) => {
-                return Err(PasteError::CutOff {
-                    line: l.no,
-                    what: "a row has no closing `|`: the right side was cut".into(),
-                });
-            }
+        let Ok((_, cells)) = row(t) else {
+            return Err(PasteError::CutOff {
+                line: l.no,
+                what: "a row has no closing `|`: the right side was cut".into(),
+            });
         };
         match width {
             None => width = Some(cells.len()),
@@ -482,17 +512,17 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             }
             _ => {}
         }
-        if header.is_none() {
-            header = Some((l.no, cells));
+        if rows.header.is_none() {
+            rows.header = Some((l.no, cells));
             continue;
         }
         if let [key, _] = cells.as_slice() {
             if key.is_empty() {
-                if let Some(f) = fields.last_mut() {
+                if let Some(f) = rows.fields.last_mut() {
                     f.end = idx + 1;
                 }
             } else {
-                fields.push(Field {
+                rows.fields.push(Field {
                     key,
                     line: l.no,
                     start: idx,
@@ -501,6 +531,11 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             }
         }
     }
+    Ok(rows)
+}
+
+/// A table's last line must be its bottom border, its first its top one.
+fn check_outer_borders(lines: &Lines<'_>, start: usize, end: usize) -> Result<(), PasteError> {
     let last = lines.at(end.saturating_sub(1).max(start));
     if !last.text.trim_start().starts_with('+') {
         return Err(PasteError::CutOff {
@@ -508,18 +543,22 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             what: "there is no bottom border after this line".into(),
         });
     }
+    let first = lines.at(start);
     if !first.text.trim_start().starts_with('+') {
         return Err(PasteError::CutOff {
             line: first.no,
             what: "there is no top border before this line".into(),
         });
     }
-    let Some((header_line, header)) = header else {
-        return Ok((end, None));
-    };
-    let kind = match header.as_slice() {
-        ["Property", "Value"] => SourceFormat::CinderclientTable,
-        ["Field", "Value"] => SourceFormat::OpenstackTable,
+    Ok(())
+}
+
+/// Which client printed an export table, from its header; any other
+/// table is named as what it looks like.
+fn table_kind(header_line: usize, header: &[&str]) -> Result<SourceFormat, PasteError> {
+    match header {
+        ["Property", "Value"] => Ok(SourceFormat::CinderclientTable),
+        ["Field", "Value"] => Ok(SourceFormat::OpenstackTable),
         cols => {
             let what = if cols.contains(&"Volume ID") && cols.contains(&"Status") {
                 "`backup-list` table".to_string()
@@ -528,13 +567,22 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
             } else {
                 "table of something else".to_string()
             };
-            return Err(PasteError::NotExportTable {
+            Err(PasteError::NotExportTable {
                 line: header_line,
                 what,
                 columns: cols.join(", "),
-            });
+            })
         }
-    };
+    }
+}
+
+/// The service and url fields of an export table of `kind`, gathered.
+fn export_of_table(
+    lines: &Lines<'_>,
+    kind: SourceFormat,
+    header_line: usize,
+    fields: &[Field<'_>],
+) -> Result<Found, PasteError> {
     let (svc_key, url_key) = match kind {
         SourceFormat::CinderclientTable => ("backup_service", "backup_url"),
         _ => ("Backup Service", "Metadata"),
@@ -551,11 +599,7 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
     let Some(service) = get(svc_key) else {
         return Err(PasteError::MissingRow {
             line: header_line,
-            field: if kind == SourceFormat::CinderclientTable {
-                "backup_service"
-            } else {
-                "Backup Service"
-            },
+            field: svc_key,
         });
     };
     let mut service_text = String::new();
@@ -567,18 +611,15 @@ fn parse_table(lines: &Lines<'_>, start: usize) -> Result<Step, PasteError> {
         column.get_or_insert(col);
         b64.push(l.no, col, v);
     });
-    Ok((
-        end,
-        Some(Found {
-            service: Some(service_text),
-            b64,
-            format: kind,
-            line: url.line,
-            column: column.unwrap_or(1),
-            // prettytable prints embedded newlines as rows; cliff folds.
-            real_breaks: kind == SourceFormat::CinderclientTable,
-        }),
-    ))
+    Ok(Found {
+        service: Some(service_text),
+        b64,
+        format: kind,
+        line: url.line,
+        column: column.unwrap_or(1),
+        // prettytable prints embedded newlines as rows; cliff folds.
+        real_breaks: kind == SourceFormat::CinderclientTable,
+    })
 }
 
 /// A field of a property table: its key, and lines `start..end` hold its value.
@@ -616,8 +657,45 @@ fn line_of_offset(lines: &Lines<'_>, offset: usize) -> (usize, usize) {
     (l.no, offset.saturating_sub(l.offset) + 1)
 }
 
+/// A JSON value starting on line `i`: an export (`-f json`, or the API's
+/// `{"backup-record": …}`) gives its url to decode; a record given as
+/// JSON is the record.
 fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound, PasteError> {
     let first = lines.at(i);
+    let Some((value, span)) = first_json_value(text, first)? else {
+        return Ok(JsonFound::Url(i + 1, Box::new(empty_found(first.no))));
+    };
+    let json_text = &text[span.clone()];
+    let (end_line, _) = line_of_offset(lines, span.end.saturating_sub(1));
+    let next = end_line.min(lines.len());
+    let serde_json::Value::Object(map) = value else {
+        return Err(PasteError::JsonNotRecord {
+            line: first.no,
+            what: "not an object".into(),
+        });
+    };
+    let (inner, format) = unwrap_export(map);
+    if inner.contains_key("backup_url") {
+        let found = export_url(inner, format, lines.range(i, next), first, json_text)?;
+        return Ok(JsonFound::Url(next, Box::new(found)));
+    }
+    if looks_like_record(&inner) {
+        let d = record_of_json(inner, json_text, first.no)?;
+        return Ok(JsonFound::Record(next, Box::new(d)));
+    }
+    let keys: Vec<&str> = inner.keys().map(String::as_str).take(6).collect();
+    Err(PasteError::JsonNotRecord {
+        line: first.no,
+        what: format!("an object with keys {}", keys.join(", ")),
+    })
+}
+
+/// The first JSON value of `text` from line `first` on, and where its
+/// text is; `None` when nothing follows. Errors are placed in the input.
+fn first_json_value(
+    text: &str,
+    first: Line<'_>,
+) -> Result<Option<(serde_json::Value, std::ops::Range<usize>)>, PasteError> {
     let start = first.offset + (first.text.len() - first.text.trim_start().len());
     let tail = &text[start..];
     let mut stream = serde_json::Deserializer::from_str(tail).into_iter::<serde_json::Value>();
@@ -635,107 +713,106 @@ fn parse_json_block(text: &str, lines: &Lines<'_>, i: usize) -> Result<JsonFound
                 err: e.to_string(),
             });
         }
-        None => return Ok(JsonFound::Url(i + 1, Box::new(empty_found(first.no)))),
+        None => return Ok(None),
     };
     let consumed = start + stream.byte_offset();
     // Its scratch buffer holds the longest string unescaped (the url).
     drop(stream);
-    let json_text = &text[start..consumed];
-    let (end_line, _) = line_of_offset(lines, consumed.saturating_sub(1));
-    let next = end_line.min(lines.len());
-    let serde_json::Value::Object(map) = value else {
-        return Err(PasteError::JsonNotRecord {
+    Ok(Some((value, start..consumed)))
+}
+
+/// The export inside the API's `{"backup-record": …}`, taken out (not
+/// cloned: the url in it can be big), else the object itself.
+fn unwrap_export(map: super::Record) -> (super::Record, SourceFormat) {
+    if !map.get("backup-record").is_some_and(|v| v.is_object()) {
+        return (map, SourceFormat::Json);
+    }
+    let mut map = map;
+    match map.remove("backup-record") {
+        Some(serde_json::Value::Object(inner)) => (inner, SourceFormat::ApiJson),
+        _ => (super::Record::new(), SourceFormat::ApiJson),
+    }
+}
+
+/// serde_json kept one value of a key given twice: which one was meant?
+/// (Asked once the big values are dropped: it unescapes strings again.)
+fn json_duplicate_keys(json_text: &str, line: usize) -> Result<Vec<DuplicateKey>, PasteError> {
+    duplicate_keys(json_text).map_err(|e| PasteError::Json {
+        line,
+        column: 1,
+        err: e.to_string(),
+    })
+}
+
+/// The url of an export given as JSON (`inner`, with a `backup_url`), to
+/// decode; `block` are the lines of its JSON text.
+fn export_url<'a>(
+    inner: super::Record,
+    format: SourceFormat,
+    mut block: impl Iterator<Item = Line<'a>>,
+    first: Line<'a>,
+    json_text: &str,
+) -> Result<Found, PasteError> {
+    let Some(url) = inner.get("backup_url").and_then(|v| v.as_str()) else {
+        return Err(PasteError::Malformed {
             line: first.no,
-            what: "not an object".into(),
+            what: "backup_url is not a string".into(),
         });
     };
-    // serde_json kept one value of a key given twice: which one was meant?
-    // (Checked once the big values are dropped: it unescapes strings again.)
-    let dups = || {
-        duplicate_keys(json_text).map_err(|e| PasteError::Json {
-            line: first.no,
-            column: 1,
-            err: e.to_string(),
-        })
-    };
-    // Taken out, not cloned: the url in it can be big.
-    let (inner, format) = if map.get("backup-record").is_some_and(|v| v.is_object()) {
-        let mut map = map;
-        match map.remove("backup-record") {
-            Some(serde_json::Value::Object(inner)) => (inner, SourceFormat::ApiJson),
-            _ => (super::Record::new(), SourceFormat::ApiJson),
-        }
+    let service = inner
+        .get("backup_service")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let url_line = block
+        .find(|l| l.text.contains("\"backup_url\""))
+        .unwrap_or(first);
+    let b64 = json_url_pieces(url_line, url);
+    drop(inner);
+    let wrapper = if format == SourceFormat::ApiJson {
+        "backup-record."
     } else {
-        (map, SourceFormat::Json)
+        ""
     };
-    if let Some(url) = inner.get("backup_url") {
-        let Some(url) = url.as_str() else {
-            return Err(PasteError::Malformed {
-                line: first.no,
-                what: "backup_url is not a string".into(),
-            });
-        };
-        let service = inner
-            .get("backup_service")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let url_line = lines
-            .range(i, next)
-            .find(|l| l.text.contains("\"backup_url\""))
-            .unwrap_or(first);
-        let b64 = json_url_pieces(url_line, url);
-        drop(inner);
-        let wrapper = if format == SourceFormat::ApiJson {
-            "backup-record."
-        } else {
-            ""
-        };
-        let read = ["backup-record", "backup_url", "backup_service"];
-        if let Some(d) = dups()?.iter().find(|d| {
-            read.iter()
-                .any(|k| d.path() == *k || d.path() == format!("{wrapper}{k}"))
-        }) {
-            return Err(PasteError::Malformed {
-                line: first.no,
-                what: format!("{d} in the export JSON: which one is meant?"),
-            });
-        }
-        return Ok(JsonFound::Url(
-            next,
-            Box::new(Found {
-                service,
-                b64,
-                format,
-                line: url_line.no,
-                column: 1,
-                real_breaks: true,
-            }),
-        ));
+    let read = ["backup-record", "backup_url", "backup_service"];
+    if let Some(d) = json_duplicate_keys(json_text, first.no)?.iter().find(|d| {
+        read.iter()
+            .any(|k| d.path() == *k || d.path() == format!("{wrapper}{k}"))
+    }) {
+        return Err(PasteError::Malformed {
+            line: first.no,
+            what: format!("{d} in the export JSON: which one is meant?"),
+        });
     }
-    if looks_like_record(&inner) {
-        let era = era_of(&inner, None);
-        let json = own_json_text(&inner, json_text);
-        return Ok(JsonFound::Record(
-            next,
-            Box::new(Decoded {
-                backup_service: None,
-                record: inner,
-                source: Source {
-                    format: SourceFormat::RecordJson,
-                    wrapped: false,
-                    era,
-                },
-                json,
-                wrap: None,
-                line: first.no,
-                duplicate_keys: dups()?,
-            }),
-        ));
-    }
-    let keys: Vec<&str> = inner.keys().map(String::as_str).take(6).collect();
-    Err(PasteError::JsonNotRecord {
-        line: first.no,
-        what: format!("an object with keys {}", keys.join(", ")),
+    Ok(Found {
+        service,
+        b64,
+        format,
+        line: url_line.no,
+        column: 1,
+        real_breaks: true,
+    })
+}
+
+/// A record given as its decoded JSON (`json_text`, from line `line`).
+fn record_of_json(
+    record: super::Record,
+    json_text: &str,
+    line: usize,
+) -> Result<Decoded, PasteError> {
+    let era = era_of(&record, None);
+    let json = own_json_text(&record, json_text);
+    Ok(Decoded {
+        backup_service: None,
+        record,
+        source: Source {
+            format: SourceFormat::RecordJson,
+            wrapped: false,
+            era,
+        },
+        json,
+        wrap: None,
+        line,
+        duplicate_keys: json_duplicate_keys(json_text, line)?,
     })
 }
 
