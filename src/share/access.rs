@@ -25,11 +25,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use thiserror::Error;
 
 pub use super::source::{Share, ShareDir, ShareFile};
 use super::source::{Source, SourceDir, SourceFile};
-use std::sync::atomic::{AtomicBool, Ordering};
-use thiserror::Error;
 
 /// Why the share (or something on it) could not be opened.
 #[derive(Debug, Error)]
