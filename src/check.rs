@@ -8,10 +8,11 @@
 
 use crate::findings::{Finding, Findings};
 use crate::record::{Decoded, Era, Record};
-use crate::share::access::{ShareDir, check_name, components, join};
+use crate::share::ShareDir;
 use crate::share::metadata::MAX_VOLUME_BYTES;
 use crate::share::metadata::ReadError;
 use crate::share::scan::is_chunk_of;
+use crate::share::source::{check_name, components, join};
 use crate::share::{AccessError, BackupEntry, BackupMetadata, Share, ShareScan};
 use std::collections::HashSet;
 

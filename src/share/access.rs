@@ -26,129 +26,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use thiserror::Error;
 
-pub use super::source::{Share, ShareDir, ShareFile};
+pub use super::source::{AccessError, Entry, EntryKind, FileId, check_name, components, join};
 use super::source::{Source, SourceDir, SourceFile};
 
-/// Why the share (or something on it) could not be opened.
-#[derive(Debug, Error)]
-pub enum AccessError {
-    #[error("{path} does not exist")]
-    NotFound { path: String },
-    #[error(
-        "{path} is or goes through a symbolic link: cbr never follows links on the share \
-         (Cinder does not write them)"
-    )]
-    Symlink { path: String },
-    #[error("{path} is {kind}, not a regular file: cbr does not read it")]
-    NotRegular { path: String, kind: &'static str },
-    #[error("{path} is not a directory")]
-    NotDirectory { path: String },
-    #[error("{path:?} is not a path inside the share: {reason}")]
-    BadName { path: String, reason: &'static str },
-    #[error("{path} is {size} bytes, more than the {limit} bytes cbr reads of such a file")]
-    TooLarge { path: String, size: u64, limit: u64 },
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-impl AccessError {
-    /// The stable finding code for this refusal.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AccessError::NotFound { .. } => "object-missing",
-            AccessError::Symlink { .. } => "symlink-refused",
-            AccessError::BadName { .. } => "name-invalid",
-            AccessError::TooLarge { .. } => "value-out-of-range",
-            _ => "read-failed",
-        }
-    }
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, AccessError::NotFound { .. })
-    }
-}
-
-/// Whether `name` can be one path component on the share: not empty, not
-/// `.` or `..`, no `/` and no NUL. Names from `_metadata` and records are
-/// held to this before anything is opened.
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        Err("an empty name")
-    } else if name == "." || name == ".." {
-        Err("'.' and '..' are not names")
-    } else if name.contains('/') {
-        Err("a name must not contain '/'")
-    } else if name.contains('\0') {
-        Err("a name must not contain NUL")
-    } else if name.len() > 255 {
-        Err("longer than 255 bytes")
-    } else {
-        Ok(())
-    }
-}
-
-/// The components of a share-relative path (`a/b/c`, no leading `/`, no
-/// `..`; empty and `.` components are skipped as a shell would).
-pub fn components(rel: &str) -> Result<Vec<&str>, AccessError> {
-    let bad = |reason| AccessError::BadName {
-        path: rel.to_string(),
-        reason,
-    };
-    if rel.starts_with('/') {
-        return Err(bad("an absolute path; paths are relative to the share"));
-    }
-    let mut out = Vec::new();
-    for c in rel.split('/') {
-        if c.is_empty() || c == "." {
-            continue;
-        }
-        if c == ".." {
-            return Err(bad("it climbs out with '..'"));
-        }
-        check_name(c).map_err(bad)?;
-        out.push(c);
-    }
-    Ok(out)
-}
-
-/// Join share-relative parts with `/`.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-/// What a directory entry is, without following links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-impl EntryKind {
-    fn of(ft: FileType) -> Self {
-        match ft {
-            FileType::RegularFile => EntryKind::File,
-            FileType::Directory => EntryKind::Dir,
-            FileType::Symlink => EntryKind::Symlink,
-            _ => EntryKind::Other,
-        }
-    }
-    pub fn describe(self) -> &'static str {
-        match self {
-            EntryKind::File => "a file",
-            EntryKind::Dir => "a directory",
-            EntryKind::Symlink => "a symbolic link",
-            EntryKind::Other => "a special file (FIFO, device or socket)",
-        }
+/// What a directory entry of this type is.
+fn kind_of(ft: FileType) -> EntryKind {
+    match ft {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Symlink,
+        _ => EntryKind::Other,
     }
 }
 
@@ -192,22 +80,6 @@ struct LocalFile {
     id: FileId,
 }
 
-/// A file's identity as its handle's `fstat` saw it: what a journal
-/// compares to know a file unchanged since it was proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileId {
-    pub size: u64,
-    pub mtime_ns: i128,
-    pub inode: u64,
-}
-
-impl FileId {
-    /// `size:mtime_ns:inode`, as a journal stores it.
-    pub fn stamp(&self) -> String {
-        format!("{}:{}:{}", self.size, self.mtime_ns, self.inode)
-    }
-}
-
 impl SourceFile for LocalFile {
     fn id(&self) -> FileId {
         self.id
@@ -218,25 +90,6 @@ impl SourceFile for LocalFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
     }
-}
-
-impl ShareFile {
-    /// A file opened outside any share (a test's, a tool's), checked to be
-    /// a regular file; `rel` names it in messages.
-    pub fn from_std(file: File, rel: impl Into<String>) -> Result<ShareFile, AccessError> {
-        regular(OwnedFd::from(file), rel.into()).map(|f| ShareFile::new(Box::new(f)))
-    }
-}
-
-/// One entry of a share directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub name: String,
-    pub kind: EntryKind,
-    /// Size of regular files (0 for anything else).
-    pub size: u64,
-    /// The name is not valid UTF-8 (shown lossily; never opened).
-    pub lossy: bool,
 }
 
 /// A directory of a local share, held open.
@@ -472,6 +325,12 @@ fn not_special(
     Ok(())
 }
 
+/// A file opened outside any share (a test's, a tool's), checked to be a
+/// regular file, as a source file ([`super::ShareFile::from_std`]).
+pub(super) fn regular_file(file: File, rel: String) -> Result<Box<dyn SourceFile>, AccessError> {
+    regular(OwnedFd::from(file), rel).map(|f| Box::new(f) as Box<dyn SourceFile>)
+}
+
 fn regular(fd: OwnedFd, rel: String) -> Result<LocalFile, AccessError> {
     let st = rustix::fs::fstat(&fd).map_err(|e| AccessError::Io {
         path: rel.clone(),
@@ -522,12 +381,12 @@ impl SourceDir for LocalDir {
                 Ok(s) => (s.to_string(), false),
                 Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
             };
-            let mut kind = EntryKind::of(e.file_type());
+            let mut kind = kind_of(e.file_type());
             let mut size = 0;
             if matches!(e.file_type(), FileType::Unknown) || kind == EntryKind::File {
                 match rustix::fs::statat(&self.fd, e.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => {
-                        kind = EntryKind::of(FileType::from_raw_mode(st.st_mode));
+                        kind = kind_of(FileType::from_raw_mode(st.st_mode));
                         if kind == EntryKind::File {
                             size = st.st_size.max(0) as u64;
                         }

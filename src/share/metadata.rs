@@ -8,7 +8,7 @@ use std::io::Read;
 use thiserror::Error;
 
 use super::FileId;
-use super::access::{AccessError, ShareDir};
+use super::{AccessError, ShareDir};
 
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -319,7 +319,7 @@ impl<'de> Visitor<'de> for Entry<'_> {
         if map.next_key::<IgnoredAny>()?.is_some() {
             return Err(fail(MetadataError::BadObjectEntry { index }));
         }
-        if let Err(reason) = crate::share::access::check_name(&name) {
+        if let Err(reason) = crate::share::source::check_name(&name) {
             return Err(fail(MetadataError::BadName {
                 index,
                 name,

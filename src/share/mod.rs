@@ -1,7 +1,8 @@
 //! The share: what Cinder's NFS/posix/GlusterFS backup drivers wrote, read
 //! without ever writing to it.
 //!
-//! - [`source`]: the seam where the share is read: [`Share`] over a source.
+//! - [`source`]: the seam where a share is read: what any source of one offers.
+//! - [`handle`]: [`Share`], [`ShareDir`], [`ShareFile`]: a share as the rest of cbr holds it, over any source.
 //! - [`access`]: the one way into a local share: handles, no links, regular files.
 //! - [`out`]: the one way out: every file cbr writes, never in the share.
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
@@ -11,6 +12,7 @@
 //! - [`sha256file`]: the `<prefix>_sha256file`, streamed, random access.
 
 pub mod access;
+pub mod handle;
 pub mod locate;
 pub mod metadata;
 pub mod nfs;
@@ -19,11 +21,11 @@ pub mod scan;
 pub mod sha256file;
 pub mod source;
 
-pub use access::{AccessError, FileId};
+pub use handle::{Share, ShareDir, ShareFile};
 pub use metadata::{BackupMetadata, ChunkObject, Compression};
 pub use scan::{BackupEntry, ShareScan};
 pub use sha256file::Sha256File;
-pub use source::{Share, ShareDir, ShareFile};
+pub use source::{AccessError, FileId};
 
 /// The object prefix Kilo..Ocata used for every backup.
 pub const LEGACY_PREFIX: &str = "backup";

@@ -423,11 +423,7 @@ impl Gate {
             source,
         })?;
         let mut real = canon_parent.join(name);
-        let look = |p: &Path| match rustix::fs::lstat(p) {
-            Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(e) => Err(io(WHAT, p, "look at")(e)),
-        };
+        let look = |p: &Path| look_nofollow(WHAT, p);
         if look(&real)? == Some(FileType::Symlink) {
             // The operator's link: where it leads is what counts.
             real = std::fs::canonicalize(&real).map_err(|_| OutError::Kind {
@@ -456,13 +452,27 @@ impl Gate {
                 path: path.display().to_string(),
             });
         }
+        let (has_wal, has_shm) = self.journal_sidecars(&real)?;
+        Ok(JournalPath {
+            path: real,
+            shown: path.to_owned(),
+            exists,
+            has_wal,
+            has_shm,
+        })
+    }
+
+    /// Whether the journal's `-wal` and `-shm` exist (regular files);
+    /// anything else in their place is refused, as is either inside a share.
+    fn journal_sidecars(&self, real: &Path) -> Result<(bool, bool), OutError> {
+        const WHAT: &str = "journal";
         let (mut has_wal, mut has_shm) = (false, false);
         for suffix in ["-wal", "-shm"] {
             let mut p = real.as_os_str().to_owned();
             p.push(suffix);
             let p = PathBuf::from(p);
             self.refuse_inside(WHAT, &p)?;
-            match look(&p)? {
+            match look_nofollow(WHAT, &p)? {
                 None => {}
                 Some(FileType::RegularFile) => {
                     has_wal |= suffix == "-wal";
@@ -478,13 +488,7 @@ impl Gate {
                 }
             }
         }
-        Ok(JournalPath {
-            path: real,
-            shown: path.to_owned(),
-            exists,
-            has_wal,
-            has_shm,
-        })
+        Ok((has_wal, has_shm))
     }
 }
 
@@ -603,5 +607,14 @@ mod tests {
     #[test]
     fn uri_escapes_what_sqlite_would_read_as_syntax() {
         assert_eq!(uri(Path::new("/a b/c?d#e%f")), "file:/a b/c%3Fd%23e%25f");
+    }
+}
+
+/// What `p` is, without following a link; `None` when it does not exist.
+fn look_nofollow(what: &str, p: &Path) -> Result<Option<FileType>, OutError> {
+    match rustix::fs::lstat(p) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(io(what, p, "look at")(e)),
     }
 }

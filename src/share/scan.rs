@@ -6,9 +6,10 @@
 //! walk refuses (a link, a FIFO, a device) no later reader opens either,
 //! because every reader opens through the same gate.
 
+use super::ShareDir;
 pub use super::access::EntryKind;
-use super::access::{Entry, ShareDir, join};
 use super::metadata::{BackupMetadata, ReadError};
+use super::source::{Entry, join};
 use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
 use std::collections::{BTreeMap, HashMap};

@@ -14,7 +14,7 @@ use super::NfsError;
 use super::proto::{self, Attr, Ftype, Proc};
 use super::rpc::{Conn, Cred, Settings};
 use super::url::NfsUrl;
-use crate::share::access::{check_name, components, join};
+use crate::share::source::{check_name, components, join};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

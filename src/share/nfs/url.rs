@@ -69,6 +69,51 @@ fn unescape(url: &str, s: &str) -> Result<String, NfsError> {
     String::from_utf8(out).map_err(|_| bad(url, "the path is not UTF-8"))
 }
 
+/// The server and its NFS port (`HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`).
+fn host_and_port(url: &str, authority: &str) -> Result<(String, Option<u16>), NfsError> {
+    if authority.contains('@') {
+        return Err(bad(url, "user names are not supported (use uid= and gid=)"));
+    }
+    let (host, nfsport) = if let Some(h) = authority.strip_prefix('[') {
+        let (h, tail) = h
+            .split_once(']')
+            .ok_or_else(|| bad(url, "an IPv6 address without its ']'"))?;
+        let p = match tail.strip_prefix(':') {
+            Some(p) => Some(port(url, "port", p)?),
+            None if tail.is_empty() => None,
+            None => return Err(bad(url, "junk after the IPv6 address")),
+        };
+        (format!("[{h}]"), p)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(port(url, "port", p)?)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(bad(url, "no server name"));
+    }
+    Ok((host, nfsport))
+}
+
+/// The export path's components, unescaped and checked as share names.
+fn path_parts(url: &str, path: &str) -> Result<Vec<String>, NfsError> {
+    let mut parts = Vec::new();
+    for c in path.split('/') {
+        if c.is_empty() || c == "." {
+            continue;
+        }
+        let c = unescape(url, c)?;
+        crate::share::source::check_name(&c)
+            .map_err(|r| bad(url, format!("path component {c:?}: {r}")))?;
+        parts.push(c);
+    }
+    if parts.is_empty() {
+        return Err(bad(url, "no export path (nfs://HOST/EXPORT)"));
+    }
+    Ok(parts)
+}
+
 impl NfsUrl {
     pub fn parse(url: &str) -> Result<NfsUrl, NfsError> {
         if !is_nfs_url(url) {
@@ -86,46 +131,12 @@ impl NfsUrl {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.contains('@') {
-            return Err(bad(url, "user names are not supported (use uid= and gid=)"));
-        }
-        let (host, nfsport) = if let Some(h) = authority.strip_prefix('[') {
-            let (h, tail) = h
-                .split_once(']')
-                .ok_or_else(|| bad(url, "an IPv6 address without its ']'"))?;
-            let p = match tail.strip_prefix(':') {
-                Some(p) => Some(port(url, "port", p)?),
-                None if tail.is_empty() => None,
-                None => return Err(bad(url, "junk after the IPv6 address")),
-            };
-            (format!("[{h}]"), p)
-        } else {
-            match authority.split_once(':') {
-                Some((h, p)) => (h.to_string(), Some(port(url, "port", p)?)),
-                None => (authority.to_string(), None),
-            }
-        };
-        if host.is_empty() || host == "[]" {
-            return Err(bad(url, "no server name"));
-        }
-        let mut parts = Vec::new();
-        for c in path.split('/') {
-            if c.is_empty() || c == "." {
-                continue;
-            }
-            let c = unescape(url, c)?;
-            crate::share::access::check_name(&c)
-                .map_err(|r| bad(url, format!("path component {c:?}: {r}")))?;
-            parts.push(c);
-        }
-        if parts.is_empty() {
-            return Err(bad(url, "no export path (nfs://HOST/EXPORT)"));
-        }
+        let (host, nfsport) = host_and_port(url, authority)?;
         let mut u = NfsUrl {
             host,
             nfsport,
             mountport: None,
-            path: parts,
+            path: path_parts(url, path)?,
             uid: 65534,
             gid: 65534,
             privileged: false,
@@ -133,43 +144,49 @@ impl NfsUrl {
         };
         for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            match k {
-                "nfsport" => u.nfsport = Some(port(url, k, v)?),
-                "mountport" => u.mountport = Some(port(url, k, v)?),
-                "uid" => u.uid = num(url, k, v)?,
-                "gid" => u.gid = num(url, k, v)?,
-                "version" => {
-                    if v != "3" {
-                        return Err(NfsError::Unsupported(format!(
-                            "version={v}: cbr speaks NFSv3 only (NFSv4-only servers are not supported)"
-                        )));
-                    }
-                }
-                "privileged" => {
-                    u.privileged = match v {
-                        "1" | "" => true,
-                        "0" => false,
-                        _ => return Err(bad(url, format!("privileged={v:?} (0 or 1)"))),
-                    }
-                }
-                "timeout" => {
-                    let t: u64 = num(url, k, v)?;
-                    if !(1..=3600).contains(&t) {
-                        return Err(bad(url, "timeout= takes 1..3600 seconds"));
-                    }
-                    u.timeout_s = t;
-                }
-                "sec" | "auth" => {
-                    if v != "sys" {
-                        return Err(NfsError::Unsupported(format!(
-                            "{k}={v}: only AUTH_SYS is supported (no Kerberos)"
-                        )));
-                    }
-                }
-                _ => return Err(bad(url, format!("unknown parameter {k:?}"))),
-            }
+            u.set(url, k, v)?;
         }
         Ok(u)
+    }
+
+    /// One `key=value` of the query, checked.
+    fn set(&mut self, url: &str, k: &str, v: &str) -> Result<(), NfsError> {
+        match k {
+            "nfsport" => self.nfsport = Some(port(url, k, v)?),
+            "mountport" => self.mountport = Some(port(url, k, v)?),
+            "uid" => self.uid = num(url, k, v)?,
+            "gid" => self.gid = num(url, k, v)?,
+            "version" => {
+                if v != "3" {
+                    return Err(NfsError::Unsupported(format!(
+                        "version={v}: cbr speaks NFSv3 only (NFSv4-only servers are not supported)"
+                    )));
+                }
+            }
+            "privileged" => {
+                self.privileged = match v {
+                    "1" | "" => true,
+                    "0" => false,
+                    _ => return Err(bad(url, format!("privileged={v:?} (0 or 1)"))),
+                }
+            }
+            "timeout" => {
+                let t: u64 = num(url, k, v)?;
+                if !(1..=3600).contains(&t) {
+                    return Err(bad(url, "timeout= takes 1..3600 seconds"));
+                }
+                self.timeout_s = t;
+            }
+            "sec" | "auth" => {
+                if v != "sys" {
+                    return Err(NfsError::Unsupported(format!(
+                        "{k}={v}: only AUTH_SYS is supported (no Kerberos)"
+                    )));
+                }
+            }
+            _ => return Err(bad(url, format!("unknown parameter {k:?}"))),
+        }
+        Ok(())
     }
 
     /// The path on the server as one string (`/EXPORT/PATH`).
