@@ -474,6 +474,7 @@ impl LocalDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::share::Share;
 
     #[test]
     fn names_must_be_one_component() {

@@ -600,6 +600,15 @@ impl JournalPath {
     }
 }
 
+/// What `p` is, without following a link; `None` when it does not exist.
+fn look_nofollow(what: &str, p: &Path) -> Result<Option<FileType>, OutError> {
+    match rustix::fs::lstat(p) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(io(what, p, "look at")(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,14 +616,5 @@ mod tests {
     #[test]
     fn uri_escapes_what_sqlite_would_read_as_syntax() {
         assert_eq!(uri(Path::new("/a b/c?d#e%f")), "file:/a b/c%3Fd%23e%25f");
-    }
-}
-
-/// What `p` is, without following a link; `None` when it does not exist.
-fn look_nofollow(what: &str, p: &Path) -> Result<Option<FileType>, OutError> {
-    match rustix::fs::lstat(p) {
-        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(io(what, p, "look at")(e)),
     }
 }
