@@ -126,9 +126,17 @@ fn main() {
         img.set_len(gib(size)).expect("len");
         for c in scan.chain(b) {
             for o in &c.metadata.objects {
-                let mut d = flate2::read::ZlibDecoder::new(c.open(&sh, &o.name).expect("chunk"));
+                // Each object says how it was stored: Cinder keeps a chunk
+                // that would not shrink as it is (compression none).
+                let mut f = c.open(&sh, &o.name).expect("chunk");
                 let mut v = Vec::new();
-                d.read_to_end(&mut v).expect("inflate");
+                if o.compression == cbr::share::Compression::None {
+                    std::io::Read::read_to_end(&mut f, &mut v).expect("read");
+                } else {
+                    flate2::read::ZlibDecoder::new(f)
+                        .read_to_end(&mut v)
+                        .expect("inflate");
+                }
                 std::os::unix::fs::FileExt::write_all_at(&img, &v, o.offset).expect("write");
             }
         }
