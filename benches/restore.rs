@@ -125,7 +125,7 @@ fn main() {
         let img = std::fs::File::create(dir.path().join("base.img")).expect("img");
         img.set_len(gib(size)).expect("len");
         for c in scan.chain(b) {
-            for o in &c.metadata.objects {
+            for o in c.metadata.objects.iter() {
                 // Each object says how it was stored: Cinder keeps a chunk
                 // that would not shrink as it is (compression none).
                 let mut f = c.open(&sh, &o.name).expect("chunk");

@@ -159,7 +159,7 @@ fn live_ranges<'a>(chain: &[&'a BackupEntry], size: u64) -> (Vec<ChunkPlan<'a>>,
     for b in chain.iter().rev() {
         // Within one backup, chunks do not overlap; later backups win.
         let mut mine = Vec::new();
-        for o in &b.metadata.objects {
+        for o in b.metadata.objects.iter() {
             let end = o.end().min(size);
             if o.offset >= end {
                 continue;

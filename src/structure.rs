@@ -113,7 +113,7 @@ pub fn backup_findings(share: &Share, scan: &ShareScan, backup: &BackupEntry) ->
 fn chunk_files_against_metadata(out: &mut Out) {
     let b = out.backup;
     let mut listed: HashSet<&str> = HashSet::with_capacity(b.metadata.objects.len());
-    for o in &b.metadata.objects {
+    for o in b.metadata.objects.iter() {
         if !listed.insert(o.name.as_str()) {
             out.error(
                 "metadata-invalid",

@@ -311,7 +311,7 @@ impl DeepRun<'_> {
     fn work_items(&self) -> Vec<(usize, &ChunkObject)> {
         let mut items: Vec<(usize, &ChunkObject)> = Vec::new();
         for (i, b) in self.backups.iter().enumerate() {
-            for o in &b.metadata.objects {
+            for o in b.metadata.objects.iter() {
                 if let Some((pct, seed)) = self.opts.sample
                     && !in_sample(&b.id, &o.name, pct, seed)
                 {

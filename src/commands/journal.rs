@@ -200,7 +200,7 @@ fn rows_on_share(
         let of = |name: &str| mine.and_then(|v| v.iter().find(|(c, _)| *c == name));
         let mut proven = 0u64;
         let mut oldest: Option<i64> = None;
-        for o in &b.metadata.objects {
+        for o in b.metadata.objects.iter() {
             if let Some((_, l)) = of(&o.name)
                 && l.ok
                 && l.at >= cutoff

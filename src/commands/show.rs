@@ -218,7 +218,7 @@ fn render_chunks(out: &mut dyn Write, b: &BackupEntry) -> Result<()> {
         "  {:<8} {:>14} {:>12} {:>10} {:<6} {:<32}",
         "OBJECT", "OFFSET", "LENGTH", "STORED", "COMP", "MD5"
     )?;
-    for o in &b.metadata.objects {
+    for o in b.metadata.objects.iter() {
         let stored = b.chunk_file(&o.name).map_or("MISSING".to_string(), |c| {
             if c.is_file {
                 human_bytes(c.size)

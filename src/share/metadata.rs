@@ -170,7 +170,7 @@ pub struct BackupMetadata {
     /// JSON text (a string inside the JSON), as written.
     pub volume_meta: Option<String>,
     pub extra_metadata: Option<serde_json::Value>,
-    pub objects: Vec<ChunkObject>,
+    pub objects: std::sync::Arc<Vec<ChunkObject>>,
 }
 
 /// The top-level keys cbr reads; any other key is skipped.
@@ -236,7 +236,7 @@ impl<'de> Visitor<'de> for Doc<'_> {
             version: None,
             volume_meta: None,
             extra_metadata: None,
-            objects: Vec::new(),
+            objects: Default::default(),
         };
         let mut seen = [false; FIELDS.len()];
         while let Some(key) = map.next_key::<String>()? {
@@ -261,7 +261,8 @@ impl<'de> Visitor<'de> for Doc<'_> {
             }
         }
         m.backup_id = backup_id.ok_or_else(|| de::Error::missing_field("backup_id"))?;
-        m.objects = objects.ok_or_else(|| de::Error::missing_field("objects"))?;
+        m.objects =
+            std::sync::Arc::new(objects.ok_or_else(|| de::Error::missing_field("objects"))?);
         Ok(m)
     }
 }
