@@ -87,6 +87,12 @@ impl Share {
     pub fn contains(&self, path: &Path) -> bool {
         self.source.contains(path)
     }
+
+    /// How many directories a walk of this share keeps in flight
+    /// ([`Source::walk_concurrency`]), at least 1.
+    pub fn walk_concurrency(&self) -> usize {
+        self.source.walk_concurrency().max(1)
+    }
 }
 
 /// A directory of the share, held open.

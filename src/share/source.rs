@@ -226,6 +226,13 @@ pub trait Source: Send + Sync + Debug {
     fn is_root(&self, _dev: u64, _ino: u64) -> bool {
         false
     }
+
+    /// How many directories (and small files) a walk of this source should
+    /// have in flight at once. A local disk is bound by the CPUs that parse
+    /// what it reads; a remote source by round trips, so it asks for more.
+    fn walk_concurrency(&self) -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
 }
 
 /// A directory of a source, held open. Names given to it are one
