@@ -37,6 +37,7 @@ struct Inner {
     nfs_addr: SocketAddr,
     root: Vec<u8>,
     rsize: u32,
+    concurrency: usize,
     pool: Mutex<Vec<Conn>>,
 }
 
@@ -162,6 +163,7 @@ impl NfsShare {
                 nfs_addr,
                 root,
                 rsize: 64 << 10,
+                concurrency: u.concurrency,
                 pool: Mutex::new(vec![conn]),
             }),
         };
@@ -189,6 +191,7 @@ impl NfsShare {
             nfs_addr,
             root,
             rsize,
+            concurrency: u.concurrency,
             pool: Mutex::new(Vec::new()),
         };
         let old = std::mem::replace(&mut share.inner, Arc::new(inner));
@@ -210,6 +213,11 @@ impl NfsShare {
         self.inner.rsize
     }
 
+    /// Directories a walk keeps in flight (`concurrency=`).
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
     fn take_conn(&self) -> Result<Conn, NfsError> {
         if let Some(c) = self.inner.pool.lock().ok().and_then(|mut p| p.pop()) {
             return Ok(c);
@@ -221,6 +229,11 @@ impl NfsShare {
         if let Ok(mut p) = self.inner.pool.lock() {
             p.push(c);
         }
+    }
+
+    /// Connections idle in the pool (for tests of the pool's accounting).
+    pub fn pooled(&self) -> usize {
+        self.inner.pool.lock().map_or(0, |p| p.len())
     }
 
     /// One call with its reply decoded by `f`; retried on a fresh
@@ -587,12 +600,42 @@ impl NfsReader {
         Ok(())
     }
 
+    /// Whether every READ sent on the connection has been answered: then
+    /// nothing of this file can arrive on it any more, and another call
+    /// may use it.
+    fn clean(&self) -> bool {
+        self.in_flight
+            .iter()
+            .all(|f| self.arrived.contains_key(&f.0))
+    }
+
+    /// Give the connection back to the pool when it is clean, else close
+    /// it (a late reply would land in another caller's stream).
+    fn release(&mut self) {
+        if let Some(c) = self.conn.take()
+            && self.clean()
+        {
+            self.share.give_back(c);
+        }
+        self.in_flight.clear();
+        self.arrived.clear();
+    }
+
     /// Forget READs in flight (their replies will never be read): the
     /// connection is closed.
     fn drain_conn(&mut self) {
         self.conn = None;
         self.in_flight.clear();
         self.arrived.clear();
+    }
+}
+
+/// A reader dropped before the end of its file (a chunk found bad, a
+/// range read): its connection goes back to the pool when no reply is
+/// outstanding on it, and is closed otherwise.
+impl Drop for NfsReader {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -606,11 +649,7 @@ impl std::io::Read for NfsReader {
                 return Ok(n);
             }
             if self.eof || self.pos >= self.end() {
-                if let Some(c) = self.conn.take()
-                    && self.in_flight.is_empty()
-                {
-                    self.share.give_back(c);
-                }
+                self.release();
                 return Ok(0);
             }
             match self.fill() {

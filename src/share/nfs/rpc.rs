@@ -74,16 +74,31 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, NfsError> {
         })
 }
 
+/// Connect from a port below 1024 (`privileged=1`), within `timeout` in
+/// all: the search for a free port and the connect itself (bounded by
+/// `SO_SNDTIMEO`, which Linux applies to a blocking connect) share one
+/// deadline, so that an unreachable server costs `timeout`, not 424 of them.
 fn connect_privileged(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, NfsError> {
-    use rustix::net::{AddressFamily, SocketType, ipproto};
+    use rustix::net::{AddressFamily, SocketType, ipproto, sockopt};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
+    let deadline = std::time::Instant::now() + timeout;
+    let timed_out = || {
+        io("connect from a privileged port", addr)(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no connection within {} s", timeout.as_secs()),
+        ))
+    };
     let mut last = None;
     // Ports 1023 down to 600, as the kernel client and libnfs try them.
     for port in (600..1024u16).rev() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
         let sock = rustix::net::socket(family, SocketType::STREAM, Some(ipproto::TCP))
             .map_err(|e| io("open a socket", addr)(e.into()))?;
         let local: SocketAddr = if addr.is_ipv4() {
@@ -98,19 +113,26 @@ fn connect_privileged(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, 
                 return Err(NfsError::Privileged { source: e.into() });
             }
         }
+        // At least 1 ms: a zero timeout would mean none at all.
+        sockopt::set_socket_timeout(
+            &sock,
+            sockopt::Timeout::Send,
+            Some(left.max(Duration::from_millis(1))),
+        )
+        .map_err(|e| io("set a timeout", addr)(e.into()))?;
         match rustix::net::connect(&sock, &addr) {
-            Ok(()) => {
-                let s = TcpStream::from(sock);
-                return Ok(s);
-            }
+            Ok(()) => return Ok(TcpStream::from(sock)),
             Err(rustix::io::Errno::ADDRINUSE) | Err(rustix::io::Errno::ADDRNOTAVAIL) => {
                 last = Some(rustix::io::Errno::ADDRINUSE);
                 continue;
             }
+            // The send timeout ran out in the middle of the handshake.
+            Err(rustix::io::Errno::INPROGRESS)
+            | Err(rustix::io::Errno::AGAIN)
+            | Err(rustix::io::Errno::TIMEDOUT) => return Err(timed_out()),
             Err(e) => return Err(io("connect", addr)(e.into())),
         }
     }
-    let _ = timeout;
     Err(io("connect from a privileged port", addr)(
         last.map_or_else(|| std::io::Error::other("no port free"), Into::into),
     ))
@@ -281,6 +303,34 @@ fn parse_reply_header(d: &mut Decoder) -> Result<usize, NfsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// privileged=1 against a server that never answers the handshake
+    /// ends with cbr's own timeout, not the kernel's two minutes of SYN
+    /// retries for each port tried. The silent server: a loopback listener
+    /// whose accept queue (backlog 0) is already full, so that the kernel
+    /// drops further SYNs. Without the right to bind a port below 1024 the
+    /// bind is refused as such.
+    #[test]
+    fn privileged_connect_is_bounded_by_its_timeout() {
+        use rustix::net::{AddressFamily, SocketType, ipproto};
+        let l = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, Some(ipproto::TCP))
+            .unwrap();
+        rustix::net::bind(&l, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        rustix::net::listen(&l, 0).unwrap();
+        let addr = match rustix::net::getsockname(&l).unwrap().try_into() {
+            Ok(a) => a,
+            Err(_) => panic!("an INET listener has an INET address"),
+        };
+        // Fill the queue (never accepted).
+        let _first = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        match connect_privileged(addr, Duration::from_millis(300)) {
+            Err(NfsError::Privileged { .. }) => {}
+            Err(NfsError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::TimedOut, "{source}")
+            }
+            other => panic!("the listener never accepts: {other:?}"),
+        }
+    }
 
     #[test]
     fn reply_header() {

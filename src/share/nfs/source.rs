@@ -8,25 +8,59 @@
 //! (chunks) keeps several READs in flight across calls of `read_at`; a
 //! read at another offset (a sha256file's random access) asks for just
 //! what it needs.
+//!
+//! A walk opens each directory by its share-relative path: the handles
+//! READDIRPLUS returned for the subdirectories of a listed directory are
+//! kept (a bounded number, each used once) so that opening one costs no
+//! LOOKUP of each component from the root. A handle so kept was a
+//! directory by the server's attributes when listed; if the name has since
+//! been replaced (by a link, say), the handle still names the directory
+//! that was listed, or is stale (an error): no link is followed either way.
 
 use super::proto::{Attr, Ftype};
 use super::{NfsError, NfsReader, NfsShare};
 use crate::share::source::{
-    AccessError, Entry, EntryKind, FileId, Source, SourceDir, SourceFile, join,
+    AccessError, Entry, EntryKind, FileId, Source, SourceDir, SourceFile, components, join,
 };
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Directory handles kept from listings, at most: a walk's frontier (a
+/// share of 65,536 `xx/yy` directories fits), about 10 MiB.
+const MAX_HINTS: usize = 100_000;
+
+/// Handles of listed subdirectories, by share-relative path, each taken
+/// once by the open that uses it.
+#[derive(Debug, Default)]
+struct Hints(Mutex<HashMap<String, Vec<u8>>>);
+
+impl Hints {
+    fn take(&self, rel: &str) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.remove(rel)
+    }
+
+    fn keep(&self, rel: String, fh: Vec<u8>) {
+        if let Ok(mut m) = self.0.lock()
+            && m.len() < MAX_HINTS
+        {
+            m.insert(rel, fh);
+        }
+    }
+}
 
 /// An export read over `nfs://`.
 #[derive(Debug)]
 pub struct NfsSource {
     share: NfsShare,
+    hints: Arc<Hints>,
 }
 
 impl NfsSource {
     pub fn open(url: &str) -> Result<NfsSource, NfsError> {
         Ok(NfsSource {
             share: NfsShare::open(url)?,
+            hints: Arc::default(),
         })
     }
 }
@@ -77,7 +111,34 @@ impl Source for NfsSource {
             share: self.share.clone(),
             fh: self.share.root_fh().to_vec(),
             rel: String::new(),
+            hints: self.hints.clone(),
         }))
+    }
+
+    /// A directory the walk just listed the parent of opens by the handle
+    /// the listing returned; any other from the root, one LOOKUP a step.
+    fn open_dir(&self, rel: &str) -> Result<Box<dyn SourceDir>, AccessError> {
+        let parts = components(rel)?;
+        let rel = parts.join("/");
+        if let Some(fh) = self.hints.take(&rel) {
+            return Ok(Box::new(NfsDir {
+                share: self.share.clone(),
+                fh,
+                rel,
+                hints: self.hints.clone(),
+            }));
+        }
+        let mut dir = self.root_dir()?;
+        for part in parts {
+            dir = dir.open_dir(part)?;
+        }
+        Ok(dir)
+    }
+
+    /// Round trips, not CPUs, bound a walk over NFS: `concurrency=` of the
+    /// URL (16 unless told), each walker on a pooled connection of its own.
+    fn walk_concurrency(&self) -> usize {
+        self.share.concurrency()
     }
 }
 
@@ -87,6 +148,7 @@ pub struct NfsDir {
     share: NfsShare,
     fh: Vec<u8>,
     rel: String,
+    hints: Arc<Hints>,
 }
 
 impl NfsDir {
@@ -116,6 +178,15 @@ impl SourceDir for NfsDir {
             .map_err(|e| to_access(e, shown))?;
         Ok(list
             .into_iter()
+            .map(|mut e| {
+                if e.ftype == Ftype::Dir
+                    && !e.lossy
+                    && let Some(fh) = e.fh.take()
+                {
+                    self.hints.keep(join(&self.rel, &e.name), fh);
+                }
+                e
+            })
             .map(|e| Entry {
                 kind: if e.lossy && e.ftype == Ftype::Reg {
                     EntryKind::File
@@ -138,6 +209,7 @@ impl SourceDir for NfsDir {
             share: self.share.clone(),
             fh,
             rel: path,
+            hints: self.hints.clone(),
         }))
     }
 

@@ -2,7 +2,8 @@
 //! following libnfs's URL conventions: the port after the host is the NFS
 //! port (as `nfsport`), ports not given are asked of the server's
 //! portmapper (port 111), uid/gid are the AUTH_SYS identity (default 65534,
-//! nobody), only `version=3` is spoken.
+//! nobody), only `version=3` is spoken. `concurrency=N` (cbr's own) is how
+//! many directories a walk keeps in flight (each on a connection of its own).
 
 use super::NfsError;
 
@@ -19,7 +20,16 @@ pub struct NfsUrl {
     pub privileged: bool,
     /// Seconds for each network step (connect, send, reply).
     pub timeout_s: u64,
+    /// Directories a walk keeps in flight ([`DEFAULT_CONCURRENCY`] unless
+    /// `concurrency=N`).
+    pub concurrency: usize,
 }
+
+/// Directories walked at once over NFS unless the URL says otherwise: a
+/// walk is bound by round trips, not CPUs, so it keeps many in flight.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The most `concurrency=` accepts (each is a thread and a connection).
+pub const MAX_CONCURRENCY: usize = 256;
 
 /// Whether `s` is meant as an `nfs://` URL (any letter case of the scheme).
 pub fn is_nfs_url(s: &str) -> bool {
@@ -141,6 +151,7 @@ impl NfsUrl {
             gid: 65534,
             privileged: false,
             timeout_s: 30,
+            concurrency: DEFAULT_CONCURRENCY,
         };
         for kv in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -176,6 +187,13 @@ impl NfsUrl {
                     return Err(bad(url, "timeout= takes 1..3600 seconds"));
                 }
                 self.timeout_s = t;
+            }
+            "concurrency" => {
+                let n: usize = num(url, k, v)?;
+                if !(1..=MAX_CONCURRENCY).contains(&n) {
+                    return Err(bad(url, format!("concurrency= takes 1..{MAX_CONCURRENCY}")));
+                }
+                self.concurrency = n;
             }
             "sec" | "auth" => {
                 if v != "sys" {
@@ -218,7 +236,15 @@ mod tests {
         assert_eq!(u.mountport, Some(20048));
         assert_eq!((u.uid, u.gid), (0, 0));
         assert!(!u.privileged);
+        assert_eq!(u.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(u.display(), "nfs://server:2049/export/backup");
+        let u = NfsUrl::parse("nfs://h/e?concurrency=1").unwrap();
+        assert_eq!(u.concurrency, 1);
+        assert_eq!(
+            u.display(),
+            "nfs://h/e",
+            "how, not where: not in the journal key"
+        );
         let u = NfsUrl::parse("NFS://[::1]:2050/e?privileged=1").unwrap();
         assert_eq!(u.host, "[::1]");
         assert_eq!(u.nfsport, Some(2050));
@@ -251,6 +277,9 @@ mod tests {
             "nfs://[::1/e",
             "nfs://h/e#x",
             "nfs://h/e?timeout=0",
+            "nfs://h/e?concurrency=0",
+            "nfs://h/e?concurrency=257",
+            "nfs://h/e?concurrency=",
         ] {
             assert!(NfsUrl::parse(bad).is_err(), "{bad}");
         }
