@@ -97,23 +97,7 @@ fn ranges_read_as_the_local_file() {
     };
     let nfs = NfsShare::open(&url).unwrap();
     // The largest file of the share.
-    let mut big = (0u64, String::new());
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = nfs.open_dir(&rel).unwrap();
-        for e in nfs.entries(&dir, &rel).unwrap() {
-            let r = if rel.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{rel}/{}", e.name)
-            };
-            match e.ftype {
-                Ftype::Dir => stack.push(r),
-                Ftype::Reg if e.size > big.0 => big = (e.size, r),
-                _ => {}
-            }
-        }
-    }
+    let big = largest_file(&nfs);
     let whole = std::fs::read(Path::new(&local).join(&big.1)).unwrap();
     let f = nfs.open_file(&big.1).unwrap();
     let size = whole.len() as u64;
@@ -176,4 +160,149 @@ fn links_and_special_files_are_refused_without_being_followed() {
     ));
     let f = nfs.open_file("plain").unwrap();
     assert_eq!(nfs.read_at(&f, 0, 100).unwrap(), b"hi\n");
+}
+
+/// The largest regular file of the export: (size, share-relative path).
+fn largest_file(nfs: &NfsShare) -> (u64, String) {
+    let mut big = (0u64, String::new());
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = nfs.open_dir(&rel).unwrap();
+        for e in nfs.entries(&dir, &rel).unwrap() {
+            let r = if rel.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{rel}/{}", e.name)
+            };
+            match e.ftype {
+                Ftype::Dir => stack.push(r),
+                Ftype::Reg if e.size > big.0 => big = (e.size, r),
+                _ => {}
+            }
+        }
+    }
+    big
+}
+
+/// A reader dropped before the end of its file gives its connection back
+/// to the pool when every READ it sent was answered, and closes it when
+/// replies are still outstanding (they would land in another call's
+/// stream).
+#[test]
+fn a_reader_dropped_mid_file_returns_a_clean_connection_to_the_pool() {
+    let Some(url) = env("CBR_NFS_URL") else {
+        return;
+    };
+    let nfs = NfsShare::open(&url).unwrap();
+    let (size, rel) = largest_file(&nfs);
+    let rsize = u64::from(nfs.rsize());
+    assert!(size > 2 * rsize, "the largest file spans several READs");
+    let f = nfs.open_file(&rel).unwrap();
+    let idle = nfs.pooled();
+    assert!(idle >= 1, "open and lookups leave a connection idle");
+    // One READ (limited to one rsize), answered, a byte of it taken: clean.
+    let mut r = nfs.reader(&f, 0);
+    r.limit = Some(rsize);
+    let mut b = [0u8; 1];
+    assert_eq!(r.read(&mut b).unwrap(), 1);
+    assert_eq!(nfs.pooled(), idle - 1, "the reader holds one");
+    drop(r);
+    assert_eq!(nfs.pooled(), idle, "clean: back in the pool");
+    // Streaming: READs in flight beyond the first when it is dropped.
+    let mut r = nfs.reader(&f, 0);
+    assert_eq!(r.read(&mut b).unwrap(), 1);
+    drop(r);
+    assert_eq!(nfs.pooled(), idle - 1, "replies outstanding: closed");
+    // The pool still serves: a whole read through it.
+    let got = nfs.read_at(&f, 0, size as usize).unwrap();
+    assert_eq!(got.len() as u64, size);
+}
+
+/// Many walkers at once (what `?concurrency=N` asks of the scan) each
+/// take a connection of the pool: the same listing as one walker, and the
+/// connections come back.
+#[test]
+fn walkers_at_once_list_what_one_walker_lists() {
+    let Some(url) = env("CBR_NFS_URL") else {
+        return;
+    };
+    let nfs = NfsShare::open(&format!("{url}?concurrency=8")).unwrap();
+    assert_eq!(nfs.concurrency(), 8);
+    let mut dirs = vec![String::new()];
+    let mut i = 0;
+    while i < dirs.len() {
+        let rel = dirs[i].clone();
+        let d = nfs.open_dir(&rel).unwrap();
+        for e in nfs.entries(&d, &rel).unwrap() {
+            if e.ftype == Ftype::Dir {
+                dirs.push(if rel.is_empty() {
+                    e.name
+                } else {
+                    format!("{rel}/{}", e.name)
+                });
+            }
+        }
+        i += 1;
+    }
+    let one: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|rel| {
+            let d = nfs.open_dir(rel).unwrap();
+            nfs.entries(&d, rel)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        })
+        .collect();
+    let many: Vec<Vec<String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = dirs
+            .iter()
+            .map(|rel| {
+                let nfs = &nfs;
+                s.spawn(move || {
+                    let d = nfs.open_dir(rel).unwrap();
+                    nfs.entries(&d, rel)
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| e.name)
+                        .collect()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(one, many);
+    assert!(nfs.pooled() >= 1);
+    assert!(nfs.pooled() <= dirs.len());
+}
+
+/// Not a test: the harness' generator of the 10,000-backup share it lists
+/// over nfs:// (`CBR_NFS_WRITE_MANY=DIR`, run before the server starts).
+#[test]
+#[ignore = "a generator run by tests/interop/nfs.sh"]
+fn write_many_backups_for_the_harness() {
+    let dir = std::env::var("CBR_NFS_WRITE_MANY").expect("CBR_NFS_WRITE_MANY=DIR");
+    let n: u64 = std::env::var("CBR_NFS_MANY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    for i in 0..n {
+        let b = cbr::synth::SynthBackup {
+            id: cbr::synth::uuid_from(i, 1),
+            volume_id: cbr::synth::uuid_from(i / 3, 2),
+            container: None,
+            legacy_prefix: false,
+            timestamp: format!("2026{i:010}"),
+            name: Some(format!("b{i}")),
+            description: None,
+            size: 2 * 4096,
+            object_size: 4096,
+            block: 4096,
+            compression: "zlib".into(),
+            parent: None,
+        };
+        cbr::synth::write_backup(Path::new(&dir), &b, &mut |o, buf| buf.fill((o % 7) as u8))
+            .unwrap();
+    }
 }

@@ -19,6 +19,19 @@
 #     NULL/GETATTR/LOOKUP/READ/READDIRPLUS/FSINFO; none writes, none is
 #     READLINK; and the export itself is Access_Type = RO.
 #
+#   - a directory of 10,000 backups (written by tests/nfs.rs's generator
+#     before the server starts) is listed over nfs:// as locally (ls --json).
+#
+# Serve mode, for the benchmark (benches/nfs.rs) and by hand:
+#   nfs.sh serve DIR -- CMD [ARGS...]
+# exports DIR (read-only, as /export; it must be world-readable: the
+# export squashes root) with the same Ganesha in a namespace of its own,
+# runs CMD in that namespace with CBR_NFS_URL=nfs://127.0.0.1/export, and
+# exits with CMD's status. With CBR_NFS_DELAY_MS=N it also starts
+# tests/interop/delay_proxy.py (N ms each way) in front of the NFS port:
+# CBR_NFS_DELAYED_URL names the export through it, and
+# CBR_NFS_PROXY_CONTROL=HOST:PORT answers "calls N" (RPCs forwarded).
+#
 # Needs root (network namespaces, rpcbind on 111). Prints
 # "nfs: SKIPPED (reason)" and exits 0 where it cannot run (not root, no
 # netns, the packages cannot be installed).
@@ -28,6 +41,13 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 FIX=$ROOT/fixtures/cinder-29/share
+SERVE=
+if [ "${1:-}" = serve ]; then
+  SERVE=$(realpath -e "${2:?nfs.sh serve DIR -- CMD}") || exit 2
+  shift 2
+  [ "${1:-}" = -- ] && shift
+  [ $# -gt 0 ] || { echo "nfs.sh serve DIR -- CMD [ARGS...]" >&2; exit 2; }
+fi
 
 skip() {
   echo "nfs: SKIPPED ($1)"
@@ -54,6 +74,7 @@ W=$(mktemp -d /tmp/cbr-nfs.XXXXXX)
 NS=cbrnfs$$
 GPID=
 RPID=
+PPID_PROXY=
 stop_pid() { # TERM, up to 5 s, then KILL; only the processes this script started
   [ -n "$1" ] || return 0
   kill "$1" 2>/dev/null || return 0
@@ -65,6 +86,7 @@ stop_pid() { # TERM, up to 5 s, then KILL; only the processes this script starte
   wait "$1" 2>/dev/null
 }
 cleanup() {
+  stop_pid "$PPID_PROXY"
   stop_pid "$GPID"
   stop_pid "$RPID"
   ip netns del "$NS" 2>/dev/null
@@ -78,14 +100,29 @@ trap cleanup EXIT
 ip netns add "$NS" 2>/dev/null || skip "cannot make a network namespace"
 ip netns exec "$NS" ip link set lo up
 
-# The export: the share copy, and a directory of traps beside it.
-mkdir -p "$W/export/traps" "$W/recovery"
-cp -r "$FIX" "$W/export/share"
-ln -s /etc "$W/export/traps/etc"
-ln -s ../share "$W/export/traps/share-link"
-mkfifo "$W/export/traps/fifo"
-echo hi >"$W/export/traps/plain"
-chmod -R a+rX "$W"
+mkdir -p "$W/recovery"
+if [ -n "$SERVE" ]; then
+  EXPORT=$SERVE
+  # The bench measures the server, not its debug log.
+  LOGCOMP=
+else
+  EXPORT=$W/export
+  LOGCOMP='Components { DISPATCH = FULL_DEBUG; }'
+  # The export: the share copy, a directory of traps beside it, and
+  # 10,000 backups (written before the server starts: no cache of its
+  # can hide them).
+  mkdir -p "$W/export/traps"
+  cp -r "$FIX" "$W/export/share"
+  ln -s /etc "$W/export/traps/etc"
+  ln -s ../share "$W/export/traps/share-link"
+  mkfifo "$W/export/traps/fifo"
+  echo hi >"$W/export/traps/plain"
+  mkdir -p "$W/export/many"
+  CBR_NFS_WRITE_MANY=$W/export/many CARGO_NET_OFFLINE=true \
+    cargo test --release --locked -q --test nfs -- --ignored --exact write_many_backups_for_the_harness >"$W/many.log" 2>&1 \
+    || { echo "nfs: FAIL writing the 10,000 backups"; tail -20 "$W/many.log"; exit 1; }
+  chmod -R a+rX "$W"
+fi
 
 cat >"$W/ganesha.conf" <<CONF
 NFS_CORE_PARAM {
@@ -99,7 +136,7 @@ NFS_CORE_PARAM {
 NFSV4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = $W/recovery; }
 EXPORT {
   Export_Id = 1;
-  Path = $W/export;
+  Path = $EXPORT;
   Pseudo = /export;
   Protocols = 3;
   Transports = TCP;
@@ -110,7 +147,7 @@ EXPORT {
 }
 LOG {
   Default_Log_Level = EVENT;
-  Components { DISPATCH = FULL_DEBUG; }
+  $LOGCOMP
 }
 CONF
 
@@ -136,6 +173,22 @@ start_ganesha() {
   exit 1
 }
 start_ganesha
+
+if [ -n "$SERVE" ]; then
+  export CBR_NFS_URL=nfs://127.0.0.1/export
+  if [ -n "${CBR_NFS_DELAY_MS:-}" ]; then
+    ip netns exec "$NS" python3 "$ROOT/tests/interop/delay_proxy.py" 3049 2049 "$CBR_NFS_DELAY_MS" 3050 &
+    PPID_PROXY=$!
+    for _ in $(seq 1 50); do
+      ip netns exec "$NS" ss -ltn 2>/dev/null | grep -q ':3050 ' && break
+      sleep 0.1
+    done
+    export CBR_NFS_DELAYED_URL='nfs://127.0.0.1:3049/export?mountport=20048'
+    export CBR_NFS_PROXY_CONTROL=127.0.0.1:3050
+  fi
+  ip netns exec "$NS" "$@"
+  exit $?
+fi
 
 FAILS=0
 PASSES=0
@@ -166,7 +219,7 @@ INCR2=5e3d24d4-0659-43cf-b107-c4e9be24598c    # incr2-zlib (chain of three)
 INCR2_SHA=a2cf32d8d4a6a21aecfdf5e8b2b348f72db7f30cb22a5994d21a3b096f33d539
 BZ2=daa0e87d-2b85-42ab-a96f-9fcdd67c2fc3      # full-bz2, one chunk
 ZSTD=f953a76b-dc56-43f9-8758-9be95e3dfd05     # full-zstd, one chunk
-same() { # same NAME WANT_EXIT ARGS...
+same() { # same NAME WANT_EXIT ARGS... (the pair compared: $LOCAL and $URL)
   local name=$1 want=$2
   shift 2
   "$CBR" "$@" --share "$LOCAL" >"$W/l.out" 2>"$W/l.err"
@@ -187,6 +240,14 @@ same "ls --json" 0 ls --json
 same "show --json" 0 show "$FULL" --json
 same "check --json" 0 check fixtures/cinder-29/records/full-zlib.cinderclient.txt --json
 same "verify --deep --json" 0 verify --deep --json
+
+# 10,000 backups listed over nfs:// (issue 24), as locally: every row of
+# ls --json (the sha256file header of each read too).
+LOCAL=$W/export/many URL=nfs://127.0.0.1/export/many same "ls --json, 10,000 backups" 0 ls --json
+n=$(grep -c '"id":' "$W/n.out")
+[ "$n" = 10000 ]
+# shellcheck disable=SC2319 # the status of the test just above
+result "ls over nfs:// lists the 10,000 backups ($n)" $?
 ip netns exec "$NS" "$CBR" restore -q "$INCR2" --share "$URL" -o "$W/img.nfs"
 r=$?
 got=$(sha256sum "$W/img.nfs" 2>/dev/null | cut -d' ' -f1)

@@ -9,13 +9,15 @@
 //! read at another offset (a sha256file's random access) asks for just
 //! what it needs.
 //!
-//! A walk opens each directory by its share-relative path: the handles
-//! READDIRPLUS returned for the subdirectories of a listed directory are
-//! kept (a bounded number, each used once) so that opening one costs no
-//! LOOKUP of each component from the root. A handle so kept was a
-//! directory by the server's attributes when listed; if the name has since
-//! been replaced (by a link, say), the handle still names the directory
-//! that was listed, or is stale (an error): no link is followed either way.
+//! Everything above the seam opens directories and files by their
+//! share-relative path: the handles READDIRPLUS returned for the
+//! subdirectories of a listed directory are kept (up to [`MAX_HINTS`],
+//! about 14 MiB: every directory of a share of some 50,000 backups) so that
+//! opening one, or a file in one, costs no LOOKUP of each component from
+//! the root. A handle so kept was a directory by the server's attributes
+//! when listed; if the name has since been replaced (by a link, say), the
+//! handle still names the directory that was listed, or is stale (an
+//! error): no link is followed either way.
 
 use super::proto::{Attr, Ftype};
 use super::{NfsError, NfsReader, NfsShare};
@@ -26,18 +28,17 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-/// Directory handles kept from listings, at most: a walk's frontier (a
-/// share of 65,536 `xx/yy` directories fits), about 10 MiB.
-const MAX_HINTS: usize = 100_000;
+/// Directory handles kept from listings, at most (beyond, a directory is
+/// looked up from the root, one LOOKUP a component).
+pub const MAX_HINTS: usize = 100_000;
 
-/// Handles of listed subdirectories, by share-relative path, each taken
-/// once by the open that uses it.
+/// Handles of listed subdirectories, by share-relative path.
 #[derive(Debug, Default)]
 struct Hints(Mutex<HashMap<String, Vec<u8>>>);
 
 impl Hints {
-    fn take(&self, rel: &str) -> Option<Vec<u8>> {
-        self.0.lock().ok()?.remove(rel)
+    fn get(&self, rel: &str) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.get(rel).cloned()
     }
 
     fn keep(&self, rel: String, fh: Vec<u8>) {
@@ -115,12 +116,12 @@ impl Source for NfsSource {
         }))
     }
 
-    /// A directory the walk just listed the parent of opens by the handle
-    /// the listing returned; any other from the root, one LOOKUP a step.
+    /// A directory whose parent was listed opens by the handle the listing
+    /// returned; any other from the root, one LOOKUP a step.
     fn open_dir(&self, rel: &str) -> Result<Box<dyn SourceDir>, AccessError> {
         let parts = components(rel)?;
         let rel = parts.join("/");
-        if let Some(fh) = self.hints.take(&rel) {
+        if let Some(fh) = self.hints.get(&rel) {
             return Ok(Box::new(NfsDir {
                 share: self.share.clone(),
                 fh,
@@ -133,6 +134,19 @@ impl Source for NfsSource {
             dir = dir.open_dir(part)?;
         }
         Ok(dir)
+    }
+
+    /// A file in its directory opened as [`Source::open_dir`] does: a
+    /// chunk or a sha256file costs one LOOKUP once its directory was listed.
+    fn open_file(&self, rel: &str) -> Result<Box<dyn SourceFile>, AccessError> {
+        let parts = components(rel)?;
+        let Some((last, parents)) = parts.split_last() else {
+            return Err(AccessError::NotRegular {
+                path: String::new(),
+                kind: "a directory",
+            });
+        };
+        self.open_dir(&parents.join("/"))?.open_file(last)
     }
 
     /// Round trips, not CPUs, bound a walk over NFS: `concurrency=` of the

@@ -1,0 +1,303 @@
+#![allow(clippy::disallowed_methods)] // tests build and inspect shares directly
+//! cbr over `nfs://` against NFS-Ganesha on loopback (issue 24), as ratios
+//! measured in the same run:
+//! - `verify --deep` over nfs:// against the same verify of the local
+//!   directory the server exports (goal >= 0.8);
+//! - `ls` of 10,000 backups through a delay proxy of DELAY ms each way
+//!   (tests/interop/delay_proxy.py; `tc netem` is not available here),
+//!   against the floor of RPCs / concurrency x round trip (goal within 3x),
+//!   with the sequential walk (`?concurrency=1`) beside it;
+//! - one large chunk read by cbr's client against `nfs-cp` (libnfs, Debian
+//!   package libnfs-utils) of the same chunk: a throughput anchor.
+//!
+//! Needs root: the server is set up by `tests/interop/nfs.sh serve`, which
+//! runs this program again inside the server's network namespace. Prints
+//! `nfs: SKIPPED (why)` where it cannot run.
+//!
+//! Run: cargo bench --bench nfs
+//! (CBR_NFS_DELAY_MS: the proxy's delay each way, default 1;
+//! CBR_NFS_BENCH_BACKUPS: backups listed, default 10,000.)
+
+#[path = "common.rs"]
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    if std::env::var_os("CBR_NFS_BENCH_INSIDE").is_some() {
+        inside();
+    } else {
+        outside();
+    }
+}
+
+fn backups() -> u64 {
+    std::env::var("CBR_NFS_BENCH_BACKUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// Write the shares, then serve them and run [`inside`] next to the server.
+fn outside() {
+    if !rustix_is_root() {
+        println!("nfs: SKIPPED (needs root for the server's network namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let top = dir.path();
+    let n = backups();
+    eprintln!("writing {n} backups (ls) and the verify share...");
+    for i in 0..n {
+        let b = cbr::synth::SynthBackup {
+            id: cbr::synth::uuid_from(i, 1),
+            volume_id: cbr::synth::uuid_from(i / 3, 2),
+            container: None,
+            legacy_prefix: false,
+            timestamp: format!("2026{i:010}"),
+            name: Some(format!("b{i}")),
+            description: None,
+            size: 2 * 4096,
+            object_size: 4096,
+            block: 4096,
+            compression: "zlib".into(),
+            parent: None,
+        };
+        cbr::synth::write_backup(&top.join("ls"), &b, &mut |o, buf| buf.fill((o % 7) as u8))
+            .expect("write");
+    }
+    // verify --deep: a zlib backup of 1 GiB in 128 MiB chunks (the usual
+    // case: CPU-bound), and one stored uncompressed in one 256 MiB chunk
+    // (network-bound; also the chunk nfs-cp reads).
+    for (k, (size, object, comp)) in [
+        (1u64 << 30, 128u64 << 20, "zlib"),
+        (256 << 20, 256 << 20, "none"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let b = cbr::synth::SynthBackup {
+            id: cbr::synth::uuid_from(k as u64, 3),
+            volume_id: cbr::synth::uuid_from(k as u64, 4),
+            container: None,
+            legacy_prefix: false,
+            timestamp: format!("2026112400000{k}"),
+            name: Some(format!("deep-{comp}")),
+            description: None,
+            size,
+            object_size: object,
+            block: 32768,
+            compression: comp.into(),
+            parent: None,
+        };
+        cbr::synth::write_backup(&top.join("deep"), &b, &mut thin_volume(k as u64 + 1))
+            .expect("write");
+    }
+    // The export squashes root: everything world-readable.
+    let st = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(top)
+        .status()
+        .expect("chmod");
+    assert!(st.success());
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/nfs.sh");
+    let me = std::env::current_exe().expect("this program");
+    let delay = std::env::var("CBR_NFS_DELAY_MS").unwrap_or_else(|_| "1".into());
+    let out = std::process::Command::new("bash")
+        .arg(&harness)
+        .arg("serve")
+        .arg(top)
+        .arg("--")
+        .arg("env")
+        .arg("CBR_NFS_BENCH_INSIDE=1")
+        .arg(format!("CBR_NFS_BENCH_LOCAL={}", top.display()))
+        .arg(&me)
+        .env("CBR_NFS_DELAY_MS", &delay)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run tests/interop/nfs.sh serve");
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !text.contains("SKIPPED") {
+        assert!(
+            out.status.success(),
+            "the benchmark failed inside the namespace"
+        );
+    }
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Seconds of one run of cbr, asserting its exit status.
+fn timed(args: &[&str], want: i32) -> f64 {
+    let t = Instant::now();
+    let out = cbr().args(args).output().expect("run cbr");
+    let s = t.elapsed().as_secs_f64();
+    assert_eq!(
+        out.status.code(),
+        Some(want),
+        "cbr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+/// The calls the delay proxy has forwarded so far.
+fn proxy_calls(control: &str) -> u64 {
+    let mut s = std::net::TcpStream::connect(control).expect("the proxy's control port");
+    let mut t = String::new();
+    s.read_to_string(&mut t).expect("read");
+    t.trim()
+        .strip_prefix("calls ")
+        .and_then(|n| n.parse().ok())
+        .expect("calls N")
+}
+
+fn inside() {
+    let local = std::env::var("CBR_NFS_BENCH_LOCAL").expect("CBR_NFS_BENCH_LOCAL");
+    let url = std::env::var("CBR_NFS_URL").expect("CBR_NFS_URL");
+    let control = std::env::var("CBR_NFS_PROXY_CONTROL").expect("CBR_NFS_PROXY_CONTROL");
+    let delay_ms: f64 = std::env::var("CBR_NFS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let mut out = std::io::stdout().lock();
+
+    // 1. verify --deep, nfs:// against the local directory, same run.
+    let deep_local = format!("{local}/deep");
+    let deep_nfs = format!("{url}/deep");
+    timed(&["verify", "--deep", "-q", "--share", &deep_local], 0); // page cache warm
+    let l = median(3, || {
+        timed(&["verify", "--deep", "-q", "--share", &deep_local], 0);
+    })
+    .as_secs_f64();
+    let n = median(3, || {
+        timed(&["verify", "--deep", "-q", "--share", &deep_nfs], 0);
+    })
+    .as_secs_f64();
+    let bytes: u64 = walkdir::WalkDir::new(&deep_local)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum();
+    writeln!(
+        out,
+        "nfs: verify --deep of 1.25 GiB ({:.0} MiB on the share): local {l:.3}s, nfs:// {n:.3}s; \
+         ratio local/nfs {:.2} (goal >= 0.8)",
+        bytes as f64 / (1 << 20) as f64,
+        l / n
+    )
+    .expect("stdout");
+
+    // 2. ls of the backups through the delay proxy.
+    let rtt = 2.0 * delay_ms / 1000.0;
+    let count = backups();
+    let delayed = |q: &str| format!("nfs://127.0.0.1:3049/export/ls?mountport=20048{q}");
+    let mut runs = Vec::new();
+    for (label, q, conc) in [
+        ("concurrent (default, concurrency=16)", "", 16.0),
+        ("sequential (concurrency=1)", "&concurrency=1", 1.0),
+    ] {
+        let before = proxy_calls(&control);
+        let s = timed(&["ls", "--share", &delayed(q)], 0);
+        let calls = proxy_calls(&control) - before;
+        let floor = calls as f64 / conc * rtt;
+        runs.push((label, s, calls, floor));
+    }
+    for (label, s, calls, floor) in &runs {
+        writeln!(
+            out,
+            "nfs: ls of {count} backups, {delay_ms} ms each way: {label}: {s:.2}s, {calls} RPCs; \
+             floor (RPCs / concurrency x {:.0} ms) {floor:.2}s; {:.2}x the floor (goal <= 3x)",
+            rtt * 1000.0,
+            s / floor
+        )
+        .expect("stdout");
+    }
+    let local_ls = median(3, || {
+        timed(&["ls", "--share", &format!("{local}/ls")], 0);
+    })
+    .as_secs_f64();
+    writeln!(
+        out,
+        "nfs: ls of {count} backups on the local directory: {local_ls:.2}s (for scale)"
+    )
+    .expect("stdout");
+
+    // 3. One large chunk: cbr's client against nfs-cp.
+    let chunk = walkdir::WalkDir::new(&deep_local)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .expect("a chunk");
+    let size = chunk.metadata().expect("stat").len();
+    let rel = chunk
+        .path()
+        .strip_prefix(&local)
+        .expect("under the export")
+        .to_string_lossy()
+        .into_owned();
+    let mib = size as f64 / (1 << 20) as f64;
+    let nfs = cbr::share::nfs::NfsShare::open(&url).expect("mount");
+    let f = nfs.open_file(&rel).expect("the chunk");
+    let ours = median(3, || {
+        let mut r = nfs.reader(&f, 0);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0u64;
+        loop {
+            match r.read(&mut buf).expect("read") {
+                0 => break,
+                k => got += k as u64,
+            }
+        }
+        assert_eq!(got, size);
+    })
+    .as_secs_f64();
+    let have_nfs_cp = std::process::Command::new("nfs-cp")
+        .arg("--help")
+        .output()
+        .is_ok();
+    let theirs = have_nfs_cp.then(|| {
+        median(3, || {
+            let st = std::process::Command::new("nfs-cp")
+                .arg(format!("nfs://127.0.0.1/export/{rel}"))
+                .arg("/dev/null")
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("nfs-cp");
+            assert!(st.success(), "nfs-cp failed");
+        })
+        .as_secs_f64()
+    });
+    match theirs {
+        Some(t) => writeln!(
+            out,
+            "nfs: one {mib:.0} MiB chunk: cbr's client {:.0} MiB/s, nfs-cp (libnfs) {:.0} MiB/s; \
+             ratio {:.2}",
+            mib / ours,
+            mib / t,
+            t / ours
+        ),
+        None => writeln!(
+            out,
+            "nfs: one {mib:.0} MiB chunk: cbr's client {:.0} MiB/s; nfs-cp not installed \
+             (apt-get install libnfs-utils)",
+            mib / ours
+        ),
+    }
+    .expect("stdout");
+}
