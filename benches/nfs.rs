@@ -153,6 +153,46 @@ fn timed(args: &[&str], want: i32) -> f64 {
     s
 }
 
+/// What the scan does, through the library, with a pool of `threads`
+/// walkers: every directory opened by path and listed, every `_metadata`
+/// read. Returns the `_metadata` files read.
+fn lib_walk(url: &str, threads: usize) -> usize {
+    use cbr::share::source::EntryKind;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let src = cbr::share::nfs::NfsSource::open(url).expect("mount");
+    let share = cbr::share::Share::from_source(std::sync::Arc::new(src));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let metas = AtomicUsize::new(0);
+    fn walk<'s>(
+        share: &'s cbr::share::Share,
+        rel: String,
+        s: &rayon::Scope<'s>,
+        metas: &'s AtomicUsize,
+    ) {
+        let dir = share.open_dir(&rel).expect("open_dir");
+        for e in dir.entries().expect("entries") {
+            let path = if rel.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{rel}/{}", e.name)
+            };
+            match e.kind {
+                EntryKind::Dir => s.spawn(move |s| walk(share, path, s, metas)),
+                EntryKind::File if e.name.ends_with("_metadata") => {
+                    dir.read(&e.name, 1 << 20).expect("read _metadata");
+                    metas.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    }
+    pool.scope(|s| walk(&share, String::new(), s, &metas));
+    metas.into_inner()
+}
+
 /// The calls the delay proxy has forwarded so far.
 fn proxy_calls(control: &str) -> u64 {
     let mut s = std::net::TcpStream::connect(control).expect("the proxy's control port");
@@ -227,6 +267,27 @@ fn inside() {
         )
         .expect("stdout");
     }
+    // The same walk through the library with the pool the scan will size
+    // from the source's walk_concurrency() (issue 25's walker): what the
+    // client serves with 16 walkers at once (one walker is the sequential
+    // ls above).
+    {
+        let threads = 16usize;
+        let before = proxy_calls(&control);
+        let t = Instant::now();
+        let metas = lib_walk(&delayed(""), threads);
+        let s = t.elapsed().as_secs_f64();
+        let calls = proxy_calls(&control) - before;
+        assert_eq!(metas as u64, count);
+        let floor = calls as f64 / threads as f64 * rtt;
+        writeln!(
+            out,
+            "nfs: library walk (the scan's work) with {threads} walkers: {s:.2}s, {calls} RPCs; \
+             floor {floor:.2}s; {:.2}x the floor (goal <= 3x)",
+            s / floor
+        )
+        .expect("stdout");
+    }
     let local_ls = median(3, || {
         timed(&["ls", "--share", &format!("{local}/ls")], 0);
     })
@@ -271,17 +332,21 @@ fn inside() {
         .arg("--help")
         .output()
         .is_ok();
+    // nfs-cp writes a regular file (not /dev/null): one in memory.
+    let copy = format!("/dev/shm/cbr-bench-nfs-cp.{}", std::process::id());
     let theirs = have_nfs_cp.then(|| {
-        median(3, || {
+        let t = median(3, || {
             let st = std::process::Command::new("nfs-cp")
                 .arg(format!("nfs://127.0.0.1/export/{rel}"))
-                .arg("/dev/null")
+                .arg(&copy)
                 .stdout(std::process::Stdio::null())
                 .status()
                 .expect("nfs-cp");
             assert!(st.success(), "nfs-cp failed");
         })
-        .as_secs_f64()
+        .as_secs_f64();
+        let _ = std::fs::remove_file(&copy);
+        t
     });
     match theirs {
         Some(t) => writeln!(

@@ -56,6 +56,8 @@ pub struct NfsEntry {
     /// The name is not valid UTF-8 (shown lossily; never opened).
     pub lossy: bool,
     pub fh: Option<Vec<u8>>,
+    /// The attributes the listing returned (or a LOOKUP, when it had none).
+    pub attr: Option<Attr>,
 }
 
 /// A regular file on the export, looked up and checked.
@@ -415,6 +417,7 @@ impl NfsShare {
                     size,
                     lossy,
                     fh: e.fh,
+                    attr,
                 });
                 if out.len() > MAX_ENTRIES {
                     return Err(NfsError::Garbled {
@@ -453,6 +456,7 @@ impl NfsShare {
             arrived: HashMap::new(),
             buf: Vec::new(),
             buf_at: 0,
+            buf_end: 0,
             attempt: 0,
             eof: false,
             limit: None,
@@ -514,9 +518,14 @@ pub struct NfsReader {
     conn: Option<Conn>,
     /// (xid, offset, count) in the order sent.
     in_flight: VecDeque<(u32, u64, u32)>,
-    arrived: HashMap<u32, (Vec<u8>, bool)>,
+    /// Replies come in ahead of their turn: the reply record, where its
+    /// data lies in it, and eof.
+    arrived: HashMap<u32, (Vec<u8>, std::ops::Range<usize>, bool)>,
+    /// The reply record being handed out, its data at `buf_at..buf_end`
+    /// (kept as it came: no copy of the data out of the record).
     buf: Vec<u8>,
     buf_at: usize,
+    buf_end: usize,
     attempt: u32,
     eof: bool,
     pub limit: Option<u64>,
@@ -525,7 +534,7 @@ pub struct NfsReader {
 impl NfsReader {
     /// The offset of the next byte this reader hands out.
     pub fn position(&self) -> u64 {
-        self.pos - (self.buf.len() - self.buf_at) as u64
+        self.pos - (self.buf_end - self.buf_at) as u64
     }
 
     fn end(&self) -> u64 {
@@ -556,46 +565,45 @@ impl NfsReader {
         };
         while !self.arrived.contains_key(&xid) {
             let (rxid, rec, at) = conn.recv()?;
-            if self.in_flight.iter().any(|f| f.0 == rxid) {
-                let want = self
-                    .in_flight
-                    .iter()
-                    .find(|f| f.0 == rxid)
-                    .map_or(0, |f| f.2);
+            if let Some(&(_, _, want)) = self.in_flight.iter().find(|f| f.0 == rxid) {
                 let (data, eof) = proto::read_res(&rec[at..], want)?;
-                self.arrived.insert(rxid, (data.to_vec(), eof));
+                // Where the data lies in the record (a slice of it).
+                let start = data.as_ptr() as usize - rec.as_ptr() as usize;
+                let range = start..start + data.len();
+                self.arrived.insert(rxid, (rec, range, eof));
             }
         }
         self.in_flight.pop_front();
-        let Some((data, eof)) = self.arrived.remove(&xid) else {
+        let Some((rec, range, eof)) = self.arrived.remove(&xid) else {
             return Ok(());
         };
+        let len = range.len();
         if offset != self.pos {
             return Err(NfsError::Garbled {
                 what: "READ",
                 reason: "replies out of step".into(),
             });
         }
-        if (data.len() as u64) < u64::from(count) {
-            if !eof || data.is_empty() {
-                // A short read inside the file: ask again from there.
-                if data.is_empty() && !eof {
-                    return Err(NfsError::Garbled {
-                        what: "READ",
-                        reason: format!("no data at offset {offset} of {}", self.rel),
-                    });
-                }
+        if (len as u64) < u64::from(count) {
+            // A short read inside the file: ask again from there (none at
+            // all and no end: the server is garbled).
+            if len == 0 && !eof {
+                return Err(NfsError::Garbled {
+                    what: "READ",
+                    reason: format!("no data at offset {offset} of {}", self.rel),
+                });
             }
             // Re-issue everything after this short piece.
             self.drain_conn();
-            self.next = self.pos + data.len() as u64;
+            self.next = self.pos + len as u64;
             if eof {
                 self.eof = true;
             }
         }
-        self.pos += data.len() as u64;
-        self.buf = data;
-        self.buf_at = 0;
+        self.pos += len as u64;
+        self.buf = rec;
+        self.buf_at = range.start;
+        self.buf_end = range.end;
         self.attempt = 0;
         Ok(())
     }
@@ -642,8 +650,8 @@ impl Drop for NfsReader {
 impl std::io::Read for NfsReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         loop {
-            if self.buf_at < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.buf_at);
+            if self.buf_at < self.buf_end {
+                let n = out.len().min(self.buf_end - self.buf_at);
                 out[..n].copy_from_slice(&self.buf[self.buf_at..self.buf_at + n]);
                 self.buf_at += n;
                 return Ok(n);

@@ -222,11 +222,19 @@ impl Conn {
                     reason: format!("a record over {MAX_RECORD} bytes"),
                 });
             }
-            let start = out.len();
-            out.resize(start + len, 0);
-            self.stream
-                .read_exact(&mut out[start..])
+            // Read into the spare capacity without zeroing it first (a
+            // READ reply is up to 1 MiB): `take` bounds the read to this
+            // fragment, and a short one is an error.
+            out.reserve(len);
+            let got = (&mut self.stream)
+                .take(len as u64)
+                .read_to_end(&mut out)
                 .map_err(io("read a reply", self.addr))?;
+            if got < len {
+                return Err(io("read a reply", self.addr)(std::io::Error::from(
+                    std::io::ErrorKind::UnexpectedEof,
+                )));
+            }
             if last {
                 return Ok(out);
             }

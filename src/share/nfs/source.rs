@@ -17,7 +17,10 @@
 //! the root. A handle so kept was a directory by the server's attributes
 //! when listed; if the name has since been replaced (by a link, say), the
 //! handle still names the directory that was listed, or is stale (an
-//! error): no link is followed either way.
+//! error): no link is followed either way. Likewise a directory held
+//! open keeps the handle and attributes its listing returned for each
+//! regular file, for one open of it (the scan's `_metadata`): the type is
+//! the server's, the identity that of the listing, a moment before.
 
 use super::proto::{Attr, Ftype};
 use super::{NfsError, NfsReader, NfsShare};
@@ -108,12 +111,12 @@ impl Source for NfsSource {
     }
 
     fn root_dir(&self) -> Result<Box<dyn SourceDir>, AccessError> {
-        Ok(Box::new(NfsDir {
-            share: self.share.clone(),
-            fh: self.share.root_fh().to_vec(),
-            rel: String::new(),
-            hints: self.hints.clone(),
-        }))
+        Ok(Box::new(NfsDir::new(
+            self.share.clone(),
+            self.share.root_fh().to_vec(),
+            String::new(),
+            self.hints.clone(),
+        )))
     }
 
     /// A directory whose parent was listed opens by the handle the listing
@@ -122,12 +125,12 @@ impl Source for NfsSource {
         let parts = components(rel)?;
         let rel = parts.join("/");
         if let Some(fh) = self.hints.get(&rel) {
-            return Ok(Box::new(NfsDir {
-                share: self.share.clone(),
+            return Ok(Box::new(NfsDir::new(
+                self.share.clone(),
                 fh,
                 rel,
-                hints: self.hints.clone(),
-            }));
+                self.hints.clone(),
+            )));
         }
         let mut dir = self.root_dir()?;
         for part in parts {
@@ -163,6 +166,21 @@ pub struct NfsDir {
     fh: Vec<u8>,
     rel: String,
     hints: Arc<Hints>,
+    /// Regular files of the last listing: handle and attributes, by name,
+    /// each taken by one open.
+    files: Mutex<HashMap<String, (Vec<u8>, Attr)>>,
+}
+
+impl NfsDir {
+    fn new(share: NfsShare, fh: Vec<u8>, rel: String, hints: Arc<Hints>) -> NfsDir {
+        NfsDir {
+            share,
+            fh,
+            rel,
+            hints,
+            files: Mutex::default(),
+        }
+    }
 }
 
 impl NfsDir {
@@ -190,14 +208,26 @@ impl SourceDir for NfsDir {
             .share
             .entries(&self.fh, &self.rel)
             .map_err(|e| to_access(e, shown))?;
+        if let Ok(mut m) = self.files.lock() {
+            m.clear();
+        }
         Ok(list
             .into_iter()
             .map(|mut e| {
-                if e.ftype == Ftype::Dir
-                    && !e.lossy
+                if !e.lossy
                     && let Some(fh) = e.fh.take()
                 {
-                    self.hints.keep(join(&self.rel, &e.name), fh);
+                    match e.attr {
+                        _ if e.ftype == Ftype::Dir => {
+                            self.hints.keep(join(&self.rel, &e.name), fh);
+                        }
+                        Some(a) if a.ftype == Ftype::Reg => {
+                            if let Ok(mut m) = self.files.lock() {
+                                m.insert(e.name.clone(), (fh, a));
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 e
             })
@@ -219,16 +249,20 @@ impl SourceDir for NfsDir {
         if a.ftype != Ftype::Dir {
             return Err(AccessError::NotDirectory { path });
         }
-        Ok(Box::new(NfsDir {
-            share: self.share.clone(),
+        Ok(Box::new(NfsDir::new(
+            self.share.clone(),
             fh,
-            rel: path,
-            hints: self.hints.clone(),
-        }))
+            path,
+            self.hints.clone(),
+        )))
     }
 
     fn open_file(&self, name: &str) -> Result<Box<dyn SourceFile>, AccessError> {
-        let (fh, a, path) = self.child(name)?;
+        let listed = self.files.lock().ok().and_then(|mut m| m.remove(name));
+        let (fh, a, path) = match listed {
+            Some((fh, a)) => (fh, a, join(&self.rel, name)),
+            None => self.child(name)?,
+        };
         if a.ftype != Ftype::Reg {
             return Err(AccessError::NotRegular {
                 path,
