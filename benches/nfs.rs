@@ -16,7 +16,8 @@
 //!
 //! Run: cargo bench --bench nfs
 //! (CBR_NFS_DELAY_MS: the proxy's delay each way, default 1;
-//! CBR_NFS_BENCH_BACKUPS: backups listed, default 10,000.)
+//! CBR_NFS_BENCH_BACKUPS: backups listed, default 10,000;
+//! CBR_NFS_BENCH_PARTS: which of verify,ls,chunk, default all.)
 
 #[path = "common.rs"]
 mod common;
@@ -95,6 +96,15 @@ fn outside() {
         cbr::synth::write_backup(&top.join("deep"), &b, &mut thin_volume(k as u64 + 1))
             .expect("write");
     }
+    // The largest chunk, linked (hard: same file) at the top of the export:
+    // libnfs's nfs-cp takes the URL's directory for the export to mount.
+    let chunk = walkdir::WalkDir::new(top.join("deep"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .expect("a chunk");
+    std::fs::hard_link(chunk.path(), top.join("chunk")).expect("link the chunk");
     // The export squashes root: everything world-readable.
     let st = std::process::Command::new("chmod")
         .args(["-R", "a+rX"])
@@ -212,9 +222,22 @@ fn inside() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
+    let parts = std::env::var("CBR_NFS_BENCH_PARTS").unwrap_or_else(|_| "verify,ls,chunk".into());
+    let part = |p: &str| parts.split(',').any(|x| x == p);
     let mut out = std::io::stdout().lock();
+    if part("verify") {
+        bench_verify(&mut out, &local, &url);
+    }
+    if part("ls") {
+        bench_ls(&mut out, &local, &control, delay_ms);
+    }
+    if part("chunk") {
+        bench_chunk(&mut out, &local, &url);
+    }
+}
 
-    // 1. verify --deep, nfs:// against the local directory, same run.
+/// verify --deep, nfs:// against the local directory, same run.
+fn bench_verify(out: &mut impl Write, local: &str, url: &str) {
     let deep_local = format!("{local}/deep");
     let deep_nfs = format!("{url}/deep");
     timed(&["verify", "--deep", "-q", "--share", &deep_local], 0); // page cache warm
@@ -241,8 +264,10 @@ fn inside() {
         l / n
     )
     .expect("stdout");
+}
 
-    // 2. ls of the backups through the delay proxy.
+/// ls of the backups through the delay proxy, against the floor.
+fn bench_ls(out: &mut impl Write, local: &str, control: &str, delay_ms: f64) {
     let rtt = 2.0 * delay_ms / 1000.0;
     let count = backups();
     let delayed = |q: &str| format!("nfs://127.0.0.1:3049/export/ls?mountport=20048{q}");
@@ -251,9 +276,9 @@ fn inside() {
         ("concurrent (default, concurrency=16)", "", 16.0),
         ("sequential (concurrency=1)", "&concurrency=1", 1.0),
     ] {
-        let before = proxy_calls(&control);
+        let before = proxy_calls(control);
         let s = timed(&["ls", "--share", &delayed(q)], 0);
-        let calls = proxy_calls(&control) - before;
+        let calls = proxy_calls(control) - before;
         let floor = calls as f64 / conc * rtt;
         runs.push((label, s, calls, floor));
     }
@@ -273,11 +298,11 @@ fn inside() {
     // ls above).
     {
         let threads = 16usize;
-        let before = proxy_calls(&control);
+        let before = proxy_calls(control);
         let t = Instant::now();
         let metas = lib_walk(&delayed(""), threads);
         let s = t.elapsed().as_secs_f64();
-        let calls = proxy_calls(&control) - before;
+        let calls = proxy_calls(control) - before;
         assert_eq!(metas as u64, count);
         let floor = calls as f64 / threads as f64 * rtt;
         writeln!(
@@ -297,24 +322,17 @@ fn inside() {
         "nfs: ls of {count} backups on the local directory: {local_ls:.2}s (for scale)"
     )
     .expect("stdout");
+}
 
-    // 3. One large chunk: cbr's client against nfs-cp.
-    let chunk = walkdir::WalkDir::new(&deep_local)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .expect("a chunk");
-    let size = chunk.metadata().expect("stat").len();
-    let rel = chunk
-        .path()
-        .strip_prefix(&local)
-        .expect("under the export")
-        .to_string_lossy()
-        .into_owned();
+/// One large chunk: cbr's client against nfs-cp of libnfs.
+fn bench_chunk(out: &mut impl Write, local: &str, url: &str) {
+    let rel = "chunk";
+    let size = std::fs::metadata(format!("{local}/chunk"))
+        .expect("the chunk")
+        .len();
     let mib = size as f64 / (1 << 20) as f64;
-    let nfs = cbr::share::nfs::NfsShare::open(&url).expect("mount");
-    let f = nfs.open_file(&rel).expect("the chunk");
+    let nfs = cbr::share::nfs::NfsShare::open(url).expect("mount");
+    let f = nfs.open_file(rel).expect("the chunk");
     let ours = median(3, || {
         let mut r = nfs.reader(&f, 0);
         let mut buf = vec![0u8; 1 << 20];
@@ -332,10 +350,11 @@ fn inside() {
         .arg("--help")
         .output()
         .is_ok();
-    // nfs-cp writes a regular file (not /dev/null): one in memory.
+    // nfs-cp writes a new regular file (not /dev/null, not one that
+    // exists): one in memory, removed after each copy.
     let copy = format!("/dev/shm/cbr-bench-nfs-cp.{}", std::process::id());
     let theirs = have_nfs_cp.then(|| {
-        let t = median(3, || {
+        median(3, || {
             let st = std::process::Command::new("nfs-cp")
                 .arg(format!("nfs://127.0.0.1/export/{rel}"))
                 .arg(&copy)
@@ -343,10 +362,9 @@ fn inside() {
                 .status()
                 .expect("nfs-cp");
             assert!(st.success(), "nfs-cp failed");
+            std::fs::remove_file(&copy).expect("remove nfs-cp's copy");
         })
-        .as_secs_f64();
-        let _ = std::fs::remove_file(&copy);
-        t
+        .as_secs_f64()
     });
     match theirs {
         Some(t) => writeln!(
