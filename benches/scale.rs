@@ -4,7 +4,7 @@
 //! `verify`, `show`, `check` and `plan` on them, each beside the bare walk
 //! of the same tree (`find DIR -printf '%s\n'`, cache warm).
 //!
-//! `cargo bench --bench scale` (every size; 1M takes ~20 GB and ~4.1M
+//! `cargo bench --bench scale` (every size; 1M takes ~16 GB and ~4.1M
 //! inodes of disk, made once). Settings, from the environment:
 //!
 //! - `CBR_SCALE_SIZES` — comma-separated sizes (default
