@@ -313,6 +313,175 @@ fn write_sha256file(path: &Path, b: &SynthBackup, sha256s: &[[u8; 32]]) -> std::
     sha.flush()
 }
 
+/// Many tiny backups, fast (the scale benchmark: up to millions of them).
+///
+/// Backup `i` of a tiny share is one 4 KiB block in one chunk, with its
+/// `_metadata` and `_sha256file`, in the default container `ab/cd/<id>`.
+/// Every tenth backup (`i % 10 == 9`) is an incremental of backup `i - 1`
+/// (same volume, one changed block, so its chunk is written): chains and
+/// plan have work. Three chunks in four are zlib, the fourth uncompressed.
+/// The chunk contents come from a few precomputed variants (compressed
+/// bytes, md5 and sha256 computed once), so writing a backup is a
+/// directory and three small files. Deterministic: the same `i` always
+/// gives the same files (see [`TINY_VERSION`]).
+pub mod tiny {
+    use super::*;
+    use rayon::prelude::*;
+
+    /// Changes whenever what [`write`] produces changes (caches of
+    /// generated shares are keyed by it).
+    pub const TINY_VERSION: u32 = 1;
+    /// Volume size, object size and hash block of every tiny backup.
+    pub const BLOCK: u64 = 4096;
+    const VARIANTS: usize = 61;
+    const SALT: u64 = 0x5ca1e;
+
+    /// Precomputed chunk contents.
+    pub struct Variants {
+        v: Vec<Variant>,
+    }
+
+    struct Variant {
+        zlib: Vec<u8>,
+        raw: Vec<u8>,
+        md5: String,
+        sha: [u8; 32],
+    }
+
+    impl Default for Variants {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Variants {
+        pub fn new() -> Self {
+            let v = (0..VARIANTS as u64)
+                .map(|k| {
+                    let mut raw = vec![0u8; BLOCK as usize];
+                    // Text-like: compressible, as most volume data is.
+                    let words: [&[u8]; 6] = [
+                        b"backup ", b"volume ", b"cinder ", b"chunk ", b"nfs ", b"INFO ",
+                    ];
+                    let mut x = crate::verify::stable_hash(&[&k.to_le_bytes(), b"tiny"]) | 1;
+                    let mut i = 0;
+                    while i < raw.len() {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let w = words[(x % 6) as usize];
+                        let n = w.len().min(raw.len() - i);
+                        raw[i..i + n].copy_from_slice(&w[..n]);
+                        i += n;
+                    }
+                    let zlib = compress("zlib", &raw).unwrap_or_else(|_| raw.clone());
+                    Variant {
+                        md5: to_hex(&Md5::digest(&raw)),
+                        sha: Sha256::digest(&raw).into(),
+                        zlib,
+                        raw,
+                    }
+                })
+                .collect();
+            Variants { v }
+        }
+        fn of(&self, i: u64) -> &Variant {
+            &self.v[(i % VARIANTS as u64) as usize]
+        }
+    }
+
+    /// The id of backup `i`.
+    pub fn id(i: u64) -> String {
+        uuid_from(i, SALT)
+    }
+
+    /// The parent of backup `i`, if it is an incremental.
+    pub fn parent(i: u64) -> Option<u64> {
+        (i % 10 == 9).then(|| i - 1)
+    }
+
+    fn volume_of(i: u64) -> u64 {
+        parent(i).unwrap_or(i)
+    }
+
+    /// `YYYYmmddHHMMSS`: one second apart from 2026-11-01 00:00:00 (30
+    /// days hold 2.59 million backups; later ones share the last day).
+    fn timestamp(i: u64) -> String {
+        let day = (i / 86_400).min(29);
+        let s = i % 86_400;
+        format!(
+            "202611{:02}{:02}{:02}{:02}",
+            day + 1,
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+    }
+
+    fn spec(i: u64, vars: &Variants) -> SynthBackup {
+        SynthBackup {
+            id: id(i),
+            volume_id: uuid_from(volume_of(i), SALT + 1),
+            container: None,
+            legacy_prefix: false,
+            timestamp: timestamp(i),
+            name: Some(format!("scale-{i}")),
+            description: None,
+            size: BLOCK,
+            object_size: BLOCK,
+            block: BLOCK,
+            compression: if i % 4 == 3 { "none" } else { "zlib" }.into(),
+            parent: parent(i).map(|p| (id(p), vec![vars.of(p).sha])),
+        }
+    }
+
+    /// Write backup `i` under `share`.
+    #[allow(clippy::disallowed_methods)] // see write_backup
+    pub fn write(share: &Path, i: u64, vars: &Variants) -> std::io::Result<()> {
+        let b = spec(i, vars);
+        let var = vars.of(i);
+        let dir = share.join(crate::share::default_container(&b.id));
+        std::fs::create_dir_all(&dir)?;
+        let prefix = b.prefix();
+        let name = format!("{prefix}-00001");
+        // Cinder stores a chunk that does not shrink uncompressed.
+        let (bytes, comp) = if b.compression == "zlib" && var.zlib.len() < var.raw.len() {
+            (&var.zlib, "zlib")
+        } else {
+            (&var.raw, "none")
+        };
+        std::fs::write(dir.join(&name), bytes)?;
+        let object = format!(
+            "    {{\n      \"{name}\": {{\n        \"compression\": \"{comp}\",\n        \"length\": {BLOCK},\n        \"md5\": \"{}\",\n        \"offset\": 0\n      }}\n    }}",
+            var.md5
+        );
+        std::fs::write(
+            dir.join(format!("{prefix}_metadata")),
+            metadata_text(&b, &[object]),
+        )?;
+        write_sha256file(&dir.join(format!("{prefix}_sha256file")), &b, &[var.sha])
+    }
+
+    /// Write backups `0..n` under `share`, in parallel (rayon's pool).
+    /// `done(k)` is called now and then with how many are written.
+    pub fn write_share(share: &Path, n: u64, done: &(dyn Fn(u64) + Sync)) -> std::io::Result<()> {
+        let vars = Variants::new();
+        let step = 1000u64;
+        let count = std::sync::atomic::AtomicU64::new(0);
+        (0..n.div_ceil(step)).into_par_iter().try_for_each(|c| {
+            for i in c * step..((c + 1) * step).min(n) {
+                write(share, i, &vars)?;
+            }
+            let k = count.fetch_add(
+                (step).min(n - c * step),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            done(k + step.min(n - c * step));
+            Ok(())
+        })
+    }
+}
+
 /// A deterministic UUID-shaped id from a number (for generated shares).
 pub fn uuid_from(n: u64, salt: u64) -> String {
     let h = crate::verify::stable_hash(&[&n.to_le_bytes(), &salt.to_le_bytes()]);
@@ -347,6 +516,59 @@ mod tests {
             block: 32768,
             compression: "zlib".into(),
             parent,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // compares two generated trees
+    fn tiny_shares_verify_ok_with_chains_and_rewrite_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny::write_share(dir.path(), 25, &|_| {}).unwrap();
+        let share = Share::open(dir.path()).unwrap();
+        let s = scan(&share).unwrap();
+        assert_eq!(s.backups.len(), 25);
+        assert!(s.findings.is_empty(), "{:?}", s.findings);
+        let incr: Vec<_> = s
+            .backups
+            .iter()
+            .filter(|b| b.parent_id().is_some())
+            .collect();
+        assert_eq!(incr.len(), 2, "backups 9 and 19 are incrementals");
+        let all: Vec<_> = s.backups.iter().collect();
+        let opts = crate::verify::VerifyOptions {
+            deep: true,
+            ..Default::default()
+        };
+        let r = crate::verify::verify(&share, &s, &all, &opts, &crate::progress::NoProgress);
+        assert!(r.ok, "{:?}", r.findings);
+        // A 4 KiB volume is not a whole number of GiB: one warning each,
+        // nothing else.
+        assert_eq!(r.findings.len(), 25, "{:?}", r.findings);
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.code == "size-mismatch"
+                    && f.severity == crate::findings::Severity::Warning),
+            "{:?}",
+            r.findings
+        );
+        // Deterministic: backup 9 written again gives the same bytes.
+        let again = tempfile::tempdir().unwrap();
+        let vars = tiny::Variants::new();
+        tiny::write(again.path(), 9, &vars).unwrap();
+        let c = crate::share::default_container(&tiny::id(9));
+        let mut names: Vec<_> = std::fs::read_dir(again.path().join(&c))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 3);
+        for n in names {
+            assert_eq!(
+                std::fs::read(again.path().join(&c).join(&n)).unwrap(),
+                std::fs::read(dir.path().join(&c).join(&n)).unwrap(),
+                "{n:?}"
+            );
         }
     }
 
