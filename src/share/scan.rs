@@ -13,7 +13,7 @@ use super::source::{Entry, join};
 use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -128,6 +128,94 @@ impl BackupEntry {
     }
 }
 
+/// What a chain walk needs of a backup, without its object list: its id,
+/// its parent, where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: String,
+    pub parent_id: Option<String>,
+    /// The share-relative container directory.
+    pub container: String,
+    /// The object prefix.
+    pub prefix: String,
+    /// Share-relative path of the `_sha256file`, when it is a regular file.
+    pub sha256_path: Option<String>,
+}
+
+impl Link {
+    pub fn of(b: &BackupEntry) -> Link {
+        Link {
+            id: b.id.clone(),
+            parent_id: b.metadata.parent_id.clone(),
+            container: b.container.clone(),
+            prefix: b.prefix.clone(),
+            sha256_path: b.sha256_path.clone(),
+        }
+    }
+    /// Share-relative path of an object in this backup's container.
+    pub fn rel(&self, name: &str) -> String {
+        join(&self.container, name)
+    }
+    /// Open this backup's sha256file.
+    pub fn open_sha256(
+        &self,
+        share: &Share,
+    ) -> Result<super::Sha256File, super::sha256file::Sha256Error> {
+        let rel = self
+            .sha256_path
+            .clone()
+            .unwrap_or_else(|| self.rel(&format!("{}_sha256file", self.prefix)));
+        super::Sha256File::open(share, &rel)
+    }
+}
+
+/// Backups by id, as the work on one backup needs its neighbours: the
+/// whole share's index (which loads a backup from its directory when asked)
+/// or the few backups around one (`check`, `show`). Per-backup code
+/// (structure, verdict, restore, recover) asks through this, so that it
+/// never needs the whole share in memory.
+pub trait Backups: Sync {
+    /// The backup with exactly this id, in full (objects, chunk files);
+    /// None when no backup on the share has it. With repeated ids, the
+    /// first in the order of backups.
+    fn get(&self, id: &str) -> Option<Arc<BackupEntry>>;
+
+    /// [`Link`] of the backup with exactly this id, without loading its
+    /// object list: what a chain walk needs.
+    fn link(&self, id: &str) -> Option<Link> {
+        self.get(id).map(|b| Link::of(&b))
+    }
+
+    /// The chain of a backup, full backup first, the backup itself last,
+    /// each in full. Stops (returning what it has) when a parent is missing
+    /// or on a cycle; the caller compares the first entry's parent_id to
+    /// None.
+    fn chain(&self, backup: Arc<BackupEntry>) -> Vec<Arc<BackupEntry>> {
+        let mut seen = std::collections::HashSet::from([backup.id.clone()]);
+        let mut chain = vec![backup];
+        while let Some(pid) = chain.last().and_then(|c| c.parent_id().map(str::to_owned)) {
+            match self.get(&pid) {
+                Some(p) if !seen.contains(&p.id) => {
+                    seen.insert(p.id.clone());
+                    chain.push(p);
+                }
+                _ => break,
+            }
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+impl Backups for ShareScan {
+    fn get(&self, id: &str) -> Option<Arc<BackupEntry>> {
+        ShareScan::get(self, id).map(|b| Arc::new(b.clone()))
+    }
+    fn link(&self, id: &str) -> Option<Link> {
+        ShareScan::get(self, id).map(Link::of)
+    }
+}
+
 /// Everything found on a share.
 #[derive(Debug, Default)]
 pub struct ShareScan {
@@ -148,56 +236,53 @@ pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
 /// the finding that refused it.
 type Parsed = Result<(BackupMetadata, FileId), Finding>;
 
-/// One directory as the walk saw it.
-struct DirScan {
+/// One directory as the walk saw it, already worked on: its entry list
+/// is dropped as soon as its backups are made.
+struct DirDone {
     rel: String,
-    entries: Vec<Entry>,
-    /// `<prefix>_metadata` files: name, size, parsed (or the finding).
-    metas: Vec<(String, u64, Parsed)>,
+    backups: Vec<BackupEntry>,
+    /// What its backups' files and its unclaimed files say.
+    findings: Findings,
 }
 
-/// Walk one directory (by its share-relative path), then its subdirectories
-/// in parallel. Only one handle is open per task.
-fn walk<'s>(
-    share: &'s Share,
-    rel: String,
-    depth: usize,
-    scope: &rayon::Scope<'s>,
-    out: &'s Mutex<Vec<DirScan>>,
-    findings: &'s Mutex<Findings>,
-) {
-    let push = |f: Finding| match findings.lock() {
-        Ok(mut g) => g.push(f),
-        Err(p) => p.into_inner().push(f),
-    };
-    let dir = match share.open_dir(&rel) {
-        Ok(d) => d,
-        Err(e) => return push(Finding::error(e.code(), e.to_string()).path(rel)),
-    };
-    let entries = match dir.entries() {
-        Ok(e) => e,
-        Err(e) => return push(Finding::error("read-failed", e.to_string()).path(rel)),
-    };
+/// What one directory holds: its backups in full, the findings its
+/// backups and unclaimed files make (`own`), the findings of the walk
+/// itself (links, bad names, too deep: `walk`), and its subdirectories.
+struct DirWork {
+    backups: Vec<BackupEntry>,
+    own: Findings,
+    walk: Vec<Finding>,
+    subdirs: Vec<String>,
+}
+
+/// Read the entries of `dir` (at `depth` below the root), parse its
+/// `_metadata` files, claim chunk files, and make its findings. The entry
+/// list lives only for this call.
+fn work_dir(dir: &ShareDir, depth: usize) -> Result<DirWork, AccessError> {
+    let entries = dir.entries()?;
+    let rel = &dir.rel;
+    let mut walk = Vec::new();
+    let mut subdirs = Vec::new();
     let mut metas = Vec::new();
     for e in &entries {
-        let path = join(&rel, &e.name);
+        let path = join(rel, &e.name);
         match e.kind {
             EntryKind::Dir if !e.lossy => {
                 if depth >= MAX_DEPTH {
-                    push(Finding::warning(
+                    walk.push(Finding::warning(
                         "too-deep",
                         format!("{path} is more than {MAX_DEPTH} directories deep: not walked (Cinder's layout is three deep)"),
                     ).path(path));
                 } else {
-                    scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
+                    subdirs.push(path);
                 }
             }
-            EntryKind::Symlink => push(link_finding(&dir, e, path)),
+            EntryKind::Symlink => walk.push(link_finding(dir, e, path)),
             EntryKind::File if e.name.ends_with("_metadata") && !e.lossy => {
-                let parsed = read_metadata(&dir, &e.name);
+                let parsed = read_metadata(dir, &e.name);
                 metas.push((e.name.clone(), e.size, parsed));
             }
-            _ if e.lossy => push(
+            _ if e.lossy => walk.push(
                 Finding::warning(
                     "name-invalid",
                     format!("{path:?} is not a UTF-8 name: Cinder never writes one, and cbr does not open it"),
@@ -207,10 +292,88 @@ fn walk<'s>(
             _ => {}
         }
     }
-    let d = DirScan {
+    let mut own = Findings::new();
+    let mut backups = Vec::new();
+    let mut claimed = vec![false; entries.len()];
+    for (name, size, result) in metas {
+        if let Some(b) = backup_of(rel, &entries, &name, size, result, &mut claimed, &mut own) {
+            backups.push(b);
+        }
+    }
+    unclaimed(rel, &entries, &claimed, &mut own);
+    Ok(DirWork {
+        backups,
+        own,
+        walk,
+        subdirs,
+    })
+}
+
+/// Read ONE directory of the share (share-relative, `/`-separated; "" for
+/// the root) into its backups, in full, with the findings a walk of the
+/// whole share makes for that directory (its backups' files, unclaimed
+/// files, links, bad names; not the share-wide ones: chains, root hints).
+/// Subdirectories are not read. Backups come sorted by (created_at, id).
+pub fn backups_in_dir(
+    share: &Share,
+    rel: &str,
+) -> Result<(Vec<BackupEntry>, Findings), AccessError> {
+    let depth = super::source::components(rel)?.len();
+    let dir = share.open_dir(rel)?;
+    let w = work_dir(&dir, depth)?;
+    let mut findings = Findings::new();
+    let mut walk = w.walk;
+    walk.sort_by(|a, b| a.path.cmp(&b.path));
+    findings.extend(walk);
+    findings.extend(w.own.0);
+    let mut backups = w.backups;
+    sort_backups(&mut backups);
+    Ok((backups, findings))
+}
+
+/// The order of backups everywhere: by creation time, then id.
+fn sort_backups(backups: &mut [BackupEntry]) {
+    backups.sort_by(|a, b| {
+        (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
+    });
+}
+
+/// Walk one directory (by its share-relative path), then its subdirectories
+/// in parallel. Only one handle is open per task.
+fn walk<'s>(
+    share: &'s Share,
+    rel: String,
+    depth: usize,
+    scope: &rayon::Scope<'s>,
+    out: &'s Mutex<Vec<DirDone>>,
+    findings: &'s Mutex<Findings>,
+) {
+    let push = |f: Vec<Finding>| match findings.lock() {
+        Ok(mut g) => g.extend(f),
+        Err(p) => p.into_inner().extend(f),
+    };
+    let dir = match share.open_dir(&rel) {
+        Ok(d) => d,
+        Err(e) => return push(vec![Finding::error(e.code(), e.to_string()).path(rel)]),
+    };
+    let w = match work_dir(&dir, depth) {
+        Ok(w) => w,
+        Err(e) => return push(vec![Finding::error("read-failed", e.to_string()).path(rel)]),
+    };
+    drop(dir);
+    for path in w.subdirs {
+        scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
+    }
+    if !w.walk.is_empty() {
+        push(w.walk);
+    }
+    if w.backups.is_empty() && w.own.is_empty() {
+        return;
+    }
+    let d = DirDone {
         rel,
-        entries,
-        metas,
+        backups: w.backups,
+        findings: w.own,
     };
     match out.lock() {
         Ok(mut g) => g.push(d),
@@ -270,26 +433,18 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
     share.root_dir()?.entries()?;
     let out = Mutex::new(Vec::new());
     let found = Mutex::new(Findings::new());
-    rayon::scope(|s| walk(share, String::new(), 0, s, &out, &found));
+    walk_pool(share).scope(|s| walk(share, String::new(), 0, s, &out, &found));
     let mut dirs = out.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut findings = found.into_inner().unwrap_or_else(|p| p.into_inner());
     dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
     findings.0.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut backups = Vec::new();
-    for d in &mut dirs {
-        let metas = std::mem::take(&mut d.metas);
-        let mut claimed = vec![false; d.entries.len()];
-        for (name, size, result) in metas {
-            if let Some(b) = backup_of(d, &name, size, result, &mut claimed, &mut findings) {
-                backups.push(b);
-            }
-        }
-        unclaimed(d, &claimed, &mut findings);
+    for d in dirs {
+        backups.extend(d.backups);
+        findings.extend(d.findings.0);
     }
-    backups.sort_by(|a, b| {
-        (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
-    });
+    sort_backups(&mut backups);
     findings.extend(root_hints(share, &backups));
     let mut index = HashMap::with_capacity(backups.len());
     for (i, b) in backups.iter().enumerate() {
@@ -300,6 +455,25 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
         findings,
         index,
     })
+}
+
+/// The walk's own pool, sized by the share's source
+/// ([`Share::walk_concurrency`]): a remote walk is bound by round trips
+/// and asks for more threads than there are CPUs.
+fn walk_pool(share: &Share) -> rayon::ThreadPool {
+    let n = share.walk_concurrency();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("cbr-walk-{i}"))
+        .build()
+        .unwrap_or_else(|_| {
+            // Threads could not be made: walk on this one.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .expect("a pool on the current thread")
+        })
 }
 
 /// Whether `c` is the default container of backup `id`: `ab/cd/<id>`.
@@ -380,7 +554,8 @@ fn root_hints(share: &Share, backups: &[BackupEntry]) -> Vec<Finding> {
 /// The backup of one `<prefix>_metadata` file in `d`, marking the entries
 /// it claims.
 fn backup_of(
-    d: &DirScan,
+    rel: &str,
+    entries: &[Entry],
     name: &str,
     size: u64,
     result: Parsed,
@@ -388,7 +563,7 @@ fn backup_of(
     findings: &mut Findings,
 ) -> Option<BackupEntry> {
     let prefix = name.strip_suffix("_metadata").unwrap_or(name);
-    let pos = |n: &str| d.entries.binary_search_by(|e| e.name.as_str().cmp(n)).ok();
+    let pos = |n: &str| entries.binary_search_by(|e| e.name.as_str().cmp(n)).ok();
     if let Some(i) = pos(name) {
         claimed[i] = true;
     }
@@ -399,11 +574,9 @@ fn backup_of(
     }
     // Names `<prefix>-…` sort together: look only there.
     let dash = format!("{prefix}-");
-    let from = d
-        .entries
-        .partition_point(|e| e.name.as_str() < dash.as_str());
+    let from = entries.partition_point(|e| e.name.as_str() < dash.as_str());
     let mut chunk_files = Vec::new();
-    for (i, e) in d.entries.iter().enumerate().skip(from) {
+    for (i, e) in entries.iter().enumerate().skip(from) {
         if !e.name.starts_with(&dash) {
             break;
         }
@@ -425,8 +598,8 @@ fn backup_of(
         }
     };
     let id = metadata.backup_id.clone();
-    let sha_rel = join(&d.rel, &sha_name);
-    let sha_entry = sha_pos.and_then(|i| d.entries.get(i));
+    let sha_rel = join(rel, &sha_name);
+    let sha_entry = sha_pos.and_then(|i| entries.get(i));
     match sha_entry {
         None => findings.push(
             Finding::error(
@@ -457,13 +630,13 @@ fn backup_of(
                 ),
             )
             .backup(id.clone())
-            .path(join(&d.rel, &c.name)),
+            .path(join(rel, &c.name)),
         );
     }
     let sha_file = sha_entry.filter(|e| e.kind == EntryKind::File);
     Some(BackupEntry {
         id,
-        container: d.rel.clone(),
+        container: rel.to_string(),
         prefix: prefix.to_string(),
         sha256_path: sha_file.map(|_| sha_rel),
         sha256_bytes: sha_file.map_or(0, |e| e.size),
@@ -476,13 +649,13 @@ fn backup_of(
 }
 
 /// What no backup claims in `d`: orphan chunks and sha256files, stray files.
-fn unclaimed(d: &DirScan, claimed: &[bool], findings: &mut Findings) {
+fn unclaimed(dir_rel: &str, entries: &[Entry], claimed: &[bool], findings: &mut Findings) {
     let mut orphans: BTreeMap<&str, usize> = BTreeMap::new();
-    for (e, _) in d.entries.iter().zip(claimed).filter(|(_, c)| !**c) {
+    for (e, _) in entries.iter().zip(claimed).filter(|(_, c)| !**c) {
         if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink || e.lossy {
             continue;
         }
-        let rel = join(&d.rel, &e.name);
+        let rel = join(dir_rel, &e.name);
         let name = &e.name;
         if let Some(prefix) = chunk_prefix(name) {
             *orphans.entry(prefix).or_default() += 1;
@@ -523,7 +696,7 @@ fn unclaimed(d: &DirScan, claimed: &[bool], findings: &mut Findings) {
                      deleted or failed backup, they belong to no backup"
                 ),
             )
-            .path(join(&d.rel, &format!("{prefix}-*"))),
+            .path(join(dir_rel, &format!("{prefix}-*"))),
         );
     }
 }
@@ -598,5 +771,107 @@ impl ShareScan {
         }
         chain.reverse();
         chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthBackup, uuid_from, write_backup};
+
+    fn tiny(n: u64, container: Option<&str>) -> SynthBackup {
+        SynthBackup {
+            id: uuid_from(n, 7),
+            volume_id: uuid_from(n, 8),
+            container: container.map(str::to_owned),
+            legacy_prefix: false,
+            timestamp: format!("202611240609{:02}", n),
+            name: Some(format!("b{n}")),
+            description: None,
+            size: 1 << 16,
+            object_size: 1 << 16,
+            block: 1 << 15,
+            compression: "none".into(),
+            parent: None,
+        }
+    }
+
+    /// `backups_in_dir` (what check and show read instead of a walk) must
+    /// give a directory's backups and findings exactly as the whole walk does.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test makes a share to read
+    fn one_directory_reads_as_the_walk_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = write_backup(root, &tiny(1, Some("c/one")), &mut |_, b| b.fill(1)).unwrap();
+        write_backup(root, &tiny(2, Some("c/one")), &mut |_, b| b.fill(2)).unwrap();
+        write_backup(root, &tiny(3, None), &mut |_, b| b.fill(3)).unwrap();
+        let one = root.join("c/one");
+        std::fs::write(one.join("stray.txt"), b"x").unwrap();
+        std::fs::write(one.join("gone_backup-00001"), b"x").unwrap();
+        std::fs::remove_file(one.join(format!("{}_sha256file", a.prefix))).unwrap();
+        std::os::unix::fs::symlink("/etc", one.join("elsewhere")).unwrap();
+        std::fs::create_dir(one.join("sub")).unwrap();
+
+        let share = Share::open(root).unwrap();
+        let whole = scan(&share).unwrap();
+        let (backups, findings) = backups_in_dir(&share, "c/one").unwrap();
+        let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
+        let walked: Vec<&str> = whole
+            .backups
+            .iter()
+            .filter(|b| b.container == "c/one")
+            .map(|b| b.id.as_str())
+            .collect();
+        assert_eq!(ids, walked);
+        assert_eq!(ids.len(), 2);
+        for b in &backups {
+            let w = whole.get(&b.id).unwrap();
+            assert_eq!(b.chunk_files, w.chunk_files);
+            assert_eq!(b.sha256_path, w.sha256_path);
+        }
+        let of_dir = |f: &&Finding| {
+            f.path
+                .as_deref()
+                .is_some_and(|p| p.starts_with("c/one/") && !p["c/one/".len()..].contains('/'))
+        };
+        let walked: Vec<&Finding> = whole.findings.iter().filter(of_dir).collect();
+        let mine: Vec<&Finding> = findings.iter().collect();
+        assert_eq!(format!("{mine:?}"), format!("{walked:?}"));
+        for code in [
+            "sha256file-missing",
+            "stray-file",
+            "orphan-chunks",
+            "symlink-refused",
+        ] {
+            assert!(
+                findings.iter().any(|f| f.code == code),
+                "{code}: {findings:?}"
+            );
+        }
+        assert!(matches!(
+            backups_in_dir(&share, "c/none"),
+            Err(e) if e.is_not_found()
+        ));
+    }
+
+    /// The share index answers the `Backups` questions per-backup code asks.
+    #[test]
+    fn backups_trait_walks_chains_by_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let full = write_backup(root, &tiny(1, None), &mut |_, b| b.fill(1)).unwrap();
+        let mut inc = tiny(2, None);
+        inc.parent = Some((uuid_from(1, 7), full.sha256s.clone()));
+        write_backup(root, &inc, &mut |_, b| b.fill(2)).unwrap();
+        let share = Share::open(root).unwrap();
+        let s = scan(&share).unwrap();
+        let all: &dyn Backups = &s;
+        let top = all.get(&uuid_from(2, 7)).unwrap();
+        let chain: Vec<String> = all.chain(top).iter().map(|b| b.id.clone()).collect();
+        assert_eq!(chain, [uuid_from(1, 7), uuid_from(2, 7)]);
+        let l = all.link(&uuid_from(2, 7)).unwrap();
+        assert_eq!(l.parent_id.as_deref(), Some(uuid_from(1, 7).as_str()));
+        assert!(all.link("nope").is_none());
     }
 }
