@@ -492,6 +492,11 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub journal: JournalArg,
 
+    /// List every backup whose parent it is: reads the whole share (without
+    /// it, only those in the containers read for this backup and its chain)
+    #[arg(long)]
+    pub dependants: bool,
+
     /// Print one JSON document
     #[arg(long)]
     pub json: bool,

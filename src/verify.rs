@@ -8,7 +8,7 @@
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
-use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
+use crate::share::{BackupEntry, Sha256File, Share};
 use crate::structure::PER_CODE;
 
 pub use crate::proof::{
@@ -187,7 +187,7 @@ enum Item {
 /// Verify `backups` (callers include the chains they want checked).
 pub fn verify(
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn crate::share::scan::Backups,
     backups: &[&BackupEntry],
     opts: &VerifyOptions,
     progress: &dyn Progress,
@@ -205,7 +205,7 @@ pub fn verify(
 /// [`verify`] with a journal's hooks.
 pub fn verify_with(
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn crate::share::scan::Backups,
     backups: &[&BackupEntry],
     opts: &VerifyOptions,
     progress: &dyn Progress,
