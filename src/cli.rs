@@ -475,8 +475,13 @@ pub struct LsArgs {
     pub journal: JournalArg,
 
     /// Print {"backups": [...], "findings": [...]}
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json_lines")]
     pub json: bool,
+
+    /// Print one JSON object per line: {"backup": {...}} for each backup,
+    /// then {"finding": {...}} for each finding
+    #[arg(long)]
+    pub json_lines: bool,
 }
 
 #[derive(Debug, Args)]
