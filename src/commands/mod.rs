@@ -213,14 +213,13 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
 
 /// The error findings of a scan about backup `id` that it could not read
 /// (their path names the id: its container or object prefix).
-pub fn findings_about(found: &cbr::share::ShareScan, id: &str) -> cbr::findings::Findings {
+pub fn findings_about(found: &cbr::findings::Findings, id: &str) -> cbr::findings::Findings {
     let mut out = cbr::findings::Findings::new();
     if id.len() < 8 {
         return out;
     }
     out.extend(
         found
-            .findings
             .errors()
             .filter(|f| f.path.as_deref().is_some_and(|p| p.contains(id)))
             .cloned(),
@@ -243,16 +242,16 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 /// never sits in memory. Strings in JSON never hold a raw newline, so a
 /// value pretty-printed alone is indented by prefixing its lines.
 pub struct JsonDoc<'w> {
-    out: &'w mut dyn Write,
+    out: Box<dyn Write + 'w>,
     fields: usize,
     items: usize,
 }
 
 impl<'w> JsonDoc<'w> {
-    pub fn open(out: &'w mut dyn Write) -> Result<JsonDoc<'w>> {
+    pub fn open(mut out: impl Write + 'w) -> Result<JsonDoc<'w>> {
         out.write_all(b"{")?;
         Ok(JsonDoc {
-            out,
+            out: Box::new(out),
             fields: 0,
             items: 0,
         })
@@ -301,6 +300,10 @@ impl<'w> JsonDoc<'w> {
         self.out.write_all(b"\n    ")?;
         self.pretty(value, "    ")
     }
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
     pub fn close_array(&mut self) -> Result<()> {
         if self.items > 0 {
             self.out.write_all(b"\n  ")?;
@@ -308,11 +311,12 @@ impl<'w> JsonDoc<'w> {
         self.out.write_all(b"]")?;
         Ok(())
     }
-    pub fn close(self) -> Result<()> {
+    pub fn close(mut self) -> Result<()> {
         if self.fields > 0 {
             self.out.write_all(b"\n")?;
         }
         self.out.write_all(b"}\n")?;
+        self.out.flush()?;
         Ok(())
     }
 }

@@ -137,7 +137,7 @@ fn refused(
     output: &str,
     e: cbr::share::scan::ScanError,
 ) -> Result<Outcome> {
-    let related = super::findings_about(found, id);
+    let related = super::findings_about(&found.findings, id);
     if related.is_empty() {
         return Err(e.into());
     }
