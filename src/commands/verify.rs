@@ -169,7 +169,7 @@ impl Sink {
     /// The counts (and for a person, the findings and the verdict line).
     fn finish(self, report: &mut VerifyReport, deep: bool) -> Result<()> {
         let counts = |report: &VerifyReport| -> Result<serde_json::Value> {
-            let mut v = serde_json::to_value(&*report)?;
+            let mut v = serde_json::to_value(report)?;
             if let Some(o) = v.as_object_mut() {
                 o.shift_remove("findings");
             }
