@@ -9,10 +9,13 @@
 //!
 //! [`Near`] answers [`Backups::get`] from the directories it has read,
 //! reads a backup's default container when asked for one it has not seen,
-//! and walks the share (once) when that fails; from then on the walk
-//! answers, exactly as a command that walked first would have.
+//! and walks the share (once, into the bounded index of
+//! [`super::scan::index`]) when that fails; from then on the walk answers,
+//! exactly as a command that walked first would have.
 
-use super::scan::{BackupEntry, Backups, MAX_DEPTH, ScanError, ShareScan, backups_in_dir, scan};
+use super::scan::{
+    BackupEntry, Backups, IndexOptions, MAX_DEPTH, ScanError, ShareIndex, backups_in_dir, index,
+};
 use super::source::{components, join};
 use super::{AccessError, Share};
 use std::collections::HashMap;
@@ -43,8 +46,9 @@ struct State {
     /// Every backup of the directories read, by id: with repeated ids the
     /// first in the order of backups (created_at, then id), as a walk's.
     by_id: HashMap<String, Arc<BackupEntry>>,
-    /// The whole share, once walked.
-    walked: Option<Arc<ShareScan>>,
+    /// The whole share, once walked: its index (a summary per backup;
+    /// a backup asked for is loaded from its directory then).
+    walked: Option<Arc<ShareIndex>>,
     /// Why the walk failed, if it did.
     walk_error: Option<String>,
 }
@@ -133,10 +137,10 @@ impl<'s> Near<'s> {
     }
 
     /// Walk the share (once), telling why first.
-    fn walk_locked(&self, st: &mut State, why: &str) -> Option<Arc<ShareScan>> {
+    fn walk_locked(&self, st: &mut State, why: &str) -> Option<Arc<ShareIndex>> {
         if st.walked.is_none() && st.walk_error.is_none() {
             (self.on_walk)(why);
-            match scan(self.share) {
+            match index(self.share, IndexOptions::default()) {
                 Ok(s) => st.walked = Some(Arc::new(s)),
                 Err(e) => st.walk_error = Some(e.to_string()),
             }
@@ -146,7 +150,7 @@ impl<'s> Near<'s> {
 
     /// The whole share, walked (once): for what only a walk can tell
     /// (`show --dependants`).
-    pub fn walk(&self, why: &str) -> Result<Arc<ShareScan>, OneError> {
+    pub fn walk(&self, why: &str) -> Result<Arc<ShareIndex>, OneError> {
         let mut st = self.lock();
         match self.walk_locked(&mut st, why) {
             Some(s) => Ok(s),
@@ -212,12 +216,33 @@ impl<'s> Near<'s> {
             }
         );
         match self.walk_locked(&mut st, &why) {
-            Some(s) => s
-                .find(id)
-                .map(|b| Arc::new(b.clone()))
-                .map_err(OneError::from),
+            Some(s) => {
+                let found = s.find(id)?.id().to_owned();
+                self.loaded_by_index(&mut st, &s, &found)
+                    .ok_or_else(|| OneError::Scan(ScanError::NotFound(id.to_string())))
+            }
             None => Err(OneError::Walk(st.walk_error.clone().unwrap_or_default())),
         }
+    }
+
+    /// The backup with exactly this id as the walk's index has it, read
+    /// from its directory (once: kept with those read).
+    fn loaded_by_index(
+        &self,
+        st: &mut State,
+        s: &ShareIndex,
+        id: &str,
+    ) -> Option<Arc<BackupEntry>> {
+        let sum = s.summary(id)?;
+        if let Some(b) = st.by_id.get(id)
+            && b.container == *sum.container()
+            && b.prefix == *sum.prefix()
+        {
+            return Some(b.clone());
+        }
+        let b = Arc::new(s.load(self.share, sum)?);
+        st.by_id.insert(id.to_string(), b.clone());
+        Some(b)
     }
 
     /// Backups whose id starts with `prefix` (at least 4 characters) in
@@ -260,10 +285,7 @@ impl<'s> Near<'s> {
     pub fn dependants(&self, b: &BackupEntry) -> (Vec<String>, bool) {
         let st = self.lock();
         if let Some(s) = &st.walked {
-            let all = match s.get(&b.id) {
-                Some(me) => me.dependants(s).iter().map(|c| c.id.clone()).collect(),
-                None => Vec::new(),
-            };
+            let all = s.dependants(&b.id).map(|c| c.id().to_owned()).collect();
             return (all, true);
         }
         let mut kids: Vec<&Arc<BackupEntry>> = st
@@ -281,8 +303,8 @@ impl<'s> Near<'s> {
 impl Backups for Near<'_> {
     fn get(&self, id: &str) -> Option<Arc<BackupEntry>> {
         let mut st = self.lock();
-        if let Some(s) = &st.walked {
-            return Backups::get(s.as_ref(), id);
+        if let Some(s) = st.walked.clone() {
+            return self.loaded_by_index(&mut st, &s, id);
         }
         if let Some(b) = self.near(&mut st, id) {
             return Some(b);
@@ -292,7 +314,7 @@ impl Backups for Near<'_> {
             super::default_container(id)
         );
         let s = self.walk_locked(&mut st, &why)?;
-        Backups::get(s.as_ref(), id)
+        self.loaded_by_index(&mut st, &s, id)
     }
 }
 
