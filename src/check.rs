@@ -11,10 +11,11 @@ use crate::record::{Decoded, Era, Record};
 use crate::share::ShareDir;
 use crate::share::metadata::MAX_VOLUME_BYTES;
 use crate::share::metadata::ReadError;
-use crate::share::scan::is_chunk_of;
+use crate::share::scan::{Backups, MAX_DEPTH, backups_in_dir, is_chunk_of};
 use crate::share::source::{check_name, components, join};
-use crate::share::{AccessError, BackupEntry, BackupMetadata, Share, ShareScan};
+use crate::share::{AccessError, BackupEntry, BackupMetadata, Share};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const GIB: u64 = 1 << 30;
 
@@ -41,7 +42,7 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// Judge the findings again (after more were added, e.g. by `--deep`).
-    pub fn rejudge(&mut self, scan: &ShareScan, data_read: bool) {
+    pub fn rejudge(&mut self, scan: &dyn Backups, data_read: bool) {
         self.ok = !self.findings.has_errors();
         self.judgement = crate::verdict::judge(&self.findings, scan, data_read);
     }
@@ -96,10 +97,14 @@ impl RecordCheck<'_> {
 }
 
 /// Check one decoded record against the share. `batch` holds the records
-/// of the same input (parents among them count as imported).
+/// of the same input (parents among them count as imported). `scan`
+/// answers for backups by id (its parents, where it really is): the whole
+/// share's index, or the few backups around this one
+/// ([`crate::share::one::Near`], which walks the share only when a backup
+/// is not where Cinder's layout puts it).
 pub fn check_record(
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn Backups,
     d: &Decoded,
     batch: &crate::record::lint::Batch<'_>,
     opts: &CheckOptions,
@@ -142,7 +147,7 @@ fn target_service(c: &mut RecordCheck, opts: &CheckOptions) {
 
 /// Steps that need the share: container, metadata, ids, object count,
 /// prefix files, size, parents.
-fn against_share(c: &mut RecordCheck, share: &Share, scan: &ShareScan) {
+fn against_share(c: &mut RecordCheck, share: &Share, scan: &dyn Backups) {
     let Some(container) = str_field(c.rec(), "container").map(str::to_owned) else {
         return;
     };
@@ -167,14 +172,16 @@ fn against_share(c: &mut RecordCheck, share: &Share, scan: &ShareScan) {
     identity(c, &meta, &rel(&format!("{prefix}_metadata")));
     object_count(c, &meta, &prefix);
     prefix_files(c, &dir, &meta, &prefix);
+    // The backup of that metadata in that container: by its id (one
+    // look-up), else from the container itself (ids repeated elsewhere).
     let entry = scan
-        .backups
-        .iter()
-        .find(|b| b.prefix == prefix && b.container == dir.rel);
+        .get(&meta.backup_id)
+        .filter(|b| b.prefix == prefix && b.container == dir.rel)
+        .or_else(|| in_dir(share, &dir.rel, &prefix));
     match entry {
         Some(b) => {
-            record_size(c, share, b);
-            c.out.extend(backup_findings(share, scan, b));
+            record_size(c, share, &b);
+            c.out.extend(backup_findings(share, scan, &b));
         }
         None => {
             c.error(
@@ -186,11 +193,24 @@ fn against_share(c: &mut RecordCheck, share: &Share, scan: &ShareScan) {
     parents(c, scan, &meta);
 }
 
+/// The backup of object prefix `prefix` in directory `rel`, as a walk
+/// finds it there (a walk reads no deeper than [`MAX_DEPTH`]).
+fn in_dir(share: &Share, rel: &str, prefix: &str) -> Option<Arc<BackupEntry>> {
+    if components(rel).ok()?.len() > MAX_DEPTH {
+        return None;
+    }
+    let (backups, _) = backups_in_dir(share, rel).ok()?;
+    backups
+        .into_iter()
+        .find(|b| b.prefix == prefix)
+        .map(Arc::new)
+}
+
 /// Step: the container, resolved without leaving the share.
 fn container_dir(
     c: &mut RecordCheck,
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn Backups,
     container: &str,
 ) -> Option<ShareDir> {
     match resolve_container(share, container) {
@@ -377,7 +397,7 @@ fn record_size(c: &mut RecordCheck, share: &Share, b: &BackupEntry) {
 }
 
 /// Step: parent_id — the record and the metadata must agree.
-fn parents(c: &mut RecordCheck, scan: &ShareScan, meta: &BackupMetadata) {
+fn parents(c: &mut RecordCheck, scan: &dyn Backups, meta: &BackupMetadata) {
     // `""` is a full backup, as Cinder reads it.
     let rp = crate::record::lint::id_field(c.rec(), "parent_id").map(str::to_owned);
     if c.rec().contains_key("parent_id") && rp.as_deref() != meta.parent_id.as_deref() {

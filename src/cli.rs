@@ -475,8 +475,13 @@ pub struct LsArgs {
     pub journal: JournalArg,
 
     /// Print {"backups": [...], "findings": [...]}
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json_lines")]
     pub json: bool,
+
+    /// Print one JSON object per line: {"backup": {...}} for each backup,
+    /// then {"finding": {...}} for each finding
+    #[arg(long)]
+    pub json_lines: bool,
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +496,11 @@ pub struct ShowArgs {
     /// Add the backup's last verification from this journal
     #[command(flatten)]
     pub journal: JournalArg,
+
+    /// List every backup whose parent it is: reads the whole share (without
+    /// it, only those in the containers read for this backup and its chain)
+    #[arg(long)]
+    pub dependants: bool,
 
     /// Print one JSON document
     #[arg(long)]
@@ -629,10 +639,15 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = ProgressKind::Auto, value_name = "KIND")]
     pub progress: ProgressKind,
 
-    /// Print {"ok", "complete", "backups_checked", "chunks_checked",
-    /// "chunks_skipped", "chunks_deferred", "bytes_read", "findings"}
-    #[arg(long)]
+    /// Print {"findings", "ok", "complete", "backups_checked", "chunks_checked",
+    /// "chunks_skipped", "chunks_deferred", "bytes_read"}, written as it goes
+    #[arg(long, conflicts_with = "json_lines")]
     pub json: bool,
+
+    /// Print one JSON object per line: {"finding": {...}} as each is found,
+    /// then {"report": {...}} with the counts
+    #[arg(long)]
+    pub json_lines: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 //! the day the source cloud's database is gone.
 
 use crate::record::Record;
-use crate::share::{BackupEntry, Sha256File, ShareScan};
+use crate::share::{BackupEntry, Sha256File};
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -47,10 +47,11 @@ fn volume_base(meta: Option<&str>) -> Option<serde_json::Map<String, Value>> {
     v.get("volume-base-metadata")?.as_object().cloned()
 }
 
-/// Build the record of `b`, fields in the order Cinder 29 exports them.
+/// Build the record of `b`, fields in the order Cinder 29 exports them;
+/// `dependants`: how many backups on the share have it as their parent.
 pub fn recover(
     share: &crate::share::Share,
-    scan: &ShareScan,
+    dependants: usize,
     b: &BackupEntry,
     opts: &RecoverOptions,
 ) -> Result<Recovered, RecoverError> {
@@ -79,7 +80,7 @@ pub fn recover(
     };
     how.extend(derivations(&sha, b, &found));
     Ok(Recovered {
-        record: record_of(scan, b, opts, found),
+        record: record_of(dependants, b, opts, found),
         derivations: how,
     })
 }
@@ -160,10 +161,9 @@ fn derivations(sha: &Sha256File, b: &BackupEntry, found: &Found) -> Vec<(String,
 }
 
 /// Step: the record itself, fields in Cinder 29's export order.
-fn record_of(scan: &ShareScan, b: &BackupEntry, opts: &RecoverOptions, found: Found) -> Record {
+fn record_of(dependants: usize, b: &BackupEntry, opts: &RecoverOptions, found: Found) -> Record {
     let m = &b.metadata;
     let created = m.created_at.as_deref().and_then(export_datetime);
-    let dependants = b.dependants(scan).len();
     let v = json!({
         "driver_info": {},
         "id": b.id,

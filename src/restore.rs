@@ -15,8 +15,9 @@ use crate::proof::{
     zero_block_sha,
 };
 use crate::share::metadata::ChunkObject;
+use crate::share::scan::Backups;
 use crate::share::sha256file::Window;
-use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
+use crate::share::{BackupEntry, Sha256File, Share};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use thiserror::Error;
@@ -105,15 +106,25 @@ fn add(cover: &mut std::collections::BTreeMap<u64, u64>, mut start: u64, mut end
     cover.insert(start, end);
 }
 
-/// Plan the restore of `top`: chain, live ranges per chunk, and the
+/// Plan the restore of the top of `chain` (full backup first, as
+/// [`Backups::chain`] gives it, loaded by the caller): live ranges per chunk, and the
 /// findings of every backup of the chain (the caller refuses to restore
 /// when they hold an error: the chunks, sha256files and metadata disagree).
 pub fn plan<'a>(
     share: &Share,
-    scan: &'a ShareScan,
-    top: &'a BackupEntry,
+    scan: &dyn Backups,
+    chain: Vec<&'a BackupEntry>,
 ) -> Result<Plan<'a>, RestoreError> {
-    let chain = scan.chain(top);
+    let Some(&top) = chain.last() else {
+        return Ok(Plan {
+            chain,
+            chunks: Vec::new(),
+            size: 0,
+            block: 0,
+            uncovered: Vec::new(),
+            findings: Findings::new(),
+        });
+    };
     // The share-level checks first: a missing parent, a bad sha256file or
     // sizes that disagree are findings, and nothing is planned.
     let mut findings = Findings::new();

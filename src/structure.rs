@@ -9,8 +9,9 @@
 use crate::findings::{Finding, Findings};
 use crate::proof::BadBlocks;
 use crate::share::metadata::MAX_VOLUME_BYTES;
+use crate::share::scan::{Backups, Link};
 use crate::share::sha256file::Window;
-use crate::share::{BackupEntry, BackupMetadata, Sha256File, Share, ShareScan};
+use crate::share::{BackupEntry, BackupMetadata, Sha256File, Share};
 use std::collections::HashSet;
 
 const GIB: u64 = 1 << 30;
@@ -92,7 +93,7 @@ impl<'a> Out<'a> {
 /// blocks an incremental inherits. Used by `check` (after the record
 /// checks), by `verify` (deep or not) and by `restore` (which refuses on
 /// an error). Linear in the number of chunks.
-pub fn backup_findings(share: &Share, scan: &ShareScan, backup: &BackupEntry) -> Findings {
+pub fn backup_findings(share: &Share, scan: &dyn Backups, backup: &BackupEntry) -> Findings {
     let mut out = Out::new(backup);
     chunk_files_against_metadata(&mut out);
     if let Some(sha) = open_sha256(share, &mut out) {
@@ -311,12 +312,12 @@ fn coverage(out: &mut Out, size: u64) {
 /// Step: the chain down to the full backup is on the share, without a
 /// loop; the direct parent hashes the same blocks of the same volume, and
 /// agrees on every block this backup inherits from it.
-fn parent_chain(share: &Share, scan: &ShareScan, out: &mut Out, sha: Option<&Sha256File>) {
+fn parent_chain(share: &Share, scan: &dyn Backups, out: &mut Out, sha: Option<&Sha256File>) {
     let backup = out.backup;
-    let mut cur = backup;
-    let mut seen: HashSet<&str> = HashSet::from([backup.id.as_str()]);
-    while let Some(pid) = cur.parent_id() {
-        let Some(parent) = scan.get(pid) else {
+    let mut cur = Link::of(backup);
+    let mut seen: HashSet<String> = HashSet::from([backup.id.clone()]);
+    while let Some(pid) = cur.parent_id.clone() {
+        let Some(parent) = scan.link(&pid) else {
             out.error(
                 "parent-missing",
                 format!(
@@ -327,7 +328,7 @@ fn parent_chain(share: &Share, scan: &ShareScan, out: &mut Out, sha: Option<&Sha
             );
             return;
         };
-        if !seen.insert(parent.id.as_str()) {
+        if !seen.insert(parent.id.clone()) {
             out.error(
                 "parent-missing",
                 format!("the chain of {} loops at {pid}", backup.id),
@@ -340,16 +341,15 @@ fn parent_chain(share: &Share, scan: &ShareScan, out: &mut Out, sha: Option<&Sha
             && parent.sha256_path.is_some()
             && let Ok(ps) = parent.open_sha256(share)
         {
-            parent_sha256(out, s, parent, &ps);
+            parent_sha256(out, s, &parent.id, &ps);
         }
         cur = parent;
     }
 }
 
 /// The direct parent's sha256file against this backup's.
-fn parent_sha256(out: &mut Out, s: &Sha256File, parent: &BackupEntry, ps: &Sha256File) {
+fn parent_sha256(out: &mut Out, s: &Sha256File, pid: &str, ps: &Sha256File) {
     let b = out.backup;
-    let pid = &parent.id;
     if ps.block_size() != s.block_size() {
         out.error(
             "parent-mismatch",

@@ -16,7 +16,8 @@
 //! fails nor is known to be wrong).
 
 use crate::findings::{Finding, Findings, Severity};
-use crate::share::{Compression, ShareScan};
+use crate::share::Compression;
+use crate::share::scan::Backups;
 use serde::Serialize;
 
 /// The verdict on one record: what importing and restoring it will do.
@@ -68,14 +69,18 @@ impl Effect {
 }
 
 /// The chunk a finding's path names, if it is one of the backup's objects.
-fn chunk_of<'a>(f: &Finding, scan: &'a ShareScan) -> Option<&'a crate::share::ChunkObject> {
+fn chunk_of(f: &Finding, scan: &dyn Backups) -> Option<crate::share::ChunkObject> {
     let b = scan.get(f.backup_id.as_deref()?)?;
     let path = f.path.as_deref()?;
-    b.metadata.objects.iter().find(|o| b.rel(&o.name) == path)
+    b.metadata
+        .objects
+        .iter()
+        .find(|o| b.rel(&o.name) == path)
+        .cloned()
 }
 
 /// What Cinder 29 does with the fault of finding `f` (errors only).
-pub fn effect(f: &Finding, scan: &ShareScan) -> Effect {
+pub fn effect(f: &Finding, scan: &dyn Backups) -> Effect {
     if f.severity != Severity::Error {
         return Effect::None;
     }
@@ -99,7 +104,7 @@ pub fn effect(f: &Finding, scan: &ShareScan) -> Effect {
         | "invalid-id" => Effect::Fails,
         // An empty file: zlib and zstd raise on b'', bz2 and none give
         // b'' and write nothing.
-        "chunk-empty" => match chunk_of(f, scan).map(|o| &o.compression) {
+        "chunk-empty" => match chunk_of(f, scan).map(|o| o.compression) {
             Some(Compression::Bz2) | Some(Compression::None) => Effect::Corrupts,
             _ => Effect::Fails,
         },
@@ -136,7 +141,7 @@ pub struct Judgement {
 }
 
 /// Volume bytes `a..b` of the chunk a finding names, as text.
-fn bytes_of(f: &Finding, scan: &ShareScan) -> Option<(String, String)> {
+fn bytes_of(f: &Finding, scan: &dyn Backups) -> Option<(String, String)> {
     let o = chunk_of(f, scan)?;
     Some((
         o.name.clone(),
@@ -145,7 +150,7 @@ fn bytes_of(f: &Finding, scan: &ShareScan) -> Option<(String, String)> {
 }
 
 /// Judge a record's findings (`data_read`: whether its chunks were read).
-pub fn judge(findings: &Findings, scan: &ShareScan, data_read: bool) -> Judgement {
+pub fn judge(findings: &Findings, scan: &dyn Backups, data_read: bool) -> Judgement {
     let effects: Vec<Effect> = findings.iter().map(|f| effect(f, scan)).collect();
     let worst = effects.iter().copied().max().unwrap_or(Effect::None);
     let causes: Vec<usize> = (0..effects.len())

@@ -8,7 +8,8 @@
 use crate::findings::{Finding, Findings};
 use crate::progress::Progress;
 use crate::share::metadata::ChunkObject;
-use crate::share::{BackupEntry, Sha256File, Share, ShareScan};
+use crate::share::scan::{ShareIndex, Summary};
+use crate::share::{BackupEntry, Sha256File, Share};
 use crate::structure::PER_CODE;
 
 pub use crate::proof::{
@@ -187,7 +188,7 @@ enum Item {
 /// Verify `backups` (callers include the chains they want checked).
 pub fn verify(
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn crate::share::scan::Backups,
     backups: &[&BackupEntry],
     opts: &VerifyOptions,
     progress: &dyn Progress,
@@ -205,7 +206,7 @@ pub fn verify(
 /// [`verify`] with a journal's hooks.
 pub fn verify_with(
     share: &Share,
-    scan: &ShareScan,
+    scan: &dyn crate::share::scan::Backups,
     backups: &[&BackupEntry],
     opts: &VerifyOptions,
     progress: &dyn Progress,
@@ -237,6 +238,150 @@ pub fn verify_with(
     report.complete = report.chunks_deferred == 0;
     report.ok = !report.findings.has_errors() && report.complete;
     report
+}
+
+/// Backups loaded and worked on at once by [`verify_stream`]: at most
+/// this many, and at most [`WINDOW_CHUNKS`] chunks between them (a window
+/// always holds at least one backup), so that what is held is bounded
+/// whatever the number of backups on the share.
+pub const WINDOW_BACKUPS: usize = 512;
+pub const WINDOW_CHUNKS: u64 = 1 << 18;
+
+/// Verify the backups `selected` of a share's index one window at a time:
+/// each backup is read again in full from its directory when its window
+/// comes, its structural findings (and with `deep` its chunks') are handed
+/// to `emit` in the order of `selected`, and it is dropped. The report
+/// holds the counts; its `findings` stay empty (they went to `emit`),
+/// `ok` says whether any error was emitted. A run over fewer backups than
+/// a window emits its findings in the order [`verify`] lists them.
+pub fn verify_stream(
+    share: &Share,
+    index: &ShareIndex,
+    selected: &[&Summary],
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+    hooks: &VerifyHooks<'_>,
+    emit: &mut dyn FnMut(Findings) -> std::io::Result<()>,
+) -> std::io::Result<VerifyReport> {
+    use rayon::prelude::*;
+    let mut report = VerifyReport {
+        backups_checked: selected.len(),
+        ..Default::default()
+    };
+    // Loads are bound by the share (its walk's concurrency), chunks by
+    // `--jobs`.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(share.walk_concurrency())
+        .build()
+        .ok();
+    let readers = if opts.deep {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs.max(1))
+            .build()
+            .ok()
+    } else {
+        None
+    };
+    let on = index.on(share);
+    if opts.deep {
+        let total = selected
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(s.data_bytes));
+        let total = match opts.sample {
+            Some((pct, _)) => (total as f64 * pct / 100.0) as u64,
+            None => total,
+        };
+        progress.start(total);
+    }
+    let mut errors = false;
+    let mut rest = selected;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut chunks = 0u64;
+        while n < rest.len() && n < WINDOW_BACKUPS && (n == 0 || chunks < WINDOW_CHUNKS) {
+            chunks = chunks.saturating_add(rest[n].chunks);
+            n += 1;
+        }
+        let (window, later) = rest.split_at(n);
+        rest = later;
+        let work = || -> Vec<(Option<BackupEntry>, Findings)> {
+            window
+                .par_iter()
+                .with_max_len(1)
+                .map(|s| match index.load(share, s) {
+                    Some(b) => {
+                        let f = crate::structure::backup_findings(share, &on, &b);
+                        (Some(b), f)
+                    }
+                    None => (None, changed(s)),
+                })
+                .collect()
+        };
+        let done = match &pool {
+            Some(p) => p.install(work),
+            None => work(),
+        };
+        let mut found = Findings::new();
+        let mut loaded = Vec::with_capacity(done.len());
+        for (b, f) in done {
+            found.extend(f.0);
+            loaded.extend(b);
+        }
+        if opts.deep {
+            let refs: Vec<&BackupEntry> = loaded.iter().collect();
+            let (seen, shas) = as_read(share, &refs);
+            let run = DeepRun {
+                share,
+                backups: seen.iter().collect(),
+                shas,
+                opts,
+                progress,
+                hooks,
+            };
+            let mut part = VerifyReport::default();
+            run.chunks(&mut part, readers.as_ref());
+            report.chunks_checked += part.chunks_checked;
+            report.bytes_read = report.bytes_read.saturating_add(part.bytes_read);
+            report.data_bytes = report.data_bytes.saturating_add(part.data_bytes);
+            report.proven_by.add(&part.proven_by);
+            report.chunks_skipped += part.chunks_skipped;
+            report.chunks_deferred += part.chunks_deferred;
+            found.extend(part.findings.0);
+        }
+        drop(loaded);
+        errors |= found.has_errors();
+        if !found.is_empty() {
+            emit(found)?;
+        }
+    }
+    if opts.deep {
+        progress.finish();
+    }
+    report.complete = report.chunks_deferred == 0;
+    report.ok = !errors && report.complete;
+    Ok(report)
+}
+
+/// The finding for a backup the walk saw whose `_metadata` no longer
+/// reads as it did when its turn came.
+fn changed(s: &Summary) -> Findings {
+    let mut f = Findings::new();
+    f.push(
+        Finding::error(
+            "read-failed",
+            format!(
+                "{}_metadata changed on the share during the run (it no longer reads as backup {}): not verified",
+                s.prefix(),
+                s.id()
+            ),
+        )
+        .backup(s.id().to_string())
+        .path(crate::share::source::join(
+            &s.container(),
+            &format!("{}_metadata", s.prefix()),
+        )),
+    );
+    f
 }
 
 /// Step: each backup's sha256file, opened once, and each backup as the
@@ -277,15 +422,23 @@ impl DeepRun<'_> {
     /// is held at once (every chunk's findings, before they are counted)
     /// stays bounded whatever the number of chunks a `_metadata` lists.
     fn all_chunks(&self, report: &mut VerifyReport) {
-        use rayon::prelude::*;
-        let items = self.work_items();
-        let total: u64 = items
+        let total: u64 = self
+            .work_items()
             .iter()
             .fold(0u64, |a, (_, o)| a.saturating_add(o.length));
         self.progress.start(total);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.opts.jobs.max(1))
-            .build();
+            .build()
+            .ok();
+        self.chunks(report, pool.as_ref());
+        self.progress.finish();
+    }
+
+    /// [`DeepRun::all_chunks`] on a given pool, progress left to the caller.
+    fn chunks(&self, report: &mut VerifyReport, pool: Option<&rayon::ThreadPool>) {
+        use rayon::prelude::*;
+        let items = self.work_items();
         let mut capped = Capped::default();
         for batch in items.chunks(BATCH) {
             let run = || -> Vec<Item> {
@@ -295,13 +448,12 @@ impl DeepRun<'_> {
                     .map(|(i, o)| self.one(*i, o))
                     .collect()
             };
-            let results = match &pool {
-                Ok(p) => p.install(run),
-                Err(_) => run(),
+            let results = match pool {
+                Some(p) => p.install(run),
+                None => run(),
             };
             tally(report, &mut capped, results);
         }
-        self.progress.finish();
         capped.finish(&mut report.findings);
     }
 

@@ -320,3 +320,28 @@ fn man_page_of_cbr_lists_every_finding_code_and_the_exit_statuses() {
     let verify = std::fs::read_to_string(fixtures().join("../man/cbr-verify.1")).unwrap();
     assert!(verify.contains("Examples"), "cbr-verify.1 has no examples");
 }
+
+/// `ls --json-lines` carries exactly what `ls --json` does, one object a
+/// line (backups, then findings), for pipelines.
+#[test]
+fn ls_json_lines_holds_the_json_documents_backups_and_findings() {
+    let (_t, share) = share_copy();
+    // A finding too: an orphan chunk.
+    std::fs::write(share.join("volume_x_backup_y-00001"), b"x").unwrap();
+    let s = share.to_str().unwrap();
+    let (code, doc) = run_json(&["ls", "--json", "--share", s]);
+    let (code2, out, _) = run(&["ls", "--json-lines", "--share", s]);
+    assert_eq!(code, code2);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let backups: Vec<&Value> = lines.iter().filter_map(|l| l.get("backup")).collect();
+    let findings: Vec<&Value> = lines.iter().filter_map(|l| l.get("finding")).collect();
+    assert_eq!(backups.len() + findings.len(), lines.len());
+    let want: Vec<&Value> = doc["backups"].as_array().unwrap().iter().collect();
+    assert_eq!(backups, want);
+    let want: Vec<&Value> = doc["findings"].as_array().unwrap().iter().collect();
+    assert!(!want.is_empty());
+    assert_eq!(findings, want);
+}

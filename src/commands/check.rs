@@ -4,7 +4,8 @@ use super::{Global, Outcome, decode_batch, read_inputs, resolve_share};
 use crate::cli::CheckArgs;
 use anyhow::Result;
 use cbr::check::{CheckOptions, CheckReport, check_record};
-use cbr::share::scan::scan;
+use cbr::share::one::Near;
+use cbr::share::scan::Backups;
 use cbr::verdict::Verdict;
 use cbr::verify::{VerifyOptions, verify};
 use std::io::Write;
@@ -22,20 +23,31 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
     // The records own their text: the inputs need not stay (memory ≤ 3 × input).
     drop(inputs);
     let share = resolve_share(g, &args.share)?;
-    let found = scan(&share)?;
+    // Each record's backup is read from the container it names, its
+    // parents from theirs: no walk of the share unless a backup is not
+    // where Cinder's layout (or the record) puts it (issue 25).
+    let near = Near::new(&share)?.on_walk(walk_note(g.quiet));
     let opts = CheckOptions {
         target_service: args.target_service.clone(),
     };
     let mut reports: Vec<CheckReport> = Vec::new();
     let batch = cbr::record::lint::Batch::of(records.iter().map(|d| &d.record));
     for d in &records {
-        let mut report = check_record(&share, &found, d, &batch, &opts);
+        let field = |k: &str| d.record.get(k).and_then(|v| v.as_str());
+        if let (Some(c), Some(p)) = (field("container"), field("service_metadata")) {
+            // Its container read first: its backup is then known by id.
+            near.in_container(c, p);
+        }
+        let mut report = check_record(&share, &near, d, &batch, &opts);
         if args.deep
-            && let Some(b) = report.backup_id.as_deref().and_then(|id| found.get(id))
+            && let Some(b) = report.backup_id.as_deref().and_then(|id| near.get(id))
         {
-            deepen(g, &args, &share, &found, b, &mut report);
+            deepen(g, &args, &share, &near, b, &mut report);
         }
         reports.push(report);
+    }
+    if let Some(e) = near.walk_error() {
+        anyhow::bail!("the share could not be read: {e}");
     }
     let all_ok = reports.iter().all(|r| r.ok);
     if args.json {
@@ -54,17 +66,31 @@ pub fn run(g: &Global, args: CheckArgs) -> Result<Outcome> {
     })
 }
 
+/// What `show` and `check` say (unless quiet) before they walk the whole
+/// share: why; it is only slower.
+pub fn walk_note(quiet: bool) -> impl Fn(&str) + Send + Sync {
+    move |why: &str| {
+        if !quiet {
+            eprintln!(
+                "cbr: {} (only slower on a large share)",
+                cbr::escape::terminal(why)
+            );
+        }
+    }
+}
+
 /// `--deep`: every chunk of the backup's chain read, its findings added
 /// to the record's (once each), and the record judged again.
 fn deepen(
     g: &Global,
     args: &CheckArgs,
     share: &cbr::share::Share,
-    found: &cbr::share::ShareScan,
-    b: &cbr::share::BackupEntry,
+    found: &Near<'_>,
+    b: std::sync::Arc<cbr::share::BackupEntry>,
     report: &mut CheckReport,
 ) {
     let chain = found.chain(b);
+    let chain: Vec<&cbr::share::BackupEntry> = chain.iter().map(|c| c.as_ref()).collect();
     let vopts = VerifyOptions {
         deep: true,
         jobs: args.jobs.unwrap_or_else(|| VerifyOptions::default().jobs),

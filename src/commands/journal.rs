@@ -137,7 +137,10 @@ fn report(g: &Global, a: JournalReportArgs) -> Result<Outcome> {
     };
     let cutoff = now().saturating_sub(window as i64);
     let found = match &share {
-        Some(s) => Some(cbr::share::scan::scan(s)?),
+        Some(s) => Some(cbr::share::scan::index(
+            s,
+            cbr::share::scan::IndexOptions::default(),
+        )?),
         None => None,
     };
     let format = match (a.json, a.format) {
@@ -184,12 +187,17 @@ type PerBackup<'a> = HashMap<&'a str, Vec<(&'a str, &'a Last)>>;
 fn rows_on_share(
     rows: &mut Vec<Row>,
     s: &Share,
-    found: &cbr::share::ShareScan,
+    found: &cbr::share::scan::ShareIndex,
     sid: &str,
     per: &PerBackup<'_>,
     cutoff: i64,
 ) {
-    for b in &found.backups {
+    // One backup read in full at a time (its objects and file identities).
+    for summary in &found.backups {
+        let Some(b) = found.load(s, summary) else {
+            continue;
+        };
+        let b = &b;
         let meta = b.metadata_id.map(|f| f.stamp());
         let sha = b
             .sha256_path

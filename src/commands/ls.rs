@@ -1,12 +1,13 @@
 //! `cbr ls`: every backup on the share.
 
-use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
+use super::{Global, JsonDoc, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::LsArgs;
 use anyhow::Result;
 use cbr::escape::terminal as t;
-use cbr::share::Share;
-use cbr::share::scan::{BackupEntry, ShareScan, scan};
+use cbr::share::scan::{IndexOptions, ShareIndex, Summary, index};
 use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::Write;
 
 /// One backup as `ls --json` lists it (keys are the contract).
@@ -14,14 +15,14 @@ use std::io::Write;
 struct Row<'a> {
     id: &'a str,
     volume_id: Option<&'a str>,
-    container: &'a str,
-    prefix: &'a str,
+    container: Cow<'a, str>,
+    prefix: Cow<'a, str>,
     created_at: Option<&'a str>,
     name: Option<&'a str>,
     description: Option<&'a str>,
     parent_id: Option<&'a str>,
     kind: &'static str,
-    chunks: usize,
+    chunks: u64,
     stored_bytes: u64,
     data_bytes: u64,
     compression: Vec<String>,
@@ -31,79 +32,98 @@ struct Row<'a> {
     complete: bool,
 }
 
-fn row<'a>(share: &Share, b: &'a BackupEntry) -> Row<'a> {
-    let sha = b
-        .sha256_path
-        .as_ref()
-        .and_then(|_| b.open_sha256(share).ok());
+fn row(b: &Summary) -> Row<'_> {
     Row {
-        id: &b.id,
-        volume_id: b.metadata.volume_id.as_deref(),
-        container: &b.container,
-        prefix: &b.prefix,
-        created_at: b.metadata.created_at.as_deref(),
-        name: b.metadata.backup_name.as_deref(),
-        description: b.metadata.backup_description.as_deref(),
+        id: b.id(),
+        volume_id: b.volume_id(),
+        container: b.container(),
+        prefix: b.prefix(),
+        created_at: b.created_at(),
+        name: b.name(),
+        description: b.description(),
         parent_id: b.parent_id(),
         kind: if b.parent_id().is_some() {
             "incremental"
         } else {
             "full"
         },
-        chunks: b.metadata.objects.len(),
-        stored_bytes: b.stored_bytes(),
-        data_bytes: b.metadata.data_bytes(),
-        compression: b.metadata.compressions(),
-        sha_block_size: sha.as_ref().map(|s| s.block_size()),
-        size_bytes: sha.as_ref().map(|s| s.covered_bytes()),
-        complete: b.complete(),
+        chunks: b.chunks,
+        stored_bytes: b.stored_bytes,
+        data_bytes: b.data_bytes,
+        compression: b.compressions(),
+        sha_block_size: b.sha.map(|s| s.0),
+        size_bytes: b.sha.map(|s| s.1),
+        complete: b.complete,
     }
 }
 
+/// A backup's row as JSON, with its last verification when a journal
+/// was given (null: never).
+fn row_json(b: &Summary, last: Option<&Last>) -> Result<serde_json::Value> {
+    let mut r = serde_json::to_value(row(b))?;
+    if let Some(last) = last {
+        r["last_verified"] = match last.get(b.id()) {
+            Some(l) => serde_json::json!({
+                "oldest_ok_at": l.oldest_ok_at,
+                "last_at": l.last_at,
+                "failed": l.failed,
+                "chunks": l.chunks,
+            }),
+            None => serde_json::Value::Null,
+        };
+    }
+    Ok(r)
+}
+
+type Last = std::collections::HashMap<String, cbr::journal::BackupLast>;
+
 pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
-    let found = scan(&share)?;
+    let json = args.json || args.json_lines;
+    let found = index(&share, IndexOptions { sha_header: json })?;
     let last = super::journal::last_by_backup(&args.journal, &share)?;
     let outcome = if found.findings.has_errors() {
         Outcome::Problems
     } else {
         Outcome::Ok
     };
-    if args.json {
-        use rayon::prelude::*;
-        // Reading each sha256file's header is the costly part: in parallel.
-        let rows: Vec<Row> = found.backups.par_iter().map(|b| row(&share, b)).collect();
-        let mut doc = serde_json::json!({
-            "backups": rows,
-            "findings": found.findings,
-        });
-        // With --journal: each backup's last verification (null: never).
-        if let (Some(last), Some(list)) = (&last, doc["backups"].as_array_mut()) {
-            for (r, b) in list.iter_mut().zip(&found.backups) {
-                r["last_verified"] = match last.get(&b.id) {
-                    Some(l) => serde_json::json!({
-                        "oldest_ok_at": l.oldest_ok_at,
-                        "last_at": l.last_at,
-                        "failed": l.failed,
-                        "chunks": l.chunks,
-                    }),
-                    None => serde_json::Value::Null,
-                };
-            }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json_lines {
+        // One object per line: each backup, then each finding.
+        for b in &found.backups {
+            let line = serde_json::json!({ "backup": row_json(b, last.as_ref())? });
+            serde_json::to_writer(&mut out, &line)?;
+            writeln!(out)?;
         }
-        super::print_json(&doc)?;
+        for f in &found.findings {
+            serde_json::to_writer(&mut out, &serde_json::json!({ "finding": f }))?;
+            writeln!(out)?;
+        }
+        out.flush()?;
         return Ok(outcome);
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        // {"backups": [...], "findings": [...]}, written row by row.
+        let mut doc = JsonDoc::open(&mut out)?;
+        doc.array("backups")?;
+        for b in &found.backups {
+            doc.item(&row_json(b, last.as_ref())?)?;
+        }
+        doc.close_array()?;
+        doc.field("findings", &found.findings)?;
+        doc.close()?;
+        out.flush()?;
+        return Ok(outcome);
+    }
     if args.tree {
-        print_tree(&mut out, &share, &found)?;
+        print_tree(&mut out, &found)?;
     } else {
         print_table(&mut out, &found)?;
     }
     if let Some(last) = &last {
         writeln!(out, "\nlast verification (journal):")?;
         for b in &found.backups {
-            let s = match last.get(&b.id) {
+            let s = match last.get(b.id()) {
                 None => "never".to_string(),
                 Some(l) if l.failed => format!("FAILED ({})", super::journal::when(l.last_at)),
                 Some(l) => format!(
@@ -111,7 +131,7 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
                     l.oldest_ok_at.map_or("-".into(), super::journal::when)
                 ),
             };
-            writeln!(out, "  {}  {s}", t(&b.id))?;
+            writeln!(out, "  {}  {s}", t(b.id()))?;
         }
     }
     if !found.findings.is_empty() {
@@ -123,10 +143,8 @@ pub fn run(g: &Global, args: LsArgs) -> Result<Outcome> {
 }
 
 /// The creation time as shown (the metadata's text: escaped).
-fn created(b: &BackupEntry) -> String {
-    b.metadata
-        .created_at
-        .as_deref()
+fn created(b: &Summary) -> String {
+    b.created_at()
         .map(|c| t(c.get(..19).unwrap_or(c)).replace('T', " "))
         .unwrap_or_else(|| "-".into())
 }
@@ -136,7 +154,7 @@ fn shown(s: Option<&str>) -> std::borrow::Cow<'_, str> {
     s.map_or("-".into(), t)
 }
 
-fn print_table(out: &mut dyn Write, found: &ShareScan) -> Result<()> {
+fn print_table(out: &mut dyn Write, found: &ShareIndex) -> Result<()> {
     writeln!(
         out,
         "{:<36}  {:<36}  {:<19}  {:<20}  {:<20}  {:>6}  {:>10}  {:>10}  COMPRESSION",
@@ -150,36 +168,35 @@ fn print_table(out: &mut dyn Write, found: &ShareScan) -> Result<()> {
         writeln!(
             out,
             "{:<36}  {:<36}  {:<19}  {:<20}  {:<20}  {:>6}  {:>10}  {:>10}  {}{}",
-            t(&b.id),
-            shown(b.metadata.volume_id.as_deref()),
+            t(b.id()),
+            shown(b.volume_id()),
             created(b),
-            shown(b.metadata.backup_name.as_deref()),
+            shown(b.name()),
             kind,
-            b.metadata.objects.len(),
-            human_bytes(b.stored_bytes()),
-            human_bytes(b.metadata.data_bytes()),
-            t(&b.metadata.compressions().join(",")),
-            if b.complete() { "" } else { "  (incomplete)" },
+            b.chunks,
+            human_bytes(b.stored_bytes),
+            human_bytes(b.data_bytes),
+            t(&b.compressions().join(",")),
+            if b.complete { "" } else { "  (incomplete)" },
         )?;
     }
     writeln!(out, "{} backup(s)", found.backups.len())?;
     Ok(())
 }
 
-fn print_tree(out: &mut dyn Write, _share: &Share, found: &ShareScan) -> Result<()> {
-    fn node(
+fn print_tree(out: &mut dyn Write, found: &ShareIndex) -> Result<()> {
+    fn node<'a>(
         out: &mut dyn Write,
-        found: &ShareScan,
-        b: &BackupEntry,
+        found: &'a ShareIndex,
+        b: &'a Summary,
         indent: &str,
         last: bool,
         root: bool,
-        seen: &mut Vec<String>,
+        seen: &mut HashSet<&'a str>,
     ) -> Result<()> {
-        if seen.contains(&b.id) {
+        if !seen.insert(b.id()) {
             return Ok(());
         }
-        seen.push(b.id.clone());
         let branch = if root {
             ""
         } else if last {
@@ -190,13 +207,13 @@ fn print_tree(out: &mut dyn Write, _share: &Share, found: &ShareScan) -> Result<
         writeln!(
             out,
             "{indent}{branch}{}  {}  {}  {} chunks, {}",
-            t(&b.id),
+            t(b.id()),
             created(b),
-            shown(b.metadata.backup_name.as_deref()),
-            b.metadata.objects.len(),
-            human_bytes(b.metadata.data_bytes())
+            shown(b.name()),
+            b.chunks,
+            human_bytes(b.data_bytes)
         )?;
-        let kids = b.dependants(found);
+        let kids: Vec<&Summary> = found.dependants(b.id()).collect();
         let child_indent = if root {
             indent.to_string()
         } else {
@@ -215,12 +232,10 @@ fn print_tree(out: &mut dyn Write, _share: &Share, found: &ShareScan) -> Result<
         }
         Ok(())
     }
-    let mut seen = Vec::new();
+    let mut seen = HashSet::new();
     // Roots: full backups, and incrementals whose parent is not on the share.
     for b in &found.backups {
-        let orphan = b
-            .parent_id()
-            .is_some_and(|p| !found.backups.iter().any(|x| x.id == p));
+        let orphan = b.parent_id().is_some_and(|p| found.summary(p).is_none());
         if b.parent_id().is_none() || orphan {
             if orphan {
                 writeln!(

@@ -213,14 +213,13 @@ pub fn resolve_share(g: &Global, args: &ShareArgs) -> Result<cbr::share::Share> 
 
 /// The error findings of a scan about backup `id` that it could not read
 /// (their path names the id: its container or object prefix).
-pub fn findings_about(found: &cbr::share::ShareScan, id: &str) -> cbr::findings::Findings {
+pub fn findings_about(found: &cbr::findings::Findings, id: &str) -> cbr::findings::Findings {
     let mut out = cbr::findings::Findings::new();
     if id.len() < 8 {
         return out;
     }
     out.extend(
         found
-            .findings
             .errors()
             .filter(|f| f.path.as_deref().is_some_and(|p| p.contains(id)))
             .cloned(),
@@ -235,6 +234,91 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// One JSON object written as it goes, byte for byte as
+/// [`print_json`] would print it whole: fields one after the other, an
+/// array's items one at a time, so that a document of a million backups
+/// never sits in memory. Strings in JSON never hold a raw newline, so a
+/// value pretty-printed alone is indented by prefixing its lines.
+pub struct JsonDoc<'w> {
+    out: Box<dyn Write + 'w>,
+    fields: usize,
+    items: usize,
+}
+
+impl<'w> JsonDoc<'w> {
+    pub fn open(mut out: impl Write + 'w) -> Result<JsonDoc<'w>> {
+        out.write_all(b"{")?;
+        Ok(JsonDoc {
+            out: Box::new(out),
+            fields: 0,
+            items: 0,
+        })
+    }
+    fn key(&mut self, k: &str) -> Result<()> {
+        if self.fields > 0 {
+            self.out.write_all(b",")?;
+        }
+        self.fields += 1;
+        self.out.write_all(b"\n  ")?;
+        serde_json::to_writer(&mut self.out, k)?;
+        self.out.write_all(b": ")?;
+        Ok(())
+    }
+    /// `value`, pretty, its lines after the first indented by `indent`.
+    fn pretty<T: serde::Serialize + ?Sized>(&mut self, value: &T, indent: &str) -> Result<()> {
+        let text = serde_json::to_string_pretty(value)?;
+        let mut lines = text.split('\n');
+        if let Some(first) = lines.next() {
+            self.out.write_all(first.as_bytes())?;
+        }
+        for l in lines {
+            self.out.write_all(b"\n")?;
+            self.out.write_all(indent.as_bytes())?;
+            self.out.write_all(l.as_bytes())?;
+        }
+        Ok(())
+    }
+    /// A field with a whole value.
+    pub fn field<T: serde::Serialize + ?Sized>(&mut self, k: &str, value: &T) -> Result<()> {
+        self.key(k)?;
+        self.pretty(value, "  ")
+    }
+    /// A field holding an array, whose items follow ([`JsonDoc::item`]).
+    pub fn array(&mut self, k: &str) -> Result<()> {
+        self.key(k)?;
+        self.items = 0;
+        self.out.write_all(b"[")?;
+        Ok(())
+    }
+    pub fn item<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        if self.items > 0 {
+            self.out.write_all(b",")?;
+        }
+        self.items += 1;
+        self.out.write_all(b"\n    ")?;
+        self.pretty(value, "    ")
+    }
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+    pub fn close_array(&mut self) -> Result<()> {
+        if self.items > 0 {
+            self.out.write_all(b"\n  ")?;
+        }
+        self.out.write_all(b"]")?;
+        Ok(())
+    }
+    pub fn close(mut self) -> Result<()> {
+        if self.fields > 0 {
+            self.out.write_all(b"\n")?;
+        }
+        self.out.write_all(b"}\n")?;
+        self.out.flush()?;
+        Ok(())
+    }
 }
 
 /// Decode every record of every input, in order; an undecodable input is
@@ -334,4 +418,32 @@ pub fn human_bytes(n: u64) -> String {
 pub fn print_findings(w: &mut dyn Write, findings: &cbr::findings::Findings) -> Result<()> {
     cbr::findings::render_human(findings, w)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod json_doc_tests {
+    use super::*;
+
+    /// A document written as it goes is the same bytes as one printed whole.
+    #[test]
+    fn streamed_json_is_what_print_json_prints() {
+        for n in [0usize, 1, 3] {
+            let rows: Vec<serde_json::Value> = (0..n)
+                .map(|i| serde_json::json!({"id": format!("a\nb{i}"), "v": [i, {"x": null}], "e": []}))
+                .collect();
+            let whole = serde_json::json!({"backups": rows, "findings": [], "n": {"k": n}});
+            let want = serde_json::to_string_pretty(&whole).unwrap() + "\n";
+            let mut got = Vec::new();
+            let mut d = JsonDoc::open(&mut got).unwrap();
+            d.array("backups").unwrap();
+            for r in &rows {
+                d.item(r).unwrap();
+            }
+            d.close_array().unwrap();
+            d.field("findings", &Vec::<u8>::new()).unwrap();
+            d.field("n", &serde_json::json!({"k": n})).unwrap();
+            d.close().unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+        }
+    }
 }

@@ -186,12 +186,20 @@ fn recovered(
         service: args.target_service.clone(),
     };
     let mut kept_given = 0;
+    // Children per parent, counted once (not a scan of the share per backup).
+    let mut children: HashMap<&str, usize> = HashMap::new();
+    for b in &f.backups {
+        if let Some(p) = b.parent_id() {
+            *children.entry(p).or_default() += 1;
+        }
+    }
     for b in &f.backups {
         if given.contains(&b.id.to_lowercase()) {
             kept_given += 1;
             continue;
         }
-        match cbr::recover::recover(s, f, b, &opts) {
+        let dependants = children.get(b.id.as_str()).copied().unwrap_or(0);
+        match cbr::recover::recover(s, dependants, b, &opts) {
             Ok(r) => {
                 origins.push(format!("recovered from the share ({})", b.id));
                 records.push(Decoded {

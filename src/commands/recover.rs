@@ -7,7 +7,7 @@ use cbr::escape::terminal as t;
 use cbr::record::edit::validate;
 use cbr::record::emit::{EmitOptions, emit};
 use cbr::recover::{RecoverOptions, recover};
-use cbr::share::scan::scan;
+use cbr::share::scan::{IndexOptions, index};
 use std::io::Write;
 
 pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
@@ -17,7 +17,7 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
         }
     }
     let share = resolve_share(g, &args.share)?;
-    let found = scan(&share)?;
+    let found = index(&share, IndexOptions::default())?;
     let top = found.find(&args.id)?;
     let chain = if args.chain {
         found.chain(top)
@@ -30,7 +30,7 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
     {
         anyhow::bail!(
             "the chain of {} needs backup {p}, which is not on the share",
-            top.id
+            top.id()
         );
     }
     let opts = RecoverOptions {
@@ -40,7 +40,14 @@ pub fn run(g: &Global, args: RecoverArgs) -> Result<Outcome> {
     };
     let mut text = String::new();
     for (i, b) in chain.iter().enumerate() {
-        let r = recover(&share, &found, b, &opts)?;
+        // Read in full only now, one at a time.
+        let Some(full) = found.load(&share, b) else {
+            anyhow::bail!(
+                "backup {} changed on the share during the run: its metadata no longer reads",
+                t(b.id())
+            );
+        };
+        let r = recover(&share, found.dependants(b.id()).count(), &full, &opts)?;
         if !g.quiet && i == 0 {
             let mut e = std::io::stderr().lock();
             writeln!(

@@ -10,7 +10,7 @@ use cbr::progress::Progress;
 use cbr::restore::{Plan, RestoreOptions, RestoreReport, plan, restore};
 use cbr::share::Share;
 use cbr::share::out::{Gate, OutDir, Target};
-use cbr::share::scan::scan;
+use cbr::share::scan::{Backups, IndexOptions, index};
 use std::io::Write;
 
 pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
@@ -31,12 +31,22 @@ pub fn run(g: &Global, args: RestoreArgs) -> Result<Outcome> {
     } else {
         Some(gate.target("--output", &args.output, args.force)?)
     };
-    let found = scan(&share)?;
+    let found = index(&share, IndexOptions::default())?;
     let top = match found.find(&args.id) {
         Ok(t) => t,
-        Err(e) => return refused(&found, &args.id, &output, e),
+        Err(e) => return refused(&found.findings, &args.id, &output, e),
     };
-    let plan = plan(&share, &found, top)?;
+    // Only the chain is read in full.
+    let on = found.on(&share);
+    let chain = match on.get(top.id()) {
+        Some(b) => on.chain(b),
+        None => bail!(
+            "backup {} changed on the share during the run: its metadata no longer reads",
+            t(top.id())
+        ),
+    };
+    let top = chain.last().cloned().context("an empty chain")?;
+    let plan = plan(&share, &on, chain.iter().map(|b| &**b).collect())?;
     if plan.findings.has_errors() {
         return failed(
             &plan.findings,
@@ -132,7 +142,7 @@ fn write_image(
 /// A backup not found: one whose metadata the scan refused is said why
 /// (exit 1); else the error.
 fn refused(
-    found: &cbr::share::ShareScan,
+    found: &Findings,
     id: &str,
     output: &str,
     e: cbr::share::scan::ScanError,

@@ -6,14 +6,28 @@ use anyhow::Result;
 use cbr::escape::terminal as t;
 use cbr::journal::BackupLast;
 use cbr::share::Sha256File;
-use cbr::share::scan::{BackupEntry, scan};
+use cbr::share::one::Near;
+use cbr::share::scan::{BackupEntry, Backups};
 use std::io::Write;
+use std::sync::Arc;
 
 pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
-    let found = scan(&share)?;
-    let b = found.find(&args.id)?;
-    let chain = found.chain(b);
+    // One backup: its own directory and its parents', not a walk of the
+    // share (issue 25); a walk only where Cinder's layout does not hold.
+    let near = Near::new(&share)?.on_walk(super::check::walk_note(g.quiet));
+    let b = near.find(&args.id)?;
+    let chain = near.chain(b.clone());
+    if args.dependants {
+        near.walk(&format!(
+            "--dependants: reading the whole share for the backups whose parent is {}",
+            b.id
+        ))?;
+    }
+    let (dependants, dependants_complete) = near.dependants(&b);
+    if let Some(e) = near.walk_error() {
+        anyhow::bail!("the share could not be read: {e}");
+    }
     let sha = b
         .sha256_path
         .as_ref()
@@ -39,10 +53,11 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
     let last =
         super::journal::last_by_backup(&args.journal, &share)?.map(|m| m.get(&b.id).copied());
     let shown = Shown {
-        b,
         chain_complete: chain.first().is_some_and(|c| c.parent_id().is_none()),
+        b: &b,
         chain,
-        dependants: b.dependants(&found).iter().map(|c| c.id.as_str()).collect(),
+        dependants,
+        dependants_complete,
         sha,
         sha_err,
         record,
@@ -60,9 +75,13 @@ pub fn run(g: &Global, args: ShowArgs) -> Result<Outcome> {
 struct Shown<'a> {
     b: &'a BackupEntry,
     /// Full first.
-    chain: Vec<&'a BackupEntry>,
+    chain: Vec<Arc<BackupEntry>>,
     chain_complete: bool,
-    dependants: Vec<&'a str>,
+    /// Backups whose parent it is: in the directories read, or (after a
+    /// walk) on the whole share.
+    dependants: Vec<String>,
+    /// Whether `dependants` lists every one on the share (the share was walked).
+    dependants_complete: bool,
     sha: Option<Sha256File>,
     /// Why the `_sha256file` could not be read.
     sha_err: Option<String>,
@@ -84,7 +103,8 @@ fn render_json(s: &Shown<'_>) -> Result<()> {
         chunks: Chunks<'a>,
         chain: Vec<&'a str>,
         chain_complete: bool,
-        dependants: &'a [&'a str],
+        dependants: &'a [String],
+        dependants_complete: bool,
         record: &'a serde_json::Value,
         complete: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +127,7 @@ fn render_json(s: &Shown<'_>) -> Result<()> {
         chain: s.chain.iter().map(|c| c.id.as_str()).collect(),
         chain_complete: s.chain_complete,
         dependants: &s.dependants,
+        dependants_complete: s.dependants_complete,
         record: &s.record,
         complete: b.complete(),
         last_verified: s.last.map(serde_json::to_value).transpose()?,
@@ -264,8 +285,24 @@ fn render_chain(out: &mut dyn Write, s: &Shown<'_>) -> Result<()> {
             }
         )?;
     }
-    if !s.dependants.is_empty() {
-        writeln!(out, "\ndependants: {}", t(&s.dependants.join(", ")))?;
+    let list = if s.dependants.is_empty() {
+        "none".to_string()
+    } else {
+        t(&s.dependants.join(", ")).into_owned()
+    };
+    if s.dependants_complete {
+        if !s.dependants.is_empty() {
+            writeln!(out, "\ndependants: {list}")?;
+        }
+    } else {
+        // Only a walk of the whole share finds them all: say how.
+        writeln!(
+            out,
+            "\ndependants in the containers read (its own and its chain's): {list} (those elsewhere \
+             on the share are not looked for: cbr show --dependants {} reads the whole share to \
+             list them all)",
+            t(&s.b.id)
+        )?;
     }
     Ok(())
 }

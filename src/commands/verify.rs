@@ -1,12 +1,11 @@
 //! `cbr verify`: is every byte on the share still what Cinder wrote?
 
 use super::journaled::Journaled;
-use super::{Global, Outcome, human_bytes, print_findings, resolve_share};
+use super::{Global, JsonDoc, Outcome, human_bytes, print_findings, resolve_share};
 use crate::cli::VerifyArgs;
 use anyhow::{Result, bail};
 use cbr::findings::Findings;
-use cbr::share::ShareScan;
-use cbr::share::scan::{BackupEntry, scan};
+use cbr::share::scan::{IndexOptions, ShareIndex, Summary, index};
 use cbr::verify::{VerifyOptions, VerifyReport, in_shard};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +45,7 @@ fn normalise_date(s: &str) -> Option<String> {
 pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     let share = resolve_share(g, &args.share)?;
     let (shard, since) = selection_args(&args)?;
-    let found = scan(&share)?;
+    let found = index(&share, IndexOptions::default())?;
     let (selected, refused) = select(&found, &args.ids, shard, since.as_deref())?;
     let opts = VerifyOptions {
         deep: args.deep,
@@ -78,21 +77,37 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
             || args.max_bytes.is_some_and(|m| before >= m)
     };
     let budgeted = budget.is_some() || args.max_bytes.is_some();
-    let mut report = journal.with_hooks(budgeted.then_some(&stop as _), |hooks| {
-        cbr::verify::verify_with(&share, &found, &selected, &opts, progress.as_ref(), hooks)
-    });
-    // A run a budget stopped stays open: --resume continues it.
-    journal.finish_run(report.complete)?;
     // Share-wide findings belong to a whole-share verification; sharded,
     // to shard 1, so that the shards together report them once.
     let share_wide = args.ids.is_empty() && shard.is_none_or(|(k, _)| k == 1) && since.is_none();
-    add_findings(&mut report, refused, share_wide.then_some(&found.findings));
-    let secs = started.elapsed().as_secs_f64();
-    if args.json {
-        super::print_json(&report)?;
-    } else {
-        render_human(&report, opts.deep)?;
+    // The findings, in order: the share's (when the run covers it), those
+    // of backups asked for that the walk refused, then each backup's as it
+    // is verified.
+    let mut first = Findings::new();
+    if share_wide {
+        first.extend(found.findings.iter().cloned());
     }
+    let first_errors = (share_wide && found.findings.has_errors()) || !refused.is_empty();
+    first.extend(refused.0);
+    let mut sink = Sink::new(&args);
+    sink.findings(first)?;
+    let result = journal.with_hooks(budgeted.then_some(&stop as _), |hooks| {
+        cbr::verify::verify_stream(
+            &share,
+            &found,
+            &selected,
+            &opts,
+            progress.as_ref(),
+            hooks,
+            &mut |f| sink.findings(f).map_err(std::io::Error::other),
+        )
+    });
+    // A run a budget stopped stays open: --resume continues it.
+    let mut report = result?;
+    journal.finish_run(report.complete)?;
+    report.ok = report.ok && !first_errors;
+    let secs = started.elapsed().as_secs_f64();
+    sink.finish(&mut report, opts.deep)?;
     if !g.quiet && opts.deep {
         eprintln!("{}", summary_line(&report, secs));
     }
@@ -101,6 +116,87 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     } else {
         Outcome::Problems
     })
+}
+
+/// Where verify's findings go as they come: a JSON document written as it
+/// goes (`--json`: `findings` first, the counts after them), one JSON
+/// object a line (`--json-lines`), or, for a person, gathered and printed
+/// by severity at the end.
+enum Sink {
+    Json(JsonDoc<'static>),
+    Lines(std::io::BufWriter<std::io::StdoutLock<'static>>),
+    Human(Findings),
+}
+
+impl Sink {
+    fn new(args: &VerifyArgs) -> Sink {
+        let out = || std::io::BufWriter::new(std::io::stdout().lock());
+        if args.json {
+            match JsonDoc::open(out()) {
+                Ok(mut d) => match d.array("findings") {
+                    Ok(()) => Sink::Json(d),
+                    Err(_) => Sink::Human(Findings::new()),
+                },
+                Err(_) => Sink::Human(Findings::new()),
+            }
+        } else if args.json_lines {
+            Sink::Lines(out())
+        } else {
+            Sink::Human(Findings::new())
+        }
+    }
+
+    fn findings(&mut self, f: Findings) -> Result<()> {
+        match self {
+            Sink::Json(d) => {
+                for x in &f {
+                    d.item(x)?;
+                }
+                d.flush()?;
+            }
+            Sink::Lines(w) => {
+                for x in &f {
+                    serde_json::to_writer(&mut *w, &serde_json::json!({ "finding": x }))?;
+                    writeln!(w)?;
+                }
+                w.flush()?;
+            }
+            Sink::Human(all) => all.extend(f.0),
+        }
+        Ok(())
+    }
+
+    /// The counts (and for a person, the findings and the verdict line).
+    fn finish(self, report: &mut VerifyReport, deep: bool) -> Result<()> {
+        let counts = |report: &VerifyReport| -> Result<serde_json::Value> {
+            let mut v = serde_json::to_value(report)?;
+            if let Some(o) = v.as_object_mut() {
+                o.shift_remove("findings");
+            }
+            Ok(v)
+        };
+        match self {
+            Sink::Json(mut d) => {
+                d.close_array()?;
+                if let serde_json::Value::Object(o) = counts(report)? {
+                    for (k, v) in o {
+                        d.field(&k, &v)?;
+                    }
+                }
+                d.close()?;
+            }
+            Sink::Lines(mut w) => {
+                serde_json::to_writer(&mut w, &serde_json::json!({ "report": counts(report)? }))?;
+                writeln!(w)?;
+                w.flush()?;
+            }
+            Sink::Human(all) => {
+                report.findings = all;
+                render_human(report, deep)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `K/N`: shard K of N.
@@ -135,21 +231,22 @@ fn window(flag: &str, arg: Option<&str>) -> Result<Option<u64>> {
 /// shard and since the date; and the findings of those asked for whose
 /// metadata the scan refused.
 fn select<'a>(
-    found: &'a ShareScan,
+    found: &'a ShareIndex,
     ids: &[String],
     shard: Option<Shard>,
     since: Option<&str>,
-) -> Result<(Vec<&'a BackupEntry>, Findings)> {
-    let mut selected: Vec<&BackupEntry> = Vec::new();
+) -> Result<(Vec<&'a Summary>, Findings)> {
+    let mut selected: Vec<&Summary> = Vec::new();
     let mut refused = Findings::new();
     if ids.is_empty() {
         selected.extend(found.backups.iter());
     }
+    let mut have = std::collections::HashSet::new();
     for id in ids {
         let b = match found.find(id) {
             Ok(b) => b,
             Err(e) => {
-                let related = super::findings_about(found, id);
+                let related = super::findings_about(&found.findings, id);
                 if related.is_empty() {
                     return Err(e.into());
                 }
@@ -158,39 +255,20 @@ fn select<'a>(
             }
         };
         for c in found.chain(b) {
-            if !selected.iter().any(|s| s.id == c.id) {
+            if have.insert(c.id()) {
                 selected.push(c);
             }
         }
     }
-    selected.retain(|b| shard.is_none_or(|(k, n)| in_shard(&b.id, k, n)));
+    selected.retain(|b| shard.is_none_or(|(k, n)| in_shard(b.id(), k, n)));
     if let Some(since) = since {
         selected.retain(|b| {
-            b.metadata
-                .created_at
-                .as_deref()
+            b.created_at()
                 .and_then(normalise_date)
                 .is_some_and(|c| c.as_str() >= since)
         });
     }
     Ok((selected, refused))
-}
-
-/// The report's findings with the refused backups' first, and the
-/// share's (`share`) before all when the run covers the whole share.
-fn add_findings(report: &mut VerifyReport, refused: Findings, share: Option<&Findings>) {
-    if !refused.is_empty() {
-        let mut all = refused;
-        all.extend(report.findings.0.drain(..));
-        report.findings = all;
-        report.ok = false;
-    }
-    if let Some(share) = share {
-        let mut all = share.clone();
-        all.extend(report.findings.0.drain(..));
-        report.findings = all;
-        report.ok = !report.findings.has_errors() && report.complete;
-    }
 }
 
 /// The findings and the verdict line, on stdout.

@@ -7,6 +7,7 @@
 //! - [`out`]: the one way out: every file cbr writes, never in the share.
 //! - [`locate`]: find the share root from `--share`, `CBR_SHARE` or cinder.conf.
 //! - [`scan`]: walk the share into a model of backups, chains and findings.
+//! - [`one`]: one backup and its chain without a walk (`show`, `check`).
 //! - [`metadata`]: the `<prefix>_metadata` file.
 //! - [`nfs`]: a share read straight from an NFSv3 server (`nfs://`).
 //! - [`sha256file`]: the `<prefix>_sha256file`, streamed, random access.
@@ -16,6 +17,7 @@ pub mod handle;
 pub mod locate;
 pub mod metadata;
 pub mod nfs;
+pub mod one;
 pub mod out;
 pub mod scan;
 pub mod sha256file;

@@ -12,8 +12,9 @@ use super::metadata::{BackupMetadata, ReadError};
 use super::source::{Entry, join};
 use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -128,6 +129,94 @@ impl BackupEntry {
     }
 }
 
+/// What a chain walk needs of a backup, without its object list: its id,
+/// its parent, where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: String,
+    pub parent_id: Option<String>,
+    /// The share-relative container directory.
+    pub container: String,
+    /// The object prefix.
+    pub prefix: String,
+    /// Share-relative path of the `_sha256file`, when it is a regular file.
+    pub sha256_path: Option<String>,
+}
+
+impl Link {
+    pub fn of(b: &BackupEntry) -> Link {
+        Link {
+            id: b.id.clone(),
+            parent_id: b.metadata.parent_id.clone(),
+            container: b.container.clone(),
+            prefix: b.prefix.clone(),
+            sha256_path: b.sha256_path.clone(),
+        }
+    }
+    /// Share-relative path of an object in this backup's container.
+    pub fn rel(&self, name: &str) -> String {
+        join(&self.container, name)
+    }
+    /// Open this backup's sha256file.
+    pub fn open_sha256(
+        &self,
+        share: &Share,
+    ) -> Result<super::Sha256File, super::sha256file::Sha256Error> {
+        let rel = self
+            .sha256_path
+            .clone()
+            .unwrap_or_else(|| self.rel(&format!("{}_sha256file", self.prefix)));
+        super::Sha256File::open(share, &rel)
+    }
+}
+
+/// Backups by id, as the work on one backup needs its neighbours: the
+/// whole share's index (which loads a backup from its directory when asked)
+/// or the few backups around one (`check`, `show`). Per-backup code
+/// (structure, verdict, restore, recover) asks through this, so that it
+/// never needs the whole share in memory.
+pub trait Backups: Sync {
+    /// The backup with exactly this id, in full (objects, chunk files);
+    /// None when no backup on the share has it. With repeated ids, the
+    /// first in the order of backups.
+    fn get(&self, id: &str) -> Option<Arc<BackupEntry>>;
+
+    /// [`Link`] of the backup with exactly this id, without loading its
+    /// object list: what a chain walk needs.
+    fn link(&self, id: &str) -> Option<Link> {
+        self.get(id).map(|b| Link::of(&b))
+    }
+
+    /// The chain of a backup, full backup first, the backup itself last,
+    /// each in full. Stops (returning what it has) when a parent is missing
+    /// or on a cycle; the caller compares the first entry's parent_id to
+    /// None.
+    fn chain(&self, backup: Arc<BackupEntry>) -> Vec<Arc<BackupEntry>> {
+        let mut seen = std::collections::HashSet::from([backup.id.clone()]);
+        let mut chain = vec![backup];
+        while let Some(pid) = chain.last().and_then(|c| c.parent_id().map(str::to_owned)) {
+            match self.get(&pid) {
+                Some(p) if !seen.contains(&p.id) => {
+                    seen.insert(p.id.clone());
+                    chain.push(p);
+                }
+                _ => break,
+            }
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+impl Backups for ShareScan {
+    fn get(&self, id: &str) -> Option<Arc<BackupEntry>> {
+        ShareScan::get(self, id).map(|b| Arc::new(b.clone()))
+    }
+    fn link(&self, id: &str) -> Option<Link> {
+        ShareScan::get(self, id).map(Link::of)
+    }
+}
+
 /// Everything found on a share.
 #[derive(Debug, Default)]
 pub struct ShareScan {
@@ -148,56 +237,53 @@ pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
 /// the finding that refused it.
 type Parsed = Result<(BackupMetadata, FileId), Finding>;
 
-/// One directory as the walk saw it.
-struct DirScan {
+/// One directory as the walk saw it, already worked on: its entry list
+/// is dropped as soon as its backups are made.
+struct DirDone {
     rel: String,
-    entries: Vec<Entry>,
-    /// `<prefix>_metadata` files: name, size, parsed (or the finding).
-    metas: Vec<(String, u64, Parsed)>,
+    backups: Vec<BackupEntry>,
+    /// What its backups' files and its unclaimed files say.
+    findings: Findings,
 }
 
-/// Walk one directory (by its share-relative path), then its subdirectories
-/// in parallel. Only one handle is open per task.
-fn walk<'s>(
-    share: &'s Share,
-    rel: String,
-    depth: usize,
-    scope: &rayon::Scope<'s>,
-    out: &'s Mutex<Vec<DirScan>>,
-    findings: &'s Mutex<Findings>,
-) {
-    let push = |f: Finding| match findings.lock() {
-        Ok(mut g) => g.push(f),
-        Err(p) => p.into_inner().push(f),
-    };
-    let dir = match share.open_dir(&rel) {
-        Ok(d) => d,
-        Err(e) => return push(Finding::error(e.code(), e.to_string()).path(rel)),
-    };
-    let entries = match dir.entries() {
-        Ok(e) => e,
-        Err(e) => return push(Finding::error("read-failed", e.to_string()).path(rel)),
-    };
+/// What one directory holds: its backups in full, the findings its
+/// backups and unclaimed files make (`own`), the findings of the walk
+/// itself (links, bad names, too deep: `walk`), and its subdirectories.
+struct DirWork {
+    backups: Vec<BackupEntry>,
+    own: Findings,
+    walk: Vec<Finding>,
+    subdirs: Vec<String>,
+}
+
+/// Read the entries of `dir` (at `depth` below the root), parse its
+/// `_metadata` files, claim chunk files, and make its findings. The entry
+/// list lives only for this call.
+fn work_dir(dir: &ShareDir, depth: usize) -> Result<DirWork, AccessError> {
+    let entries = dir.entries()?;
+    let rel = &dir.rel;
+    let mut walk = Vec::new();
+    let mut subdirs = Vec::new();
     let mut metas = Vec::new();
     for e in &entries {
-        let path = join(&rel, &e.name);
+        let path = join(rel, &e.name);
         match e.kind {
             EntryKind::Dir if !e.lossy => {
                 if depth >= MAX_DEPTH {
-                    push(Finding::warning(
+                    walk.push(Finding::warning(
                         "too-deep",
                         format!("{path} is more than {MAX_DEPTH} directories deep: not walked (Cinder's layout is three deep)"),
                     ).path(path));
                 } else {
-                    scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
+                    subdirs.push(path);
                 }
             }
-            EntryKind::Symlink => push(link_finding(&dir, e, path)),
+            EntryKind::Symlink => walk.push(link_finding(dir, e, path)),
             EntryKind::File if e.name.ends_with("_metadata") && !e.lossy => {
-                let parsed = read_metadata(&dir, &e.name);
+                let parsed = read_metadata(dir, &e.name);
                 metas.push((e.name.clone(), e.size, parsed));
             }
-            _ if e.lossy => push(
+            _ if e.lossy => walk.push(
                 Finding::warning(
                     "name-invalid",
                     format!("{path:?} is not a UTF-8 name: Cinder never writes one, and cbr does not open it"),
@@ -207,10 +293,88 @@ fn walk<'s>(
             _ => {}
         }
     }
-    let d = DirScan {
+    let mut own = Findings::new();
+    let mut backups = Vec::new();
+    let mut claimed = vec![false; entries.len()];
+    for (name, size, result) in metas {
+        if let Some(b) = backup_of(rel, &entries, &name, size, result, &mut claimed, &mut own) {
+            backups.push(b);
+        }
+    }
+    unclaimed(rel, &entries, &claimed, &mut own);
+    Ok(DirWork {
+        backups,
+        own,
+        walk,
+        subdirs,
+    })
+}
+
+/// Read ONE directory of the share (share-relative, `/`-separated; "" for
+/// the root) into its backups, in full, with the findings a walk of the
+/// whole share makes for that directory (its backups' files, unclaimed
+/// files, links, bad names; not the share-wide ones: chains, root hints).
+/// Subdirectories are not read. Backups come sorted by (created_at, id).
+pub fn backups_in_dir(
+    share: &Share,
+    rel: &str,
+) -> Result<(Vec<BackupEntry>, Findings), AccessError> {
+    let depth = super::source::components(rel)?.len();
+    let dir = share.open_dir(rel)?;
+    let w = work_dir(&dir, depth)?;
+    let mut findings = Findings::new();
+    let mut walk = w.walk;
+    walk.sort_by(|a, b| a.path.cmp(&b.path));
+    findings.extend(walk);
+    findings.extend(w.own.0);
+    let mut backups = w.backups;
+    sort_backups(&mut backups);
+    Ok((backups, findings))
+}
+
+/// The order of backups everywhere: by creation time, then id.
+fn sort_backups(backups: &mut [BackupEntry]) {
+    backups.sort_by(|a, b| {
+        (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
+    });
+}
+
+/// Walk one directory (by its share-relative path), then its subdirectories
+/// in parallel. Only one handle is open per task.
+fn walk<'s>(
+    share: &'s Share,
+    rel: String,
+    depth: usize,
+    scope: &rayon::Scope<'s>,
+    out: &'s Mutex<Vec<DirDone>>,
+    findings: &'s Mutex<Findings>,
+) {
+    let push = |f: Vec<Finding>| match findings.lock() {
+        Ok(mut g) => g.extend(f),
+        Err(p) => p.into_inner().extend(f),
+    };
+    let dir = match share.open_dir(&rel) {
+        Ok(d) => d,
+        Err(e) => return push(vec![Finding::error(e.code(), e.to_string()).path(rel)]),
+    };
+    let w = match work_dir(&dir, depth) {
+        Ok(w) => w,
+        Err(e) => return push(vec![Finding::error("read-failed", e.to_string()).path(rel)]),
+    };
+    drop(dir);
+    for path in w.subdirs {
+        scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
+    }
+    if !w.walk.is_empty() {
+        push(w.walk);
+    }
+    if w.backups.is_empty() && w.own.is_empty() {
+        return;
+    }
+    let d = DirDone {
         rel,
-        entries,
-        metas,
+        backups: w.backups,
+        findings: w.own,
     };
     match out.lock() {
         Ok(mut g) => g.push(d),
@@ -270,27 +434,23 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
     share.root_dir()?.entries()?;
     let out = Mutex::new(Vec::new());
     let found = Mutex::new(Findings::new());
-    rayon::scope(|s| walk(share, String::new(), 0, s, &out, &found));
+    walk_pool(share).scope(|s| walk(share, String::new(), 0, s, &out, &found));
     let mut dirs = out.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut findings = found.into_inner().unwrap_or_else(|p| p.into_inner());
     dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
     findings.0.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut backups = Vec::new();
-    for d in &mut dirs {
-        let metas = std::mem::take(&mut d.metas);
-        let mut claimed = vec![false; d.entries.len()];
-        for (name, size, result) in metas {
-            if let Some(b) = backup_of(d, &name, size, result, &mut claimed, &mut findings) {
-                backups.push(b);
-            }
-        }
-        unclaimed(d, &claimed, &mut findings);
+    for d in dirs {
+        backups.extend(d.backups);
+        findings.extend(d.findings.0);
     }
-    backups.sort_by(|a, b| {
-        (a.metadata.created_at.as_deref(), &a.id).cmp(&(b.metadata.created_at.as_deref(), &b.id))
-    });
-    findings.extend(root_hints(share, &backups));
+    sort_backups(&mut backups);
+    findings.extend(root_hints(share, || {
+        backups
+            .iter()
+            .map(|b| (b.id.as_str(), Cow::Borrowed(b.container.as_str())))
+    }));
     let mut index = HashMap::with_capacity(backups.len());
     for (i, b) in backups.iter().enumerate() {
         index.entry(b.id.clone()).or_insert(i);
@@ -302,6 +462,25 @@ pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
     })
 }
 
+/// The walk's own pool, sized by the share's source
+/// ([`Share::walk_concurrency`]): a remote walk is bound by round trips
+/// and asks for more threads than there are CPUs.
+fn walk_pool(share: &Share) -> rayon::ThreadPool {
+    let n = share.walk_concurrency();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("cbr-walk-{i}"))
+        .build()
+        .unwrap_or_else(|_| {
+            // Threads could not be made: walk on this one.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .expect("a pool on the current thread")
+        })
+}
+
 /// Whether `c` is the default container of backup `id`: `ab/cd/<id>`.
 fn is_default_container(c: &str, id: &str) -> bool {
     c == super::default_container(id)
@@ -311,36 +490,38 @@ fn is_default_container(c: &str, id: &str) -> bool {
 /// under one directory, in Cinder's layout below it) or at one backup's own
 /// directory. Records name containers relative to the real root, so
 /// nothing would match from here: say so, and name the root.
-fn root_hints(share: &Share, backups: &[BackupEntry]) -> Vec<Finding> {
+fn root_hints<'a, I>(share: &Share, all: impl Fn() -> I) -> Vec<Finding>
+where
+    I: Iterator<Item = (&'a str, Cow<'a, str>)>,
+{
     let mut out = Vec::new();
-    let Some(first) = backups.first() else {
+    let Some((_, first)) = all().next() else {
         return out;
     };
     // Too high: a common first component, Cinder's layout under it.
-    if let Some((top, _)) = first.container.split_once('/') {
-        let under = |b: &BackupEntry| {
-            b.container
-                .strip_prefix(top)
+    if let Some((top, _)) = first.split_once('/') {
+        let under = |c: &str| {
+            c.strip_prefix(top)
                 .and_then(|r| r.strip_prefix('/'))
                 .map(str::to_owned)
         };
-        let all_under = backups.iter().all(|b| under(b).is_some());
-        let layout = backups
-            .iter()
-            .filter_map(|b| under(b).map(|c| is_default_container(&c, &b.id)))
-            .filter(|x| *x)
-            .count();
-        if all_under && layout * 2 >= backups.len() {
-            let root = share.root.join(top);
+        let (mut n, mut all_under, mut layout) = (0usize, true, 0usize);
+        for (id, c) in all() {
+            n += 1;
+            match under(&c) {
+                Some(c) => layout += usize::from(is_default_container(&c, id)),
+                None => all_under = false,
+            }
+        }
+        if all_under && layout * 2 >= n {
+            let root = below_root(share, top);
             out.push(
                 Finding::warning(
                     "share-root-suspect",
                     format!(
                         "every backup here sits under {top}/, in Cinder's layout below it: the share root is \
-                         probably {} (give --share {}); records name containers from the real root and \
-                         will not match from here",
-                        root.display(),
-                        root.display()
+                         probably {root} (give --share {root}); records name containers from the real root and \
+                         will not match from here"
                     ),
                 )
                 .path(top.to_string()),
@@ -349,38 +530,71 @@ fn root_hints(share: &Share, backups: &[BackupEntry]) -> Vec<Finding> {
     }
     // Too low: the backups' files right at the root, which is named like
     // a backup's default container.
-    let at_root: Vec<&BackupEntry> = backups.iter().filter(|b| b.container.is_empty()).collect();
-    if let [b] = at_root.as_slice() {
+    let mut at_root = all().filter(|(_, c)| c.is_empty()).map(|(id, _)| id);
+    if let (Some(id), None) = (at_root.next(), at_root.next()) {
         let path = share.root.to_string_lossy().replace('\\', "/");
-        let tail = super::default_container(&b.id);
+        let tail = super::default_container(id);
         if path.trim_end_matches('/').ends_with(&tail) {
-            let root = share
-                .root
-                .ancestors()
-                .nth(3)
-                .map_or_else(|| share.root.join("../../.."), |p| p.to_path_buf());
+            let root = three_up(share);
             out.push(
                 Finding::warning(
                     "share-root-suspect",
                     format!(
-                        "this is the directory of backup {} ({tail}), not a share root: the share root is \
-                         probably {} (give --share {})",
-                        b.id,
-                        root.display(),
-                        root.display()
+                        "this is the directory of backup {id} ({tail}), not a share root: the share root is \
+                         probably {root} (give --share {root})"
                     ),
                 )
-                .backup(b.id.clone()),
+                .backup(id.to_string()),
             );
         }
     }
     out
 }
 
+/// The share root with `top` below it, as the user would give it: a path
+/// joined, or for a remote share its URL with `/top` appended to the path.
+fn below_root(share: &Share, top: &str) -> String {
+    match share.local_root() {
+        Some(_) => share.root.join(top).display().to_string(),
+        None => {
+            let url = share.root.to_string_lossy();
+            format!("{}/{top}", url.trim_end_matches('/'))
+        }
+    }
+}
+
+/// Three directories above the share root: a path, or a remote share's
+/// URL with its last three path components taken off.
+fn three_up(share: &Share) -> String {
+    match share.local_root() {
+        Some(_) => share
+            .root
+            .ancestors()
+            .nth(3)
+            .map_or_else(|| share.root.join("../../.."), |p| p.to_path_buf())
+            .display()
+            .to_string(),
+        None => {
+            let url = share.root.to_string_lossy();
+            let mut u = url.trim_end_matches('/');
+            // Never above the server: `nfs://host` keeps its host.
+            let host_end = u.find("://").map_or(0, |i| i + 3);
+            for _ in 0..3 {
+                match u.rfind('/').filter(|&i| i >= host_end) {
+                    Some(i) => u = &u[..i],
+                    None => break,
+                }
+            }
+            u.to_string()
+        }
+    }
+}
+
 /// The backup of one `<prefix>_metadata` file in `d`, marking the entries
 /// it claims.
 fn backup_of(
-    d: &DirScan,
+    rel: &str,
+    entries: &[Entry],
     name: &str,
     size: u64,
     result: Parsed,
@@ -388,7 +602,7 @@ fn backup_of(
     findings: &mut Findings,
 ) -> Option<BackupEntry> {
     let prefix = name.strip_suffix("_metadata").unwrap_or(name);
-    let pos = |n: &str| d.entries.binary_search_by(|e| e.name.as_str().cmp(n)).ok();
+    let pos = |n: &str| entries.binary_search_by(|e| e.name.as_str().cmp(n)).ok();
     if let Some(i) = pos(name) {
         claimed[i] = true;
     }
@@ -399,11 +613,9 @@ fn backup_of(
     }
     // Names `<prefix>-…` sort together: look only there.
     let dash = format!("{prefix}-");
-    let from = d
-        .entries
-        .partition_point(|e| e.name.as_str() < dash.as_str());
+    let from = entries.partition_point(|e| e.name.as_str() < dash.as_str());
     let mut chunk_files = Vec::new();
-    for (i, e) in d.entries.iter().enumerate().skip(from) {
+    for (i, e) in entries.iter().enumerate().skip(from) {
         if !e.name.starts_with(&dash) {
             break;
         }
@@ -425,8 +637,8 @@ fn backup_of(
         }
     };
     let id = metadata.backup_id.clone();
-    let sha_rel = join(&d.rel, &sha_name);
-    let sha_entry = sha_pos.and_then(|i| d.entries.get(i));
+    let sha_rel = join(rel, &sha_name);
+    let sha_entry = sha_pos.and_then(|i| entries.get(i));
     match sha_entry {
         None => findings.push(
             Finding::error(
@@ -457,13 +669,13 @@ fn backup_of(
                 ),
             )
             .backup(id.clone())
-            .path(join(&d.rel, &c.name)),
+            .path(join(rel, &c.name)),
         );
     }
     let sha_file = sha_entry.filter(|e| e.kind == EntryKind::File);
     Some(BackupEntry {
         id,
-        container: d.rel.clone(),
+        container: rel.to_string(),
         prefix: prefix.to_string(),
         sha256_path: sha_file.map(|_| sha_rel),
         sha256_bytes: sha_file.map_or(0, |e| e.size),
@@ -476,13 +688,13 @@ fn backup_of(
 }
 
 /// What no backup claims in `d`: orphan chunks and sha256files, stray files.
-fn unclaimed(d: &DirScan, claimed: &[bool], findings: &mut Findings) {
+fn unclaimed(dir_rel: &str, entries: &[Entry], claimed: &[bool], findings: &mut Findings) {
     let mut orphans: BTreeMap<&str, usize> = BTreeMap::new();
-    for (e, _) in d.entries.iter().zip(claimed).filter(|(_, c)| !**c) {
+    for (e, _) in entries.iter().zip(claimed).filter(|(_, c)| !**c) {
         if e.kind == EntryKind::Dir || e.kind == EntryKind::Symlink || e.lossy {
             continue;
         }
-        let rel = join(&d.rel, &e.name);
+        let rel = join(dir_rel, &e.name);
         let name = &e.name;
         if let Some(prefix) = chunk_prefix(name) {
             *orphans.entry(prefix).or_default() += 1;
@@ -523,7 +735,7 @@ fn unclaimed(d: &DirScan, claimed: &[bool], findings: &mut Findings) {
                      deleted or failed backup, they belong to no backup"
                 ),
             )
-            .path(join(&d.rel, &format!("{prefix}-*"))),
+            .path(join(dir_rel, &format!("{prefix}-*"))),
         );
     }
 }
@@ -598,5 +810,559 @@ impl ShareScan {
         }
         chain.reverse();
         chain
+    }
+}
+
+// ---------------------------------------------------------------------
+// The share index: a compact summary per backup, for whole-share runs.
+// ---------------------------------------------------------------------
+
+/// What a whole-share run keeps of one backup: ids, parent, sizes,
+/// counts and a few small fields — never its object list. Its text fields
+/// share one allocation; the default container (`ab/cd/<id>`) and
+/// Cinder's prefix (`volume_<volume>_<timestamp>_backup_<id>`) are kept as
+/// a flag and a timestamp.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// id, container, prefix, volume_id, created_at, name, description,
+    /// parent_id, compressions (joined by `,`), one after the other.
+    text: Box<str>,
+    ends: [u32; 9],
+    /// Bit i: field i is present (optional fields); bit 16: the container
+    /// is the default one; bit 17: the prefix is Cinder's, only its
+    /// timestamp kept.
+    flags: u32,
+    pub chunks: u64,
+    pub stored_bytes: u64,
+    pub data_bytes: u64,
+    /// Metadata, sha256file and every listed chunk file are present.
+    pub complete: bool,
+    /// The `_sha256file` is a regular file.
+    pub has_sha256: bool,
+    /// From the sha256file's header when the walk was asked to read it:
+    /// hash block size and the volume bytes it covers.
+    pub sha: Option<(u64, u64)>,
+}
+
+const F_ID: usize = 0;
+const F_CONTAINER: usize = 1;
+const F_PREFIX: usize = 2;
+const F_VOLUME: usize = 3;
+const F_CREATED: usize = 4;
+const F_NAME: usize = 5;
+const F_DESCRIPTION: usize = 6;
+const F_PARENT: usize = 7;
+const F_COMPRESSIONS: usize = 8;
+const DEFAULT_CONTAINER: u32 = 1 << 16;
+const CINDER_PREFIX: u32 = 1 << 17;
+
+impl Summary {
+    /// The summary of a backup read in full (`sha`: its sha256file's header).
+    pub fn of(b: &BackupEntry, sha: Option<(u64, u64)>) -> Summary {
+        let m = &b.metadata;
+        let mut flags = 0u32;
+        let container = if is_default_container(&b.container, &b.id) {
+            flags |= DEFAULT_CONTAINER;
+            ""
+        } else {
+            b.container.as_str()
+        };
+        let prefix = match (m.volume_id.as_deref(), cinder_timestamp(b)) {
+            (Some(_), Some(ts)) => {
+                flags |= CINDER_PREFIX;
+                ts
+            }
+            _ => b.prefix.as_str(),
+        };
+        let compressions = m.compressions().join(",");
+        let fields: [Option<&str>; 9] = [
+            Some(&b.id),
+            Some(container),
+            Some(prefix),
+            m.volume_id.as_deref(),
+            m.created_at.as_deref(),
+            m.backup_name.as_deref(),
+            m.backup_description.as_deref(),
+            m.parent_id.as_deref(),
+            Some(&compressions),
+        ];
+        let mut text = String::new();
+        let mut ends = [0u32; 9];
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                flags |= 1 << i;
+                text.push_str(f);
+            }
+            // A `_metadata` is at most 64 MiB: every end fits.
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Summary {
+            text: text.into_boxed_str(),
+            ends,
+            flags,
+            chunks: m.objects.len() as u64,
+            stored_bytes: b.stored_bytes(),
+            data_bytes: m.data_bytes(),
+            complete: b.complete(),
+            has_sha256: b.sha256_path.is_some(),
+            sha,
+        }
+    }
+    fn field(&self, i: usize) -> Option<&str> {
+        if self.flags & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+    pub fn id(&self) -> &str {
+        self.field(F_ID).unwrap_or_default()
+    }
+    /// The share-relative container directory.
+    pub fn container(&self) -> Cow<'_, str> {
+        if self.flags & DEFAULT_CONTAINER != 0 {
+            super::default_container(self.id()).into()
+        } else {
+            self.field(F_CONTAINER).unwrap_or_default().into()
+        }
+    }
+    /// The object prefix.
+    pub fn prefix(&self) -> Cow<'_, str> {
+        let p = self.field(F_PREFIX).unwrap_or_default();
+        if self.flags & CINDER_PREFIX != 0 {
+            format!(
+                "volume_{}_{p}_backup_{}",
+                self.volume_id().unwrap_or_default(),
+                self.id()
+            )
+            .into()
+        } else {
+            p.into()
+        }
+    }
+    pub fn volume_id(&self) -> Option<&str> {
+        self.field(F_VOLUME)
+    }
+    pub fn created_at(&self) -> Option<&str> {
+        self.field(F_CREATED)
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.field(F_NAME)
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.field(F_DESCRIPTION)
+    }
+    pub fn parent_id(&self) -> Option<&str> {
+        self.field(F_PARENT)
+    }
+    /// The distinct compressions of its chunks, sorted.
+    pub fn compressions(&self) -> Vec<String> {
+        match self.field(F_COMPRESSIONS) {
+            Some("") | None => Vec::new(),
+            Some(c) => c.split(',').map(str::to_owned).collect(),
+        }
+    }
+    /// What a chain walk needs of it.
+    pub fn link(&self) -> Link {
+        let container = self.container().into_owned();
+        let prefix = self.prefix().into_owned();
+        Link {
+            id: self.id().to_owned(),
+            parent_id: self.parent_id().map(str::to_owned),
+            sha256_path: self
+                .has_sha256
+                .then(|| join(&container, &format!("{prefix}_sha256file"))),
+            container,
+            prefix,
+        }
+    }
+}
+
+/// The timestamp of Cinder's prefix `volume_<volume>_<timestamp>_backup_<id>`,
+/// when the backup's prefix is exactly that.
+fn cinder_timestamp(b: &BackupEntry) -> Option<&str> {
+    let vol = b.metadata.volume_id.as_deref()?;
+    let rest = b
+        .prefix
+        .strip_prefix("volume_")?
+        .strip_prefix(vol)?
+        .strip_prefix('_')?;
+    let ts = rest.strip_suffix(b.id.as_str())?.strip_suffix("_backup_")?;
+    // The prefix must come back the same: no separator hides in the timestamp.
+    (!ts.is_empty() && ts.bytes().all(|c| c.is_ascii_digit())).then_some(ts)
+}
+
+/// What a whole-share walk asks of each backup beyond its summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexOptions {
+    /// Read each sha256file's header (block size, volume size: `ls`).
+    pub sha_header: bool,
+}
+
+/// The share as whole-share runs hold it: a summary per backup (sorted
+/// by creation time, then id), the findings of the walk, an index by id
+/// and one by parent. A backup's files are read again, in full, only when
+/// it is worked on ([`ShareIndex::load`], or [`Backups`] through
+/// [`ShareIndex::on`]).
+#[derive(Debug, Default)]
+pub struct ShareIndex {
+    pub backups: Vec<Summary>,
+    pub findings: Findings,
+    /// Positions in `backups`, sorted by id (then position).
+    by_id: Vec<u32>,
+    /// Positions of backups with a parent, sorted by parent id (then position).
+    by_parent: Vec<u32>,
+}
+
+/// The findings a directory's backups and files made, keyed to put them
+/// in the order of a walk: by directory, then as made.
+type DirFindings = Vec<(String, Findings)>;
+
+fn walk_index<'s>(
+    share: &'s Share,
+    rel: String,
+    depth: usize,
+    opts: IndexOptions,
+    scope: &rayon::Scope<'s>,
+    out: &'s Mutex<(Vec<Summary>, DirFindings)>,
+    findings: &'s Mutex<Findings>,
+) {
+    let push = |f: Vec<Finding>| match findings.lock() {
+        Ok(mut g) => g.extend(f),
+        Err(p) => p.into_inner().extend(f),
+    };
+    let dir = match share.open_dir(&rel) {
+        Ok(d) => d,
+        Err(e) => return push(vec![Finding::error(e.code(), e.to_string()).path(rel)]),
+    };
+    let w = match work_dir(&dir, depth) {
+        Ok(w) => w,
+        Err(e) => return push(vec![Finding::error("read-failed", e.to_string()).path(rel)]),
+    };
+    drop(dir);
+    for path in w.subdirs {
+        scope.spawn(move |s| walk_index(share, path, depth + 1, opts, s, out, findings));
+    }
+    if !w.walk.is_empty() {
+        push(w.walk);
+    }
+    let summaries: Vec<Summary> = w
+        .backups
+        .iter()
+        .map(|b| {
+            let sha = opts
+                .sha_header
+                .then(|| {
+                    b.sha256_path
+                        .as_ref()
+                        .and_then(|_| b.open_sha256(share).ok())
+                })
+                .flatten()
+                .map(|s| (s.block_size(), s.covered_bytes()));
+            Summary::of(b, sha)
+        })
+        .collect();
+    drop(w.backups);
+    if summaries.is_empty() && w.own.is_empty() {
+        return;
+    }
+    let mut g = match out.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    g.0.extend(summaries);
+    if !w.own.is_empty() {
+        g.1.push((rel, w.own));
+    }
+}
+
+/// Walk the share into its index: each directory is read, its backups
+/// parsed and summed up, and its entries and object lists dropped at once.
+/// Never follows links, never writes; what cannot be read is a finding.
+pub fn index(share: &Share, opts: IndexOptions) -> Result<ShareIndex, ScanError> {
+    share.root_dir()?.entries()?;
+    let out = Mutex::new((Vec::new(), Vec::new()));
+    let found = Mutex::new(Findings::new());
+    walk_pool(share).scope(|s| walk_index(share, String::new(), 0, opts, s, &out, &found));
+    let (mut backups, mut dirs) = out.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut findings = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    findings.0.sort_by(|a, b| a.path.cmp(&b.path));
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, f) in dirs {
+        findings.extend(f.0);
+    }
+    backups.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
+    backups.shrink_to_fit();
+    findings.extend(root_hints(share, || {
+        backups.iter().map(|b| (b.id(), b.container()))
+    }));
+    Ok(ShareIndex::new(backups, findings))
+}
+
+impl ShareIndex {
+    fn new(backups: Vec<Summary>, findings: Findings) -> ShareIndex {
+        let n = u32::try_from(backups.len()).unwrap_or(u32::MAX);
+        let mut by_id: Vec<u32> = (0..n).collect();
+        by_id.sort_by(|&a, &b| (backups[a as usize].id(), a).cmp(&(backups[b as usize].id(), b)));
+        let mut by_parent: Vec<u32> = (0..n)
+            .filter(|&i| backups[i as usize].parent_id().is_some())
+            .collect();
+        by_parent.sort_by(|&a, &b| {
+            (backups[a as usize].parent_id(), a).cmp(&(backups[b as usize].parent_id(), b))
+        });
+        ShareIndex {
+            backups,
+            findings,
+            by_id,
+            by_parent,
+        }
+    }
+
+    /// The position of the (first) backup with exactly this id.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        let i = self
+            .by_id
+            .partition_point(|&p| self.backups[p as usize].id() < id);
+        let p = *self.by_id.get(i)? as usize;
+        (self.backups[p].id() == id).then_some(p)
+    }
+
+    /// The summary of the backup with exactly this id.
+    pub fn summary(&self, id: &str) -> Option<&Summary> {
+        self.position(id).map(|p| &self.backups[p])
+    }
+
+    /// The backups whose parent is `id`, in the order of backups.
+    pub fn dependants<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Summary> + 'a {
+        let from = self
+            .by_parent
+            .partition_point(|&p| self.backups[p as usize].parent_id() < Some(id));
+        self.by_parent[from..]
+            .iter()
+            .map(|&p| &self.backups[p as usize])
+            .take_while(move |b| b.parent_id() == Some(id))
+    }
+
+    /// The backup with this id, or the only one whose id starts with it.
+    pub fn find(&self, id: &str) -> Result<&Summary, ScanError> {
+        if let Some(b) = self.summary(id) {
+            return Ok(b);
+        }
+        let from = self
+            .by_id
+            .partition_point(|&p| self.backups[p as usize].id() < id);
+        let matches: Vec<&Summary> = self.by_id[from..]
+            .iter()
+            .map(|&p| &self.backups[p as usize])
+            .take_while(|b| b.id().starts_with(id))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => {
+                let refused = self
+                    .findings
+                    .errors()
+                    .find(|f| id.len() >= 8 && f.path.as_deref().is_some_and(|p| p.contains(id)));
+                Err(match refused {
+                    Some(f) => ScanError::Refused {
+                        id: id.to_string(),
+                        why: format!("{} [{}]", f.message, f.code),
+                    },
+                    None => ScanError::NotFound(id.to_string()),
+                })
+            }
+            many => {
+                // The order of backups, as a whole walk lists them.
+                let mut many = many.to_vec();
+                many.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
+                Err(ScanError::Ambiguous {
+                    id: id.to_string(),
+                    matches: many.iter().map(|b| b.id()).collect::<Vec<_>>().join(", "),
+                })
+            }
+        }
+    }
+
+    /// The chain of a backup by summaries, full backup first, the backup
+    /// itself last; stops at a missing parent or a cycle.
+    pub fn chain<'a>(&'a self, backup: &'a Summary) -> Vec<&'a Summary> {
+        let mut chain = vec![backup];
+        let mut seen = std::collections::HashSet::from([backup.id()]);
+        let mut cur = backup;
+        while let Some(pid) = cur.parent_id() {
+            match self.summary(pid) {
+                Some(p) if seen.insert(p.id()) => {
+                    chain.push(p);
+                    cur = p;
+                }
+                _ => break,
+            }
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Read one backup again, in full, from its directory (only its own
+    /// files). None when its `_metadata` no longer reads as it did.
+    pub fn load(&self, share: &Share, s: &Summary) -> Option<BackupEntry> {
+        load_backup(share, &s.container(), &s.prefix())
+            .ok()
+            .flatten()
+            .filter(|b| b.id == s.id())
+    }
+
+    /// This index as [`Backups`]: loading each backup asked for.
+    pub fn on<'a>(&'a self, share: &'a Share) -> OnShare<'a> {
+        OnShare { share, index: self }
+    }
+}
+
+/// A [`ShareIndex`] with its share: [`Backups`] loading on demand.
+pub struct OnShare<'a> {
+    pub share: &'a Share,
+    pub index: &'a ShareIndex,
+}
+
+impl Backups for OnShare<'_> {
+    fn get(&self, id: &str) -> Option<Arc<BackupEntry>> {
+        let s = self.index.summary(id)?;
+        self.index.load(self.share, s).map(Arc::new)
+    }
+    fn link(&self, id: &str) -> Option<Link> {
+        self.index.summary(id).map(Summary::link)
+    }
+}
+
+/// Read ONE backup, in full, from its container: its `<prefix>_metadata`,
+/// sha256file and chunk files, with the findings the walk makes about
+/// them. `Ok(None)`: its metadata could not be read or parsed (the
+/// finding says why).
+pub fn load_backup(
+    share: &Share,
+    container: &str,
+    prefix: &str,
+) -> Result<Option<BackupEntry>, AccessError> {
+    let dir = share.open_dir(container)?;
+    let entries = dir.entries()?;
+    let name = format!("{prefix}_metadata");
+    let Some(e) = entries
+        .iter()
+        .find(|e| e.name == name && e.kind == EntryKind::File && !e.lossy)
+    else {
+        return Ok(None);
+    };
+    let parsed = read_metadata(&dir, &name);
+    let mut claimed = vec![false; entries.len()];
+    let mut findings = Findings::new();
+    Ok(backup_of(
+        container,
+        &entries,
+        &name,
+        e.size,
+        parsed,
+        &mut claimed,
+        &mut findings,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthBackup, uuid_from, write_backup};
+
+    fn tiny(n: u64, container: Option<&str>) -> SynthBackup {
+        SynthBackup {
+            id: uuid_from(n, 7),
+            volume_id: uuid_from(n, 8),
+            container: container.map(str::to_owned),
+            legacy_prefix: false,
+            timestamp: format!("202611240609{:02}", n),
+            name: Some(format!("b{n}")),
+            description: None,
+            size: 1 << 16,
+            object_size: 1 << 16,
+            block: 1 << 15,
+            compression: "none".into(),
+            parent: None,
+        }
+    }
+
+    /// `backups_in_dir` (what check and show read instead of a walk) must
+    /// give a directory's backups and findings exactly as the whole walk does.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test makes a share to read
+    fn one_directory_reads_as_the_walk_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let a = write_backup(root, &tiny(1, Some("c/one")), &mut |_, b| b.fill(1)).unwrap();
+        write_backup(root, &tiny(2, Some("c/one")), &mut |_, b| b.fill(2)).unwrap();
+        write_backup(root, &tiny(3, None), &mut |_, b| b.fill(3)).unwrap();
+        let one = root.join("c/one");
+        std::fs::write(one.join("stray.txt"), b"x").unwrap();
+        std::fs::write(one.join("gone_backup-00001"), b"x").unwrap();
+        std::fs::remove_file(one.join(format!("{}_sha256file", a.prefix))).unwrap();
+        std::os::unix::fs::symlink("/etc", one.join("elsewhere")).unwrap();
+        std::fs::create_dir(one.join("sub")).unwrap();
+
+        let share = Share::open(root).unwrap();
+        let whole = scan(&share).unwrap();
+        let (backups, findings) = backups_in_dir(&share, "c/one").unwrap();
+        let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
+        let walked: Vec<&str> = whole
+            .backups
+            .iter()
+            .filter(|b| b.container == "c/one")
+            .map(|b| b.id.as_str())
+            .collect();
+        assert_eq!(ids, walked);
+        assert_eq!(ids.len(), 2);
+        for b in &backups {
+            let w = whole.get(&b.id).unwrap();
+            assert_eq!(b.chunk_files, w.chunk_files);
+            assert_eq!(b.sha256_path, w.sha256_path);
+        }
+        let of_dir = |f: &&Finding| {
+            f.path
+                .as_deref()
+                .is_some_and(|p| p.starts_with("c/one/") && !p["c/one/".len()..].contains('/'))
+        };
+        let walked: Vec<&Finding> = whole.findings.iter().filter(of_dir).collect();
+        let mine: Vec<&Finding> = findings.iter().collect();
+        assert_eq!(format!("{mine:?}"), format!("{walked:?}"));
+        for code in [
+            "sha256file-missing",
+            "stray-file",
+            "orphan-chunks",
+            "symlink-refused",
+        ] {
+            assert!(
+                findings.iter().any(|f| f.code == code),
+                "{code}: {findings:?}"
+            );
+        }
+        assert!(matches!(
+            backups_in_dir(&share, "c/none"),
+            Err(e) if e.is_not_found()
+        ));
+    }
+
+    /// The share index answers the `Backups` questions per-backup code asks.
+    #[test]
+    fn backups_trait_walks_chains_by_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let full = write_backup(root, &tiny(1, None), &mut |_, b| b.fill(1)).unwrap();
+        let mut inc = tiny(2, None);
+        inc.parent = Some((uuid_from(1, 7), full.sha256s.clone()));
+        write_backup(root, &inc, &mut |_, b| b.fill(2)).unwrap();
+        let share = Share::open(root).unwrap();
+        let s = scan(&share).unwrap();
+        let all: &dyn Backups = &s;
+        let top = all.get(&uuid_from(2, 7)).unwrap();
+        let chain: Vec<String> = all.chain(top).iter().map(|b| b.id.clone()).collect();
+        assert_eq!(chain, [uuid_from(1, 7), uuid_from(2, 7)]);
+        let l = all.link(&uuid_from(2, 7)).unwrap();
+        assert_eq!(l.parent_id.as_deref(), Some(uuid_from(1, 7).as_str()));
+        assert!(all.link("nope").is_none());
     }
 }
