@@ -662,3 +662,47 @@ fn restore_refuses_a_bz2_chunk_with_a_second_stream() {
     assert!(stdout.contains("length-mismatch"), "{stdout}");
     assert!(!out.exists());
 }
+
+/// `verify --json` is written as it goes: "findings" first, the counts
+/// after (same keys, same values); `--json-lines` holds the same findings,
+/// one a line, and the counts on its last line.
+#[test]
+fn verify_json_streams_findings_first_and_json_lines_hold_the_same() {
+    let (_t, share) = share_copy();
+    let (p, _, _) = chunk_with(&share, "full-zlib", "zlib");
+    flip_middle(&p);
+    let s = share.to_str().unwrap();
+    let (code, out, _) = run(&["verify", "--deep", "--json", "--share", s]);
+    assert_eq!(code, 1);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(keys.first().map(|k| k.as_str()), Some("findings"));
+    for k in [
+        "ok",
+        "backups_checked",
+        "chunks_checked",
+        "bytes_read",
+        "complete",
+    ] {
+        assert!(doc.get(k).is_some(), "{k} missing: {keys:?}");
+    }
+    assert_eq!(doc["ok"], false);
+    assert!(
+        codes(&doc, "error")
+            .iter()
+            .any(|c| c == "sha256-mismatch" || c == "decompress-failed")
+    );
+    let (code2, lines, _) = run(&["verify", "--deep", "--json-lines", "--share", s]);
+    assert_eq!(code2, 1);
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, rest) = lines.split_last().unwrap();
+    let found: Vec<&Value> = rest.iter().map(|l| &l["finding"]).collect();
+    let want: Vec<&Value> = doc["findings"].as_array().unwrap().iter().collect();
+    assert_eq!(found, want);
+    let mut counts = doc.clone();
+    counts.as_object_mut().unwrap().remove("findings");
+    assert_eq!(last["report"], counts);
+}

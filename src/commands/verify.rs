@@ -107,9 +107,10 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
     journal.finish_run(report.complete)?;
     report.ok = report.ok && !first_errors;
     let secs = started.elapsed().as_secs_f64();
+    let emitted = sink.emitted();
     sink.finish(&mut report, opts.deep)?;
     if !g.quiet && opts.deep {
-        eprintln!("{}", summary_line(&report, secs));
+        eprintln!("{}", summary_line(&report, emitted, secs));
     }
     Ok(if report.ok {
         Outcome::Ok
@@ -122,46 +123,120 @@ pub fn run(g: &Global, args: VerifyArgs) -> Result<Outcome> {
 /// goes (`--json`: `findings` first, the counts after them), one JSON
 /// object a line (`--json-lines`), or, for a person, gathered and printed
 /// by severity at the end.
-enum Sink {
+struct Sink {
+    to: To,
+    /// Findings written so far.
+    emitted: usize,
+}
+
+enum To {
     Json(JsonDoc<'static>),
     Lines(std::io::BufWriter<std::io::StdoutLock<'static>>),
-    Human(Findings),
+    Human(Page),
+}
+
+/// Findings for a person: printed grouped by severity a page at a time
+/// (a run with fewer than [`PAGE`] findings prints them all as one group
+/// per severity, as before); only the failed backups' ids are kept across
+/// pages, for the verdict line.
+#[derive(Default)]
+struct Page {
+    findings: Findings,
+    failed: Failed,
+}
+
+/// Findings printed together, at most.
+const PAGE: usize = 10_000;
+
+/// The backups with an error finding, in the order first found, and the
+/// errors not about a backup.
+#[derive(Default)]
+struct Failed {
+    ids: Vec<String>,
+    seen: std::collections::HashSet<String>,
+    other: usize,
+}
+
+impl Failed {
+    fn add(&mut self, findings: &Findings) {
+        for f in findings.errors() {
+            match f.backup_id.as_deref() {
+                Some(id) if !self.seen.contains(id) => {
+                    self.seen.insert(id.to_string());
+                    self.ids.push(id.to_string());
+                }
+                Some(_) => {}
+                None => self.other += 1,
+            }
+        }
+    }
+    fn any(&self) -> bool {
+        !self.ids.is_empty() || self.other > 0
+    }
 }
 
 impl Sink {
     fn new(args: &VerifyArgs) -> Sink {
+        Sink {
+            to: To::new(args),
+            emitted: 0,
+        }
+    }
+    fn emitted(&self) -> usize {
+        self.emitted
+    }
+    fn findings(&mut self, f: Findings) -> Result<()> {
+        self.emitted += f.len();
+        self.to.findings(f)
+    }
+    fn finish(self, report: &mut VerifyReport, deep: bool) -> Result<()> {
+        self.to.finish(report, deep)
+    }
+}
+
+impl To {
+    fn new(args: &VerifyArgs) -> To {
         let out = || std::io::BufWriter::new(std::io::stdout().lock());
         if args.json {
             match JsonDoc::open(out()) {
                 Ok(mut d) => match d.array("findings") {
-                    Ok(()) => Sink::Json(d),
-                    Err(_) => Sink::Human(Findings::new()),
+                    Ok(()) => To::Json(d),
+                    Err(_) => To::Human(Page::default()),
                 },
-                Err(_) => Sink::Human(Findings::new()),
+                Err(_) => To::Human(Page::default()),
             }
         } else if args.json_lines {
-            Sink::Lines(out())
+            To::Lines(out())
         } else {
-            Sink::Human(Findings::new())
+            To::Human(Page::default())
         }
     }
 
     fn findings(&mut self, f: Findings) -> Result<()> {
         match self {
-            Sink::Json(d) => {
+            To::Json(d) => {
                 for x in &f {
                     d.item(x)?;
                 }
                 d.flush()?;
             }
-            Sink::Lines(w) => {
+            To::Lines(w) => {
                 for x in &f {
                     serde_json::to_writer(&mut *w, &serde_json::json!({ "finding": x }))?;
                     writeln!(w)?;
                 }
                 w.flush()?;
             }
-            Sink::Human(all) => all.extend(f.0),
+            To::Human(page) => {
+                page.failed.add(&f);
+                page.findings.extend(f.0);
+                if page.findings.len() >= PAGE {
+                    let mut out = std::io::stdout().lock();
+                    print_findings(&mut out, &page.findings)?;
+                    out.flush()?;
+                    page.findings = Findings::new();
+                }
+            }
         }
         Ok(())
     }
@@ -176,7 +251,7 @@ impl Sink {
             Ok(v)
         };
         match self {
-            Sink::Json(mut d) => {
+            To::Json(mut d) => {
                 d.close_array()?;
                 if let serde_json::Value::Object(o) = counts(report)? {
                     for (k, v) in o {
@@ -185,15 +260,12 @@ impl Sink {
                 }
                 d.close()?;
             }
-            Sink::Lines(mut w) => {
+            To::Lines(mut w) => {
                 serde_json::to_writer(&mut w, &serde_json::json!({ "report": counts(report)? }))?;
                 writeln!(w)?;
                 w.flush()?;
             }
-            Sink::Human(all) => {
-                report.findings = all;
-                render_human(report, deep)?;
-            }
+            To::Human(page) => render_human(report, page, deep)?,
         }
         Ok(())
     }
@@ -272,15 +344,15 @@ fn select<'a>(
 }
 
 /// The findings and the verdict line, on stdout.
-fn render_human(report: &VerifyReport, deep: bool) -> Result<()> {
+fn render_human(report: &VerifyReport, page: Page, deep: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    print_findings(&mut out, &report.findings)?;
+    print_findings(&mut out, &page.findings)?;
     let verdict = if report.ok {
         "OK: no errors found".to_string()
-    } else if !report.findings.has_errors() {
+    } else if !page.failed.any() {
         "INCOMPLETE: no errors in what was read, but not every chunk was read (below)".to_string()
     } else {
-        failed_line(&report.findings)
+        failed_line(&page.failed)
     };
     let detail = if deep {
         deep_detail(report)
@@ -333,8 +405,9 @@ fn deep_detail(report: &VerifyReport) -> String {
     s
 }
 
-/// The stderr summary of a `--deep` run that took `secs`.
-fn summary_line(report: &VerifyReport, secs: f64) -> String {
+/// The stderr summary of a `--deep` run that took `secs` and found
+/// `findings` (written as they came, not held in the report).
+fn summary_line(report: &VerifyReport, findings: usize, secs: f64) -> String {
     let rate = if secs > 0.0 {
         report.data_bytes as f64 / secs
     } else {
@@ -347,7 +420,7 @@ fn summary_line(report: &VerifyReport, secs: f64) -> String {
         human_bytes(report.bytes_read),
         human_bytes(report.data_bytes),
         human_bytes(rate as u64),
-        report.findings.len()
+        findings
     )
 }
 
@@ -357,18 +430,8 @@ const NAMED: usize = 5;
 /// `FAILED: errors in 7 backup(s): a, b, c, d, e and 2 more` — the
 /// backups with an error finding, in the order found; errors not about a
 /// backup (the share's) are counted apart.
-fn failed_line(findings: &cbr::findings::Findings) -> String {
-    // In the order first found; a set, so that many failed backups stay linear.
-    let mut ids: Vec<&str> = Vec::new();
-    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let mut other = 0usize;
-    for f in findings.errors() {
-        match f.backup_id.as_deref() {
-            Some(id) if seen.insert(id) => ids.push(id),
-            Some(_) => {}
-            None => other += 1,
-        }
-    }
+fn failed_line(failed: &Failed) -> String {
+    let (ids, other) = (&failed.ids, failed.other);
     let mut s = if ids.is_empty() {
         "FAILED: errors found".to_string()
     } else {

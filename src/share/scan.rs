@@ -1092,7 +1092,6 @@ pub fn index(share: &Share, opts: IndexOptions) -> Result<ShareIndex, ScanError>
         findings.extend(f.0);
     }
     backups.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
-    backups.shrink_to_fit();
     findings.extend(root_hints(share, || {
         backups.iter().map(|b| (b.id(), b.container()))
     }));
