@@ -138,7 +138,11 @@ fn refuse_flags(args: &PlanArgs) -> Result<()> {
 /// The share's path as the script names it in its `cbr check --share`
 /// commands: a path that is not UTF-8 could only be written there changed.
 fn share_path(s: &cbr::share::Share) -> Result<String> {
-    let abs = std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone());
+    // A remote share's root is its URL: not a path to make absolute.
+    let abs = match s.local_root() {
+        Some(_) => std::path::absolute(&s.root).unwrap_or_else(|_| s.root.clone()),
+        None => s.root.clone(),
+    };
     match abs.to_str() {
         Some(p) => Ok(p.to_string()),
         None => bail!(

@@ -611,7 +611,7 @@ impl NfsReader {
     /// Whether every READ sent on the connection has been answered: then
     /// nothing of this file can arrive on it any more, and another call
     /// may use it.
-    fn clean(&self) -> bool {
+    pub fn clean(&self) -> bool {
         self.in_flight
             .iter()
             .all(|f| self.arrived.contains_key(&f.0))
