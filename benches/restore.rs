@@ -120,11 +120,12 @@ fn main() {
         // Plain baseline: decompress every chunk of the chain, oldest first, write it.
         let t0 = std::time::Instant::now();
         let sh = cbr::share::Share::open(&share).expect("share");
-        let scan = cbr::share::scan::scan(&sh).expect("scan");
-        let b = scan.find(&top).expect("top");
+        let ix = cbr::share::scan::index(&sh, Default::default()).expect("index");
+        let b = ix.find(&top).expect("top");
         let img = std::fs::File::create(dir.path().join("base.img")).expect("img");
         img.set_len(gib(size)).expect("len");
-        for c in scan.chain(b) {
+        for c in ix.chain(b) {
+            let c = ix.load(&sh, c).expect("load");
             for o in c.metadata.objects.iter() {
                 // Each object says how it was stored: Cinder keeps a chunk
                 // that would not shrink as it is (compression none).

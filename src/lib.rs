@@ -33,6 +33,7 @@ pub mod record;
 pub mod recover;
 pub mod restore;
 pub mod share;
+pub mod spill;
 pub mod structure;
 pub mod synth;
 pub mod verdict;

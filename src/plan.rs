@@ -10,15 +10,19 @@ use crate::escape::{shell, shell_line};
 use crate::record::edit::{Edit, apply};
 use crate::record::lint::{Batch, id_field, lint_decoded};
 use crate::record::{Decoded, Record};
-use crate::share::{Share, ShareScan};
-use serde::Serialize;
+use crate::recover::{RecoverOptions, recover};
+use crate::share::Share;
+use crate::share::scan::ShareIndex;
+use crate::spill::{At, Spill, SpillError};
 use serde::ser::{SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use thiserror::Error;
 
-#[derive(Debug, Error, PartialEq)]
+#[derive(Debug, Error)]
 pub enum PlanError {
     /// Every record whose project has no mapping, grouped by project.
     #[error("{}", unmapped_text(.0))]
@@ -36,6 +40,18 @@ pub enum PlanError {
     NotABackupList { name: String, what: String },
     #[error("--volume-name {0}")]
     BadTemplate(String),
+    /// The plan's scratch file could not be made, written or read.
+    #[error("{0}")]
+    Spill(String),
+    /// The plan could not be written out.
+    #[error("cannot write the plan")]
+    Write(#[source] std::io::Error),
+}
+
+impl From<SpillError> for PlanError {
+    fn from(e: SpillError) -> PlanError {
+        PlanError::Spill(e.to_string())
+    }
 }
 
 /// A source project with no mapping (None: records naming no project).
@@ -426,8 +442,6 @@ pub struct Target {
     pub excluded: HashSet<String>,
     /// Backups whose data a deep verification found damaged: id -> why.
     pub damaged: HashMap<String, String>,
-    /// Backup ids on the share (for the fix of a missing parent).
-    pub on_share: HashSet<String>,
     /// The plan was made with `--deep`: the runbook's checks read the data too.
     pub deep: bool,
 }
@@ -625,7 +639,7 @@ impl Serialize for Commands {
 }
 
 /// What a record says of its backup, for the md plan and the JSON.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct About {
     /// The backup's name (display_name in older records).
     pub backup_name: Option<String>,
@@ -674,14 +688,10 @@ pub struct Step {
     /// What the record says of the backup (for people reading the plan).
     #[serde(flatten)]
     pub about: About,
-    #[serde(skip)]
-    depth: usize,
-    #[serde(skip)]
-    created: String,
 }
 
 /// A backup not planned, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Left {
     pub backup_id: String,
     pub reason: String,
@@ -701,17 +711,46 @@ pub struct Summary {
     pub restore: RestoreMode,
 }
 
-/// The plan (`--format json`).
-#[derive(Debug, Clone, Serialize, Default)]
+/// The plan: what is decided about every backup. The steps' data (each
+/// one's rewritten backup_url, names) and the reasons of what is left out
+/// lie in the plan's spill ([`crate::spill`]) and are read back one at a
+/// time as the plan is written ([`Plan::steps`], [`Plan::skipped`],
+/// [`Plan::refused`]): a plan of a million backups holds their ids and
+/// positions, not their records. `--format json` writes `summary`,
+/// `steps`, `skipped` and `refused`, in that order.
+#[derive(Debug, Clone)]
 pub struct Plan {
     pub summary: Summary,
-    pub steps: Vec<Step>,
-    pub skipped: Vec<Left>,
-    pub refused: Vec<Left>,
+    /// The planned candidates, in plan order.
+    steps: Vec<u32>,
+    skipped: Vec<LeftRef>,
+    refused: Vec<LeftRef>,
+    cands: Arc<Vec<Cand>>,
+    /// Target (project, user) pairs, each once.
+    projects: Arc<Vec<(String, Option<String>)>>,
+    spill: Arc<Spill>,
     /// What the runbook needs beyond the steps.
-    #[serde(skip)]
     pub target: Target,
 }
+
+/// A backup left out, as the plan holds it until it is written.
+#[derive(Debug, Clone)]
+enum LeftRef {
+    /// A candidate refused: its reason in the spill, the projects it
+    /// concerns from its chain.
+    Cand(u32),
+    /// Left out before planning: the whole [`Left`] in the spill, its id
+    /// and projects (indices into the plan's projects) kept to sort and
+    /// to split the plan by project.
+    Own {
+        id: Box<str>,
+        at: At,
+        projects: [u32; 2],
+    },
+}
+
+/// No project (in [`LeftRef::Own`]'s projects, [`Cand::up`]).
+const NONE: u32 = u32::MAX;
 
 fn serialize_arc_str<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
@@ -722,13 +761,136 @@ pub fn sh_quote(s: &str) -> String {
     crate::escape::shell(s).into_owned()
 }
 
-/// One record being planned.
-struct Cand<'a> {
-    d: &'a Decoded,
-    id: String,
-    parent: Option<String>,
-    target: (String, Option<String>),
-    refused: Option<String>,
+/// One backup being planned: what deciding and ordering need. The rest
+/// (the step's data, or the reason it is refused) is in the spill.
+#[derive(Debug)]
+struct Cand {
+    /// `created_at`, NUL, the id (lowercase): the order of steps within
+    /// one project and depth.
+    key: Box<str>,
+    /// Where the id starts in `key`.
+    id_at: u32,
+    /// The parent's id (lowercase).
+    parent: Option<Box<str>>,
+    /// The parent when it is a candidate too (set by [`chains`]; else [`NONE`]).
+    up: u32,
+    /// The target (project, user): an index into the plan's projects.
+    target: u32,
+    /// The step's data ([`StepData`] as JSON) or, when refused, the reason.
+    at: At,
+    refused: bool,
+    /// Restored into a volume of its own (`--restore`).
+    restore: bool,
+    size_gb: u64,
+}
+
+impl Cand {
+    fn id(&self) -> &str {
+        self.key.get(self.id_at as usize..).unwrap_or("")
+    }
+}
+
+/// What a step is made of, as the spill keeps it: everything that came
+/// from its record.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepData {
+    backup_id: String,
+    depends_on: Option<String>,
+    source_project: Option<String>,
+    backup_service: String,
+    backup_url: String,
+    size_gb: u64,
+    volume_name: String,
+    about: About,
+}
+
+/// The records a plan is made of: those given, held, and those recovered
+/// from the share, recovered again each time one is needed, so that the
+/// records of a share of a million backups are never held at once.
+pub struct Records<'a> {
+    pub given: Vec<Decoded>,
+    /// Where each given record was read (`FILE line N`).
+    pub origins: Vec<String>,
+    pub recovering: Option<Recovering<'a>>,
+}
+
+/// Backups of a share whose records are recovered ([`crate::recover`]).
+pub struct Recovering<'a> {
+    pub share: &'a Share,
+    pub index: &'a ShareIndex,
+    /// Their positions in the index, in its order.
+    pub positions: Vec<u32>,
+    pub opts: RecoverOptions,
+}
+
+impl Recovering<'_> {
+    fn summary(&self, k: usize) -> Option<&crate::share::scan::Summary> {
+        let p = *self.positions.get(k)? as usize;
+        self.index.backups.get(p)
+    }
+
+    /// The id of the `k`th backup recovered.
+    pub fn id(&self, k: usize) -> &str {
+        self.summary(k).map_or("", |s| s.id())
+    }
+
+    /// The record of the `k`th backup, recovered from the share as
+    /// `cbr recover` would: Err says why it cannot be.
+    pub fn record(&self, k: usize) -> Result<Decoded, String> {
+        let s = self.summary(k).ok_or("not on the share")?;
+        let b = self.index.load(self.share, s).ok_or(
+            "its _metadata no longer reads as it did when the share was walked (changed?)",
+        )?;
+        let dependants = self.index.dependants(s.id()).count();
+        let r = recover(self.share, dependants, &b, &self.opts).map_err(|e| e.to_string())?;
+        Ok(Decoded {
+            backup_service: Some(self.opts.service.clone()),
+            record: r.record,
+            source: crate::record::Source {
+                format: crate::record::SourceFormat::RecordJson,
+                wrapped: false,
+                era: crate::record::Era::Current,
+            },
+            json: None,
+            wrap: None,
+            line: 0,
+            duplicate_keys: Vec::new(),
+        })
+    }
+}
+
+impl Records<'_> {
+    pub fn len(&self) -> usize {
+        self.given.len() + self.recovering.as_ref().map_or(0, |r| r.positions.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record `i`: given (borrowed) or recovered now. Err: (id, why it
+    /// could not be recovered).
+    pub fn get(&self, i: usize) -> Result<Cow<'_, Decoded>, (String, String)> {
+        if let Some(d) = self.given.get(i) {
+            return Ok(Cow::Borrowed(d));
+        }
+        let k = i - self.given.len();
+        let r = self
+            .recovering
+            .as_ref()
+            .ok_or_else(|| (String::new(), "no such record".to_string()))?;
+        r.record(k)
+            .map(Cow::Owned)
+            .map_err(|why| (r.id(k).to_string(), why))
+    }
+
+    /// The id of record `i` as it was given or as the share has it.
+    pub fn id(&self, i: usize) -> Option<&str> {
+        match self.given.get(i) {
+            Some(d) => id_field(&d.record, "id"),
+            None => self.recovering.as_ref().map(|r| r.id(i - self.given.len())),
+        }
+    }
 }
 
 /// Backup ids given more than once. `origins[i]` says where `records[i]`
@@ -790,100 +952,315 @@ pub fn same_ids(records: &[Decoded], origins: &[String]) -> Result<Vec<String>, 
     }
 }
 
-/// Decide the plan. `share`: check every record against it as `check` does.
+/// Records worked on at once while deciding: each is read (or recovered
+/// from the share) and checked in parallel, then the window is assembled
+/// in order and its records dropped.
+const WINDOW: usize = 256;
+
+/// Decide the plan. `share`: check every record against it as `check`
+/// does (and its index, to say whether a missing parent is on it).
+/// `spill`: where the plan keeps its steps' data and its reasons.
+/// `unrecovered(id, why)`: a backup of the share whose record could not
+/// be recovered (it is left out of the plan).
 pub fn make(
-    records: &[Decoded],
+    records: &Records<'_>,
     map: &Mapping,
     target: &Target,
-    share: Option<(&Share, &ShareScan)>,
+    share: Option<(&Share, &ShareIndex)>,
+    spill: Spill,
+    unrecovered: &(dyn Fn(&str, &str) + Sync),
 ) -> Result<Plan, PlanError> {
     if let Some(t) = &target.volume_name {
         check_volume_template(t)?;
     }
-    let mut plan = Plan {
-        target: target.clone(),
-        ..Default::default()
-    };
-    let mut cands = candidates(records, map, target, share, &mut plan)?;
-    let depth = chains(&mut cands, target);
-    refuse_candidates(&cands, &mut plan);
+    let mut d = Decided::default();
+    candidates(records, map, target, share, &spill, unrecovered, &mut d)?;
+    let on_share = |p: &str| share.is_some_and(|(_, ix)| ix.summary(p).is_some());
+    let depth = chains(&mut d, target, &on_share, &spill)?;
+    let Decided {
+        mut cands,
+        projects,
+        mut skipped,
+        mut refused,
+        ..
+    } = d;
+    refused.extend(
+        cands
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.refused)
+            .map(|(i, _)| LeftRef::Cand(i as u32)),
+    );
     // Whatever order the inputs came in, the lists read the same.
-    for l in [&mut plan.skipped, &mut plan.refused] {
-        l.sort_by(|a, b| (&a.backup_id, &a.reason).cmp(&(&b.backup_id, &b.reason)));
+    for l in [&mut skipped, &mut refused] {
+        sort_lefts(l, &cands, &spill)?;
     }
-    plan.steps = ordered_steps(&cands, &depth, target);
-    choose_restores(&mut plan.steps, target.restore);
+    let steps = ordered_steps(&cands, &projects, &depth);
+    drop(depth);
+    choose_restores(&mut cands, &steps, target.restore);
+    let mut plan = Plan {
+        summary: Summary::default(),
+        steps,
+        skipped,
+        refused,
+        cands: Arc::new(cands),
+        projects: Arc::new(projects),
+        spill: Arc::new(spill),
+        target: target.clone(),
+    };
     plan.summary = summarize(&plan);
     Ok(plan)
 }
 
-/// The records that can be planned, each with its target and why it is
-/// refused on its own (if it is). Those left out before planning — no id,
-/// given twice, decided by [`before_planning`] — go to the plan's lists;
-/// records of a project with no mapping are the error.
-fn candidates<'a>(
-    records: &'a [Decoded],
+/// What deciding builds up.
+#[derive(Default)]
+struct Decided {
+    cands: Vec<Cand>,
+    projects: Vec<(String, Option<String>)>,
+    project_of: HashMap<(String, Option<String>), u32>,
+    skipped: Vec<LeftRef>,
+    refused: Vec<LeftRef>,
+    unmapped: BTreeMap<Option<String>, Vec<String>>,
+}
+
+impl Decided {
+    /// The index of a target (project, user), added when new.
+    fn project(&mut self, t: (String, Option<String>)) -> u32 {
+        if let Some(&i) = self.project_of.get(&t) {
+            return i;
+        }
+        let i = u32::try_from(self.projects.len()).unwrap_or(NONE - 1);
+        self.projects.push(t.clone());
+        self.project_of.insert(t, i);
+        i
+    }
+
+    /// A backup left out before planning, into `skipped` or `refused`.
+    fn leave(&mut self, refuse: bool, left: Left, spill: &Spill) -> Result<(), PlanError> {
+        let mut projects = [NONE; 2];
+        for (slot, p) in projects.iter_mut().zip(&left.target_projects) {
+            *slot = self.project((p.clone(), None));
+        }
+        let json = serde_json::to_vec(&left).map_err(|e| PlanError::Spill(e.to_string()))?;
+        let r = LeftRef::Own {
+            id: left.backup_id.into_boxed_str(),
+            at: spill.put(&json)?,
+            projects,
+        };
+        if refuse {
+            self.refused.push(r);
+        } else {
+            self.skipped.push(r);
+        }
+        Ok(())
+    }
+}
+
+/// What one record comes to on its own (worked out in parallel, then
+/// assembled in the order of the records).
+enum Prepared {
+    /// A backup of the share whose record could not be recovered: (id, why).
+    Unrecovered(String, String),
+    /// A record without an id.
+    NoId(Left),
+    Ready {
+        id: String,
+        mapped: Result<(String, Option<String>), Option<String>>,
+        /// Left out before planning: (refused, reason).
+        before: Option<(bool, String)>,
+        /// A candidate: what it needs.
+        cand: Option<Box<Prep>>,
+    },
+}
+
+struct Prep {
+    created: String,
+    parent: Option<String>,
+    size_gb: u64,
+    /// Why it is refused on its own (else its step data).
+    refused: Option<String>,
+    step: Option<StepData>,
+}
+
+/// Record `i` on its own: its id, target, whether it is left out before
+/// planning and, when a candidate, its check against the share and its
+/// step's data.
+fn prepare(
+    records: &Records<'_>,
+    i: usize,
     map: &Mapping,
     target: &Target,
-    share: Option<(&Share, &ShareScan)>,
-    plan: &mut Plan,
-) -> Result<Vec<Cand<'a>>, PlanError> {
-    let mut cands: Vec<Cand> = Vec::new();
+    share: Option<(&Share, &ShareIndex)>,
+    batch: &Batch<'_>,
+) -> Prepared {
+    let d = match records.get(i) {
+        Ok(d) => d,
+        Err((id, why)) => return Prepared::Unrecovered(id, why),
+    };
+    let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
+        return Prepared::NoId(no_id(&d));
+    };
+    let mapped = map.target(id_field(&d.record, "project_id"));
+    let before = before_planning(&id, mapped.as_ref().ok(), target);
+    let cand = match (&before, &mapped) {
+        (None, Ok(tgt)) => {
+            let parent = id_field(&d.record, "parent_id").map(str::to_lowercase);
+            let refused = target
+                .damaged
+                .get(&id)
+                .cloned()
+                .or_else(|| problems(&d, batch, target, share));
+            let step = refused
+                .is_none()
+                .then(|| step_data(&d, &id, parent.clone(), tgt, target));
+            Some(Box::new(Prep {
+                created: d
+                    .record
+                    .get("created_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                parent,
+                size_gb: d.record.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
+                refused,
+                step,
+            }))
+        }
+        _ => None,
+    };
+    Prepared::Ready {
+        id,
+        mapped,
+        before,
+        cand,
+    }
+}
+
+/// The records that can be planned, each with its target and, when it is
+/// refused on its own, why. Those left out before planning — no id,
+/// given twice, decided by [`before_planning`] — go to the lists; records
+/// of a project with no mapping are the error.
+fn candidates(
+    records: &Records<'_>,
+    map: &Mapping,
+    target: &Target,
+    share: Option<(&Share, &ShareIndex)>,
+    spill: &Spill,
+    unrecovered: &(dyn Fn(&str, &str) + Sync),
+    d: &mut Decided,
+) -> Result<(), PlanError> {
+    use rayon::prelude::*;
+    // The records given make the batch a record's lint speaks of (the
+    // recovered ones only add an informational note: not a refusal).
+    let batch = Batch::of(records.given.iter().map(|d| &d.record));
     let mut seen: HashSet<String> = HashSet::new();
-    let batch = Batch::of(records.iter().map(|d| &d.record));
-    let mut unmapped: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    for d in records {
-        let Some(id) = id_field(&d.record, "id").map(str::to_lowercase) else {
-            plan.refused.push(no_id(d));
-            continue;
-        };
-        let mapped = map.target(id_field(&d.record, "project_id"));
-        let projects: Vec<String> = mapped.iter().map(|t| t.0.clone()).collect();
-        if !seen.insert(id.clone()) {
-            plan.skipped.push(Left {
-                backup_id: id,
-                reason: "given twice in the input: planned once".into(),
-                target_projects: projects,
-            });
-            continue;
-        }
-        if let Some((refuse, reason)) = before_planning(&id, mapped.as_ref().ok(), target) {
-            let list = if refuse {
-                &mut plan.refused
-            } else {
-                &mut plan.skipped
+    // A backup id on the share twice: which one is the backup cannot be told.
+    let again = records.recovering.as_ref().map(|r| r.index.repeated_ids());
+    let n = records.len();
+    let mut from = 0;
+    while from < n {
+        let to = (from + WINDOW).min(n);
+        let window: Vec<Prepared> = (from..to)
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|i| prepare(records, i, map, target, share, &batch))
+            .collect();
+        for (i, p) in (from..to).zip(window) {
+            let (id, mapped, before, cand) = match p {
+                Prepared::Unrecovered(id, why) => {
+                    unrecovered(&id, &why);
+                    continue;
+                }
+                Prepared::NoId(left) => {
+                    d.leave(true, left, spill)?;
+                    continue;
+                }
+                Prepared::Ready {
+                    id,
+                    mapped,
+                    before,
+                    cand,
+                } => (id, mapped, before, cand),
             };
-            list.push(Left {
-                backup_id: id,
-                reason,
-                target_projects: projects,
-            });
-            continue;
-        }
-        let tgt = match mapped {
-            Ok(t) => t,
-            Err(project) => {
-                unmapped.entry(project).or_default().push(id);
+            let projects: Vec<String> = mapped.iter().map(|t| t.0.clone()).collect();
+            let recovered = i
+                .checked_sub(records.given.len())
+                .and_then(|k| Some((records.recovering.as_ref()?, k)));
+            if let (Some((r, k)), Some(again)) = (recovered, &again)
+                && r.positions.get(k).is_some_and(|p| again.contains(p))
+            {
+                let containers: Vec<String> = r
+                    .index
+                    .positions_of(r.id(k))
+                    .map(|p| r.index.backups[p].container().into_owned())
+                    .collect();
+                let left = Left {
+                    backup_id: id,
+                    reason: format!(
+                        "the share holds {} backups with this id (in {}): cbr cannot tell which \
+                         one to import; move the copy out of the share's tree, or give the right \
+                         one's record, and re-plan",
+                        containers.len(),
+                        containers.join(", ")
+                    ),
+                    target_projects: projects,
+                };
+                d.leave(true, left, spill)?;
                 continue;
             }
-        };
-        let refused = target
-            .damaged
-            .get(&id)
-            .cloned()
-            .or_else(|| problems(d, &batch, target, share));
-        cands.push(Cand {
-            d,
-            parent: id_field(&d.record, "parent_id").map(str::to_lowercase),
-            id,
-            target: tgt,
-            refused,
-        });
+            let twice = recovered.is_none() && !seen.insert(id.clone());
+            if twice {
+                let left = Left {
+                    backup_id: id,
+                    reason: "given twice in the input: planned once".into(),
+                    target_projects: projects,
+                };
+                d.leave(false, left, spill)?;
+                continue;
+            }
+            if let Some((refuse, reason)) = before {
+                let left = Left {
+                    backup_id: id,
+                    reason,
+                    target_projects: projects,
+                };
+                d.leave(refuse, left, spill)?;
+                continue;
+            }
+            let (tgt, c) = match (mapped, cand) {
+                (Ok(t), Some(c)) => (t, c),
+                (Err(project), _) => {
+                    d.unmapped.entry(project).or_default().push(id);
+                    continue;
+                }
+                (Ok(_), None) => continue,
+            };
+            let at = match (&c.refused, &c.step) {
+                (Some(why), _) => spill.put(why.as_bytes())?,
+                (None, Some(s)) => spill
+                    .put(&serde_json::to_vec(s).map_err(|e| PlanError::Spill(e.to_string()))?)?,
+                (None, None) => continue,
+            };
+            let target_ix = d.project(tgt);
+            let key = format!("{}\0{id}", c.created);
+            d.cands.push(Cand {
+                id_at: u32::try_from(c.created.len() + 1).unwrap_or(u32::MAX),
+                key: key.into_boxed_str(),
+                parent: c.parent.map(String::into_boxed_str),
+                up: NONE,
+                target: target_ix,
+                at,
+                refused: c.refused.is_some(),
+                restore: true,
+                size_gb: c.size_gb,
+            });
+        }
+        from = to;
     }
-    if !unmapped.is_empty() {
-        return Err(unmapped_error(unmapped));
+    if !d.unmapped.is_empty() {
+        return Err(unmapped_error(std::mem::take(&mut d.unmapped)));
     }
-    Ok(cands)
+    Ok(())
 }
 
 /// The refusal of a record without an id.
@@ -908,77 +1285,96 @@ fn unmapped_error(unmapped: BTreeMap<Option<String>, Vec<String>>) -> PlanError 
     )
 }
 
-/// The candidates refused (on their own or by their chain), into the plan.
-fn refuse_candidates(cands: &[Cand], plan: &mut Plan) {
-    let index: HashMap<&str, usize> = cands
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
-    for c in cands {
-        if let Some(r) = &c.refused {
-            plan.refused.push(Left {
-                backup_id: c.id.clone(),
-                reason: r.clone(),
-                target_projects: concerned(c, cands, &index),
-            });
+/// Sort a list of backups left out by id, then reason (reasons read back
+/// only where ids repeat).
+fn sort_lefts(list: &mut [LeftRef], cands: &[Cand], spill: &Spill) -> Result<(), PlanError> {
+    fn id_of<'a>(l: &'a LeftRef, cands: &'a [Cand]) -> &'a str {
+        match l {
+            LeftRef::Cand(i) => cands[*i as usize].id(),
+            LeftRef::Own { id, .. } => id,
         }
     }
+    list.sort_by(|a, b| id_of(a, cands).cmp(id_of(b, cands)));
+    let mut start = 0;
+    while start < list.len() {
+        let mut end = start + 1;
+        while end < list.len() && id_of(&list[end], cands) == id_of(&list[start], cands) {
+            end += 1;
+        }
+        if end - start > 1 {
+            let mut run: Vec<(String, LeftRef)> = Vec::with_capacity(end - start);
+            for l in &list[start..end] {
+                run.push((reason_of(l, cands, spill)?, l.clone()));
+            }
+            run.sort_by(|a, b| a.0.cmp(&b.0));
+            for (slot, (_, l)) in list[start..end].iter_mut().zip(run) {
+                *slot = l;
+            }
+        }
+        start = end;
+    }
+    Ok(())
 }
 
-/// A step of each candidate not refused, in plan order: by target
-/// project, parents before children, then by creation and id.
-fn ordered_steps(cands: &[Cand], depth: &[usize], target: &Target) -> Vec<Step> {
-    let mut steps: Vec<Step> = cands
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.refused.is_none())
-        .map(|(i, c)| step(c, depth[i], target))
+/// The reason a backup is left out, read back from the spill.
+fn reason_of(l: &LeftRef, cands: &[Cand], spill: &Spill) -> Result<String, PlanError> {
+    Ok(match l {
+        LeftRef::Cand(i) => spill.text(cands[*i as usize].at)?,
+        LeftRef::Own { at, .. } => {
+            let left: Left = serde_json::from_slice(&spill.get(*at)?)
+                .map_err(|e| PlanError::Spill(e.to_string()))?;
+            left.reason
+        }
+    })
+}
+
+/// The planned candidates in plan order: by target project, parents
+/// before children, then by creation and id.
+fn ordered_steps(cands: &[Cand], projects: &[(String, Option<String>)], depth: &[u32]) -> Vec<u32> {
+    let name = |c: &Cand| projects.get(c.target as usize).map_or("", |p| p.0.as_str());
+    let mut steps: Vec<u32> = (0..cands.len() as u32)
+        .filter(|&i| !cands[i as usize].refused)
         .collect();
-    steps.sort_by(|a, b| {
-        (&a.target_project, a.depth, &a.created, &a.backup_id).cmp(&(
-            &b.target_project,
-            b.depth,
-            &b.created,
-            &b.backup_id,
-        ))
+    steps.sort_by(|&a, &b| {
+        let (x, y) = (&cands[a as usize], &cands[b as usize]);
+        (name(x), depth[a as usize], &x.key).cmp(&(name(y), depth[b as usize], &y.key))
     });
     steps
 }
 
-/// Which steps are restored (`--restore`); those that are not lose their
-/// volume and restore commands. `newest`: a backup is restored when no
-/// planned backup is an incremental of it.
-fn choose_restores(steps: &mut [Step], mode: RestoreMode) {
-    let parents: HashSet<String> = steps.iter().filter_map(|s| s.depends_on.clone()).collect();
-    for x in steps {
-        x.restore = match mode {
+/// Which steps are restored (`--restore`). `newest`: a backup is
+/// restored when no planned backup is an incremental of it.
+fn choose_restores(cands: &mut [Cand], steps: &[u32], mode: RestoreMode) {
+    let mut parent = vec![false; cands.len()];
+    for &s in steps {
+        let up = cands[s as usize].up;
+        if up != NONE {
+            parent[up as usize] = true;
+        }
+    }
+    for &s in steps {
+        let s = s as usize;
+        cands[s].restore = match mode {
             RestoreMode::All => true,
-            RestoreMode::Newest => !parents.contains(&x.backup_id),
+            RestoreMode::Newest => !parent[s],
             RestoreMode::None => false,
         };
-        if !x.restore {
-            x.commands.create_volume = None;
-            x.commands.restore = None;
-        }
     }
 }
 
 /// The counts of a decided plan.
 fn summarize(plan: &Plan) -> Summary {
     let projects: HashSet<&str> = plan
-        .steps
-        .iter()
-        .map(|s| s.target_project.as_str())
+        .step_cands()
+        .map(|c| plan.project_name(c.target))
         .collect();
     Summary {
         restore: plan.target.restore,
         backups: plan.steps.len(),
         projects: projects.len(),
         gib: plan
-            .steps
-            .iter()
-            .fold(0u64, |a, s| a.saturating_add(s.size_gb)),
+            .step_cands()
+            .fold(0u64, |a, c| a.saturating_add(c.size_gb)),
         skipped: plan.skipped.len(),
         refused: plan.refused.len(),
     }
@@ -1027,7 +1423,12 @@ fn before_planning(
 
 /// Why a parent that is not among the candidates fails its child going to
 /// `project` (None: the target has it, usable, in that project).
-fn parent_outside(p: &str, project: &str, target: &Target) -> Option<String> {
+fn parent_outside(
+    p: &str,
+    project: &str,
+    target: &Target,
+    on_share: &dyn Fn(&str) -> bool,
+) -> Option<String> {
     if target.excluded.contains(p) {
         return Some(format!(
             "its parent {p} is excluded by hand (--exclude): the chain cannot be restored without it"
@@ -1047,7 +1448,7 @@ fn parent_outside(p: &str, project: &str, target: &Target) -> Option<String> {
     }
     let missing =
         format!("its parent {p} is neither in this plan nor on the target (--target-backups)");
-    Some(match (&target.share_path, target.on_share.contains(p)) {
+    Some(match (&target.share_path, on_share(p)) {
         (Some(share), true) => format!(
             "{missing}; it is on the share: add its record, `cbr recover --share {} {p} --emit \
              export-json > {p}.json`, to the inputs (or plan with --from-share)",
@@ -1064,15 +1465,16 @@ fn parent_outside(p: &str, project: &str, target: &Target) -> Option<String> {
     })
 }
 
-/// The target projects a refusal concerns: its own, and its parent's when
-/// the chain would cross projects.
-fn concerned(c: &Cand, cands: &[Cand], index: &HashMap<&str, usize>) -> Vec<String> {
-    let mut out = vec![c.target.0.clone()];
-    if let Some(p) = &c.parent
-        && let Some(pc) = index.get(p.as_str()).map(|&j| &cands[j])
-        && pc.target.0 != c.target.0
+/// The target projects a refusal of candidate `i` concerns: its own, and
+/// its parent's when the chain would cross projects.
+fn concerned(cands: &[Cand], projects: &[(String, Option<String>)], i: usize) -> Vec<String> {
+    let name = |c: &Cand| projects.get(c.target as usize).map_or("", |p| p.0.as_str());
+    let c = &cands[i];
+    let mut out = vec![name(c).to_string()];
+    if let Some(pc) = cands.get(c.up as usize)
+        && name(pc) != name(c)
     {
-        out.push(pc.target.0.clone());
+        out.push(name(pc).to_string());
     }
     out
 }
@@ -1082,14 +1484,14 @@ fn problems(
     d: &Decoded,
     batch: &Batch<'_>,
     target: &Target,
-    share: Option<(&Share, &ShareScan)>,
+    share: Option<(&Share, &ShareIndex)>,
 ) -> Option<String> {
     let findings = match share {
-        Some((s, scan)) => {
+        Some((s, index)) => {
             let opts = CheckOptions {
                 target_service: target.service.clone(),
             };
-            check_record(s, scan, d, batch, &opts).findings
+            check_record(s, &index.on(s), d, batch, &opts).findings
         }
         None => {
             let mut f = lint_decoded(d, batch);
@@ -1120,14 +1522,20 @@ fn problems(
 
 /// Chains are complete or refused: a parent must be planned (and not
 /// refused) or already on the target, in the same target project; a chain
-/// of parents that loops is refused whole. Returns each candidate's depth
-/// in its chain (a full backup is 0).
+/// of parents that loops is refused whole. Sets each candidate's `up`
+/// (its parent among the candidates) and returns its depth in its chain
+/// (a full backup is 0).
 ///
 /// Each candidate is settled once, after its parent: a walk up the
 /// parents stops at the first one already settled, so the work is linear
 /// in the number of candidates however long the chains (a chain of
 /// 16,000 links, refused at its root, is one walk).
-fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
+fn chains(
+    d: &mut Decided,
+    target: &Target,
+    on_share: &dyn Fn(&str) -> bool,
+    spill: &Spill,
+) -> Result<Vec<u32>, PlanError> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Open,
@@ -1136,17 +1544,30 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
         Settled,
     }
     const LOOPS: &str = "its chain of parents loops";
-    let index: HashMap<String, usize> = cands
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.clone(), i))
-        .collect();
+    let cands = &mut d.cands;
+    let projects = &d.projects;
+    // Candidates by id (ids are unique among them), searched by parent id.
+    let mut by_id: Vec<u32> = (0..cands.len() as u32).collect();
+    by_id.sort_by(|&a, &b| cands[a as usize].id().cmp(cands[b as usize].id()));
+    for i in 0..cands.len() {
+        let Some(p) = cands[i].parent.as_deref() else {
+            continue;
+        };
+        let at = by_id.partition_point(|&j| cands[j as usize].id() < p);
+        if let Some(&j) = by_id.get(at)
+            && cands[j as usize].id() == p
+        {
+            cands[i].up = j;
+        }
+    }
+    drop(by_id);
     let parent_of = |cands: &[Cand], i: usize| -> Option<usize> {
-        cands[i].parent.as_ref().and_then(|p| index.get(p)).copied()
+        let up = cands[i].up;
+        (up != NONE).then_some(up as usize)
     };
     let mut state = vec![State::Open; cands.len()];
     let mut looped = vec![false; cands.len()];
-    let mut depth = vec![0usize; cands.len()];
+    let mut depth = vec![0u32; cands.len()];
     let mut walk: Vec<usize> = Vec::new();
     for start in 0..cands.len() {
         if state[start] != State::Open {
@@ -1173,17 +1594,21 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
             if loops {
                 // On the loop, or leading into it: the whole chain.
                 looped[i] = true;
-                cands[i].refused = Some(LOOPS.into());
+                cands[i].at = spill.put(LOOPS.as_bytes())?;
+                cands[i].refused = true;
                 continue;
             }
             let parent = parent_of(cands, i);
-            depth[i] = parent.map_or(0, |j| depth[j] + 1);
-            if cands[i].refused.is_none() {
-                cands[i].refused = chain_refusal(cands, i, parent, target);
+            depth[i] = parent.map_or(0, |j| depth[j].saturating_add(1));
+            if !cands[i].refused
+                && let Some(why) = chain_refusal(cands, projects, i, parent, target, on_share)
+            {
+                cands[i].at = spill.put(why.as_bytes())?;
+                cands[i].refused = true;
             }
         }
     }
-    depth
+    Ok(depth)
 }
 
 /// Why candidate `i`, settled after its parent (`parent`: the parent's
@@ -1191,81 +1616,146 @@ fn chains(cands: &mut [Cand], target: &Target) -> Vec<usize> {
 /// is not (or is a full backup).
 fn chain_refusal(
     cands: &[Cand],
+    projects: &[(String, Option<String>)],
     i: usize,
     parent: Option<usize>,
     target: &Target,
+    on_share: &dyn Fn(&str) -> bool,
 ) -> Option<String> {
+    let name = |c: &Cand| projects.get(c.target as usize).map_or("", |p| p.0.as_str());
     let p = cands[i].parent.as_deref()?;
     match parent {
-        Some(j) if cands[j].refused.is_some() => Some(format!(
+        Some(j) if cands[j].refused => Some(format!(
             "its parent {p} is refused, so the chain cannot be restored"
         )),
-        Some(j) if cands[j].target.0 != cands[i].target.0 => Some(format!(
+        Some(j) if name(&cands[j]) != name(&cands[i]) => Some(format!(
             "its parent {p} goes to project {}, this backup to {}: a chain must land in one project",
-            cands[j].target.0, cands[i].target.0
+            name(&cands[j]),
+            name(&cands[i])
         )),
         Some(_) => None,
-        None => parent_outside(p, &cands[i].target.0, target),
+        None => parent_outside(p, name(&cands[i]), target, on_share),
     }
 }
 
-fn step(c: &Cand, depth: usize, target: &Target) -> Step {
-    let d = c.d;
-    let (project, user) = &c.target;
-    let url = rewritten_url(d, project, user.as_ref());
+/// The data of the step of record `d` going to `tgt`.
+fn step_data(
+    d: &Decoded,
+    id: &str,
+    parent: Option<String>,
+    tgt: &(String, Option<String>),
+    target: &Target,
+) -> StepData {
+    let (project, user) = tgt;
     let service = d
         .backup_service
         .clone()
         .unwrap_or_else(|| crate::record::default_service(d.source.era).to_string());
-    let size_gb = d.record.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
-    let volume_name = volume_name(
-        target.volume_name.as_deref().unwrap_or("cbr-{id}"),
-        &d.record,
-        &c.id,
-    );
-    Step {
-        commands: Commands {
-            url: Arc::clone(&url),
-            project: project.clone(),
-            service: service.clone(),
-            check_tail: check_tail(target),
-            create_volume: Some(create_volume_line(
-                project,
-                size_gb,
-                target,
-                &c.id,
-                &volume_name,
-            )),
-            restore: Some(restore_line(project, &c.id)),
-        },
-        backup_id: c.id.clone(),
-        depends_on: c.parent.clone(),
+    StepData {
+        backup_id: id.to_string(),
+        depends_on: parent,
         source_project: id_field(&d.record, "project_id").map(str::to_owned),
-        target_project: project.clone(),
-        target_user: user.clone(),
         backup_service: service,
-        backup_url: url,
-        size_gb,
-        volume_name,
-        volume_type: target.volume_type.clone(),
-        availability_zone: target.availability_zone.clone(),
-        restore: true,
+        backup_url: rewritten_url(d, project, user.as_ref()),
+        size_gb: d.record.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
+        volume_name: volume_name(
+            target.volume_name.as_deref().unwrap_or("cbr-{id}"),
+            &d.record,
+            id,
+        ),
         about: About::of(&d.record),
-        depth,
-        created: d
-            .record
-            .get("created_at")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string(),
+    }
+}
+
+impl Plan {
+    fn project_name(&self, i: u32) -> &str {
+        self.projects.get(i as usize).map_or("", |p| p.0.as_str())
+    }
+
+    fn step_cands(&self) -> impl Iterator<Item = &Cand> + '_ {
+        self.steps.iter().map(|&i| &self.cands[i as usize])
+    }
+
+    /// The steps, in plan order, each read back from the spill.
+    pub fn steps(&self) -> impl Iterator<Item = Result<Step, PlanError>> + '_ {
+        self.steps.iter().map(|&i| self.step(i as usize))
+    }
+
+    /// The backups skipped, each read back from the spill.
+    pub fn skipped(&self) -> impl Iterator<Item = Result<Left, PlanError>> + '_ {
+        self.skipped.iter().map(|l| self.left(l))
+    }
+
+    /// The backups refused, each read back from the spill.
+    pub fn refused(&self) -> impl Iterator<Item = Result<Left, PlanError>> + '_ {
+        self.refused.iter().map(|l| self.left(l))
+    }
+
+    fn left(&self, l: &LeftRef) -> Result<Left, PlanError> {
+        match l {
+            LeftRef::Cand(i) => {
+                let i = *i as usize;
+                let c = &self.cands[i];
+                Ok(Left {
+                    backup_id: c.id().to_string(),
+                    reason: self.spill.text(c.at)?,
+                    target_projects: concerned(&self.cands, &self.projects, i),
+                })
+            }
+            LeftRef::Own { at, .. } => serde_json::from_slice(&self.spill.get(*at)?)
+                .map_err(|e| PlanError::Spill(e.to_string())),
+        }
+    }
+
+    /// Candidate `i`'s step, from its data in the spill.
+    fn step(&self, i: usize) -> Result<Step, PlanError> {
+        let c = &self.cands[i];
+        let data: StepData = serde_json::from_slice(&self.spill.get(c.at)?)
+            .map_err(|e| PlanError::Spill(e.to_string()))?;
+        let (project, user) = self
+            .projects
+            .get(c.target as usize)
+            .cloned()
+            .unwrap_or_default();
+        let t = &self.target;
+        let url: Arc<str> = Arc::from(data.backup_url);
+        Ok(Step {
+            commands: Commands {
+                url: Arc::clone(&url),
+                project: project.clone(),
+                service: data.backup_service.clone(),
+                check_tail: check_tail(t),
+                create_volume: c.restore.then(|| {
+                    create_volume_line(
+                        &project,
+                        data.size_gb,
+                        t,
+                        &data.backup_id,
+                        &data.volume_name,
+                    )
+                }),
+                restore: c.restore.then(|| restore_line(&project, &data.backup_id)),
+            },
+            backup_id: data.backup_id,
+            depends_on: data.depends_on,
+            source_project: data.source_project,
+            target_project: project,
+            target_user: user,
+            backup_service: data.backup_service,
+            backup_url: url,
+            size_gb: data.size_gb,
+            volume_name: data.volume_name,
+            volume_type: t.volume_type.clone(),
+            availability_zone: t.availability_zone.clone(),
+            restore: c.restore,
+            about: data.about,
+        })
     }
 }
 
 /// The record rewritten to its target project (and user), encoded. Ids
-/// from the mapping are the operator's words: written as given. The
-/// edited copy and its JSON text are dropped before the url is shared,
-/// so that a record of tens of MB is not held three times over.
-fn rewritten_url(d: &Decoded, project: &str, user: Option<&String>) -> Arc<str> {
+/// from the mapping are the operator's words: written as given.
+fn rewritten_url(d: &Decoded, project: &str, user: Option<&String>) -> String {
     let json = {
         let mut rec = d.record.clone();
         let edit = Edit {
@@ -1276,9 +1766,7 @@ fn rewritten_url(d: &Decoded, project: &str, user: Option<&String>) -> Arc<str> 
         let _ = apply(&mut rec, &edit);
         d.json_text(&rec, false)
     };
-    let url = crate::record::codec::encode_json(&json, None);
-    drop(json);
-    Arc::from(url)
+    crate::record::codec::encode_json(&json, None)
 }
 
 /// What follows the url in a step's check command: `cbr check` of the
@@ -1391,119 +1879,134 @@ set -Eeuo pipefail
 
 "#;
 
-/// The bash runbook: a header saying what it does and needs, the plan's
-/// settings as shell variables, the machinery of [`RUNBOOK`] (preflight,
-/// retried calls, exactly-once restore, progress file, failure report),
-/// then one `run_step` line per backup. Every word that came from a record,
-/// the share or the command line is quoted with [`shell`].
-pub fn render_sh(plan: &Plan, steps: &[&Step]) -> String {
-    // Room for the whole script at once: a step carries its backup_url
-    // (tens of MB for a big record), which a growing string would copy.
-    let steps_room: usize = steps
-        .iter()
-        .map(|x| {
-            2 * (x.backup_url.len()
-                + x.backup_id.len()
-                + x.target_project.len()
-                + x.backup_service.len()
-                + x.volume_name.len()
-                + x.depends_on.as_deref().map_or(0, str::len))
-                + 512
-        })
-        .sum();
-    let left_room: usize = (plan.skipped.iter().chain(&plan.refused))
-        .map(|l| 2 * (l.backup_id.len() + l.reason.len()) + 64)
-        .sum();
-    let mut s =
-        String::with_capacity(RUNBOOK.len() + SH_ABOUT.len() + 4096 + steps_room + left_room);
-    // Writing into a String does not fail.
-    let _ = write_sh(&mut s, plan, steps);
-    s
+/// Where a plan is written: an [`std::io::Write`] taken as a
+/// [`fmt::Write`], keeping the I/O error that stopped it.
+struct Out<'a> {
+    w: &'a mut dyn std::io::Write,
+    err: Option<std::io::Error>,
 }
 
-/// [`render_sh`], written into `s`.
-fn write_sh(s: &mut impl fmt::Write, plan: &Plan, steps: &[&Step]) -> fmt::Result {
-    sh_header(s, plan, steps)?;
-    s.write_str(SH_ABOUT)?;
-    sh_settings(s, &plan.target, steps)?;
-    s.write_str(RUNBOOK)?;
-    s.write_str("\n# ---- the steps --------------------------------------------------------------\npreflight\n\n")?;
-    for (n, x) in steps.iter().enumerate() {
-        sh_step(s, n + 1, steps.len(), x)?;
+impl fmt::Write for Out<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.w.write_all(s.as_bytes()).map_err(|e| {
+            self.err = Some(e);
+            fmt::Error
+        })
     }
-    s.write_str("finish\n")
+}
+
+impl<'a> Out<'a> {
+    fn new(w: &'a mut dyn std::io::Write) -> Out<'a> {
+        Out { w, err: None }
+    }
+
+    /// The error of a failed write.
+    fn failed(&mut self) -> PlanError {
+        PlanError::Write(
+            self.err
+                .take()
+                .unwrap_or_else(|| std::io::Error::other("formatting failed")),
+        )
+    }
+
+    fn put(&mut self, a: fmt::Arguments<'_>) -> Result<(), PlanError> {
+        fmt::Write::write_fmt(self, a).map_err(|_| self.failed())
+    }
+
+    fn text(&mut self, s: &str) -> Result<(), PlanError> {
+        fmt::Write::write_str(self, s).map_err(|_| self.failed())
+    }
+
+    fn words(&mut self, words: &[&str]) -> Result<(), PlanError> {
+        write_words(self, words).map_err(|_| self.failed())
+    }
+}
+
+/// The bash runbook, written into `w`: a header saying what it does and
+/// needs, the plan's settings as shell variables, the machinery of
+/// [`RUNBOOK`] (preflight, retried calls, exactly-once restore, progress
+/// file, failure report), then one `run_step` line per backup, each step
+/// read back from the spill as it is written. Every word that came from a
+/// record, the share or the command line is quoted with [`shell`].
+pub fn render_sh(plan: &Plan, w: &mut dyn std::io::Write) -> Result<(), PlanError> {
+    let mut o = Out::new(w);
+    sh_header(&mut o, plan)?;
+    o.text(SH_ABOUT)?;
+    sh_settings(&mut o, plan)?;
+    o.text(RUNBOOK)?;
+    o.text("\n# ---- the steps --------------------------------------------------------------\npreflight\n\n")?;
+    let total = plan.steps.len();
+    for (n, x) in plan.steps().enumerate() {
+        sh_step(&mut o, n + 1, total, &x?)?;
+    }
+    o.text("finish\n")?;
+    o.w.flush().map_err(PlanError::Write)
 }
 
 /// The runbook's first lines: the counts, the restore mode, each backup
 /// skipped or refused and why.
-fn sh_header(s: &mut impl fmt::Write, plan: &Plan, steps: &[&Step]) -> fmt::Result {
-    let projects: std::collections::BTreeSet<&str> =
-        steps.iter().map(|x| x.target_project.as_str()).collect();
-    let gib: u64 = steps.iter().map(|x| x.size_gb).sum();
-    let restored = steps.iter().filter(|x| x.restore).count();
-    s.write_str("#!/usr/bin/env bash\n")?;
+fn sh_header(o: &mut Out<'_>, plan: &Plan) -> Result<(), PlanError> {
+    let s = &plan.summary;
+    let restored = plan.step_cands().filter(|c| c.restore).count();
+    o.text("#!/usr/bin/env bash\n")?;
     // Values from records are single-quoted on purpose ($(…) stays text).
-    s.write_str("# shellcheck disable=SC2016\n")?;
-    s.write_str("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n")?;
-    writeln!(
-        s,
-        "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}",
-        steps.len(),
-        projects.len(),
-        gib,
-        plan.skipped.len(),
-        plan.refused.len()
-    )?;
-    writeln!(
-        s,
-        "# restore: {} ({} of {} backups get a volume of their own; every backup is imported)",
+    o.text("# shellcheck disable=SC2016\n")?;
+    o.text("# Migration runbook written by `cbr plan`: run it with `bash THIS-FILE`.\n#\n")?;
+    o.put(format_args!(
+        "# backups: {}   projects: {}   GiB: {}   skipped: {}   refused: {}\n",
+        s.backups, s.projects, s.gib, s.skipped, s.refused
+    ))?;
+    o.put(format_args!(
+        "# restore: {} ({} of {} backups get a volume of their own; every backup is imported)\n",
         plan.target.restore.as_str(),
         restored,
-        steps.len()
-    )?;
-    for l in &plan.skipped {
-        writeln!(
-            s,
-            "#   skipped {}: {}",
+        s.backups
+    ))?;
+    for l in plan.skipped() {
+        let l = l?;
+        o.put(format_args!(
+            "#   skipped {}: {}\n",
             one_line(&l.backup_id),
             one_line(&l.reason)
-        )?;
+        ))?;
     }
-    for l in &plan.refused {
-        writeln!(
-            s,
-            "#   REFUSED {}: {}",
+    for l in plan.refused() {
+        let l = l?;
+        o.put(format_args!(
+            "#   REFUSED {}: {}\n",
             one_line(&l.backup_id),
             one_line(&l.reason)
-        )?;
+        ))?;
     }
     Ok(())
 }
 
 /// The plan's settings as shell variables (each overridable from the
 /// environment where the header says so).
-fn sh_settings(s: &mut impl fmt::Write, t: &Target, steps: &[&Step]) -> fmt::Result {
-    writeln!(
-        s,
-        "CBR_SHARE=${{CBR_SHARE:-{}}}",
+fn sh_settings(o: &mut Out<'_>, plan: &Plan) -> Result<(), PlanError> {
+    let t = &plan.target;
+    o.put(format_args!(
+        "CBR_SHARE=${{CBR_SHARE:-{}}}\n",
         t.share_path
             .as_deref()
             .map_or(String::new(), |p| shell(p).into_owned())
-    )?;
+    ))?;
     match &t.state {
-        Some(f) => writeln!(s, "CBR_STATE=${{CBR_STATE:-{}}}", shell(f))?,
-        None => s.write_str("CBR_STATE=${CBR_STATE:-${BASH_SOURCE[0]}.state}\n")?,
+        Some(f) => o.put(format_args!("CBR_STATE=${{CBR_STATE:-{}}}\n", shell(f)))?,
+        None => o.text("CBR_STATE=${CBR_STATE:-${BASH_SOURCE[0]}.state}\n")?,
     }
-    s.write_str(": \"${CBR_RECHECK:=0}\" \"${CBR_RESTORE_AGAIN:=0}\" \"${CBR_WAIT_SECS:=7200}\" \"${CBR_TRIES:=4}\"\n")?;
-    writeln!(s, "TOTAL={}", steps.len())?;
-    writeln!(s, "RESTORE_MODE={}", t.restore.as_str())?;
-    writeln!(s, "TARGET_SERVICE={}", shell(&t.service))?;
-    let projects: std::collections::BTreeSet<&str> =
-        steps.iter().map(|x| x.target_project.as_str()).collect();
+    o.text(": \"${CBR_RECHECK:=0}\" \"${CBR_RESTORE_AGAIN:=0}\" \"${CBR_WAIT_SECS:=7200}\" \"${CBR_TRIES:=4}\"\n")?;
+    o.put(format_args!("TOTAL={}\n", plan.steps.len()))?;
+    o.put(format_args!("RESTORE_MODE={}\n", t.restore.as_str()))?;
+    o.put(format_args!("TARGET_SERVICE={}\n", shell(&t.service)))?;
+    let projects: std::collections::BTreeSet<&str> = plan
+        .step_cands()
+        .map(|c| plan.project_name(c.target))
+        .collect();
     let projects: Vec<&str> = projects.into_iter().collect();
-    s.write_str("PROJECTS=(")?;
-    write_words(s, &projects)?;
-    s.write_str(")\n")?;
+    o.text("PROJECTS=(")?;
+    o.words(&projects)?;
+    o.text(")\n")?;
     let mut vopts: Vec<&str> = Vec::new();
     if let Some(ty) = &t.volume_type {
         vopts.extend(["--type", ty]);
@@ -1511,17 +2014,16 @@ fn sh_settings(s: &mut impl fmt::Write, t: &Target, steps: &[&Step]) -> fmt::Res
     if let Some(z) = &t.availability_zone {
         vopts.extend(["--availability-zone", z]);
     }
-    s.write_str("VOLUME_OPTS=(")?;
-    write_words(s, &vopts)?;
-    s.write_str(")\n\n")
+    o.text("VOLUME_OPTS=(")?;
+    o.words(&vopts)?;
+    o.text(")\n\n")
 }
 
 /// Step `k` of `total`: a comment saying what it does, then its
-/// `run_step` line (the backup_url written straight in, not copied first).
-fn sh_step(s: &mut impl fmt::Write, k: usize, total: usize, x: &Step) -> fmt::Result {
-    writeln!(
-        s,
-        "# {k}/{total}: backup {} ({} GiB){} -> project {}: {}",
+/// `run_step` line.
+fn sh_step(o: &mut Out<'_>, k: usize, total: usize, x: &Step) -> Result<(), PlanError> {
+    o.put(format_args!(
+        "# {k}/{total}: backup {} ({} GiB){} -> project {}: {}\n",
         one_line(&x.backup_id),
         x.size_gb,
         x.depends_on.as_deref().map_or(String::new(), |d| format!(
@@ -1534,24 +2036,21 @@ fn sh_step(s: &mut impl fmt::Write, k: usize, total: usize, x: &Step) -> fmt::Re
         } else {
             "import only".to_string()
         }
-    )?;
+    ))?;
     let size = x.size_gb.to_string();
     let kk = k.to_string();
-    write_words(
-        s,
-        &[
-            "run_step",
-            &kk,
-            &x.backup_id,
-            &x.target_project,
-            &x.backup_service,
-            &x.backup_url,
-            &size,
-            &x.volume_name,
-            if x.restore { "restore" } else { "import" },
-        ],
-    )?;
-    s.write_str("\n\n")
+    o.words(&[
+        "run_step",
+        &kk,
+        &x.backup_id,
+        &x.target_project,
+        &x.backup_service,
+        &x.backup_url,
+        &size,
+        &x.volume_name,
+        if x.restore { "restore" } else { "import" },
+    ])?;
+    o.text("\n\n")
 }
 
 /// Text for one comment line of a script (ids and reasons come from
@@ -1562,25 +2061,28 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// A runbook table a change-review board can read. Every id, name and
-/// reason in it comes from records: written through the markdown escaper
-/// ([`crate::escape::markdown`], [`crate::escape::markdown_code`]), so that
-/// none can end a cell, start a row or heading, or embed a link or image.
-pub fn render_md(plan: &Plan) -> String {
+/// A runbook table a change-review board can read, written into `w`.
+/// Every id, name and reason in it comes from records: written through
+/// the markdown escaper ([`crate::escape::markdown`],
+/// [`crate::escape::markdown_code`]), so that none can end a cell, start
+/// a row or heading, or embed a link or image.
+pub fn render_md(plan: &Plan, w: &mut dyn std::io::Write) -> Result<(), PlanError> {
     use crate::escape::{markdown as md, markdown_code as code};
-    let mut s = String::from("# Migration plan\n\n");
+    let mut o = Out::new(w);
+    o.text("# Migration plan\n\n")?;
     let sm = &plan.summary;
-    s.push_str(&format!(
+    o.put(format_args!(
         "{} backup(s) into {} project(s), {} GiB; {} skipped, {} refused.\n\n",
         sm.backups, sm.projects, sm.gib, sm.skipped, sm.refused
-    ));
-    s.push_str(
+    ))?;
+    o.text(
         "| # | backup | incremental of | name | source volume | created | source project | target project | GiB | service |\n",
-    );
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    )?;
+    o.text("|---|---|---|---|---|---|---|---|---|---|\n")?;
     let cell = |v: &Option<String>| v.as_deref().map_or("—".into(), crate::escape::markdown);
-    for (n, x) in plan.steps.iter().enumerate() {
-        s.push_str(&format!(
+    for (n, x) in plan.steps().enumerate() {
+        let x = x?;
+        o.put(format_args!(
             "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             code(&x.backup_id),
             x.depends_on.as_deref().map_or("—".into(), code),
@@ -1591,90 +2093,118 @@ pub fn render_md(plan: &Plan) -> String {
             md(&x.target_project),
             x.size_gb,
             code(&x.backup_service)
-        ));
+        ))?;
     }
-    s.push_str(&quota_table(plan));
-    for (title, list) in [("Skipped", &plan.skipped), ("Refused", &plan.refused)] {
+    quota_table(&mut o, plan)?;
+    for (title, refused) in [("Skipped", false), ("Refused", true)] {
+        let list = if refused {
+            &plan.refused
+        } else {
+            &plan.skipped
+        };
         if list.is_empty() {
             continue;
         }
-        s.push_str(&format!("\n## {title}\n\n| backup | reason |\n|---|---|\n"));
+        o.put(format_args!(
+            "\n## {title}\n\n| backup | reason |\n|---|---|\n"
+        ))?;
         for l in list {
-            s.push_str(&format!("| {} | {} |\n", code(&l.backup_id), md(&l.reason)));
+            let l = plan.left(l)?;
+            o.put(format_args!(
+                "| {} | {} |\n",
+                code(&l.backup_id),
+                md(&l.reason)
+            ))?;
         }
     }
-    s
+    o.w.flush().map_err(PlanError::Write)
 }
 
 /// GiB per target project (what each project's quota must hold).
-fn quota_table(plan: &Plan) -> String {
+fn quota_table(o: &mut Out<'_>, plan: &Plan) -> Result<(), PlanError> {
     let mut per: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
-    for x in &plan.steps {
-        let e = per.entry(x.target_project.as_str()).or_default();
+    for c in plan.step_cands() {
+        let e = per.entry(plan.project_name(c.target)).or_default();
         e.0 += 1;
-        e.1 = e.1.saturating_add(x.size_gb);
+        e.1 = e.1.saturating_add(c.size_gb);
     }
     if per.is_empty() {
-        return String::new();
+        return Ok(());
     }
-    let mut s = String::from(
+    o.text(
         "\n## Per target project (quota)\n\n| target project | backups | GiB |\n|---|---|---|\n",
-    );
+    )?;
     for (p, (n, gib)) in per {
-        s.push_str(&format!(
+        o.put(format_args!(
             "| {} | {n} | {gib} |\n",
             crate::escape::markdown(p)
-        ));
+        ))?;
     }
-    s
-}
-
-/// Steps grouped by target project, in plan order.
-pub fn by_project(plan: &Plan) -> BTreeMap<&str, Vec<&Step>> {
-    let mut m: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
-    for x in &plan.steps {
-        m.entry(x.target_project.as_str()).or_default().push(x);
-    }
-    m
+    Ok(())
 }
 
 /// The plan of each target project (`--per-project`): its steps, and the
 /// skips and refusals that concern it — a refusal across a chain in the
 /// plan of each project it spans, one that concerns no project (a record
 /// without an id) in every plan. A project whose backups were all skipped
-/// or refused has a plan too, with no steps.
+/// or refused has a plan too, with no steps. The plans share this one's
+/// spill.
 pub fn per_project(plan: &Plan) -> BTreeMap<String, Plan> {
-    let mut out: BTreeMap<String, Plan> = BTreeMap::new();
-    for x in &plan.steps {
-        out.entry(x.target_project.clone())
+    let name = |i: u32| plan.project_name(i).to_string();
+    // The projects a backup left out concerns, by name.
+    let concerns = |l: &LeftRef| -> Vec<String> {
+        match l {
+            LeftRef::Cand(i) => concerned(&plan.cands, &plan.projects, *i as usize),
+            LeftRef::Own { projects, .. } => projects
+                .iter()
+                .filter(|&&p| p != NONE)
+                .map(|&p| name(p))
+                .collect(),
+        }
+    };
+    let mut steps: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for &i in &plan.steps {
+        steps
+            .entry(name(plan.cands[i as usize].target))
             .or_default()
-            .steps
-            .push(x.clone());
+            .push(i);
     }
     for l in plan.skipped.iter().chain(&plan.refused) {
-        for p in &l.target_projects {
-            out.entry(p.clone()).or_default();
+        for p in concerns(l) {
+            steps.entry(p).or_default();
         }
     }
-    for (project, sub) in out.iter_mut() {
-        // The same settings (restore mode, volume names, state file).
-        sub.target = plan.target.clone();
-        let mine = |l: &&Left| l.target_projects.is_empty() || l.target_projects.contains(project);
-        sub.skipped = plan.skipped.iter().filter(mine).cloned().collect();
-        sub.refused = plan.refused.iter().filter(mine).cloned().collect();
-        sub.summary = Summary {
-            backups: sub.steps.len(),
-            projects: usize::from(!sub.steps.is_empty()),
-            gib: sub
-                .steps
-                .iter()
-                .fold(0u64, |a, s| a.saturating_add(s.size_gb)),
-            skipped: sub.skipped.len(),
-            refused: sub.refused.len(),
-            restore: plan.summary.restore,
-        };
-    }
-    out
+    steps
+        .into_iter()
+        .map(|(project, steps)| {
+            let mine = |l: &&LeftRef| {
+                let c = concerns(l);
+                c.is_empty() || c.contains(&project)
+            };
+            let mut sub = Plan {
+                summary: Summary::default(),
+                steps,
+                skipped: plan.skipped.iter().filter(mine).cloned().collect(),
+                refused: plan.refused.iter().filter(mine).cloned().collect(),
+                cands: Arc::clone(&plan.cands),
+                projects: Arc::clone(&plan.projects),
+                spill: Arc::clone(&plan.spill),
+                // The same settings (restore mode, volume names, state file).
+                target: plan.target.clone(),
+            };
+            sub.summary = Summary {
+                backups: sub.steps.len(),
+                projects: usize::from(!sub.steps.is_empty()),
+                gib: sub
+                    .step_cands()
+                    .fold(0u64, |a, c| a.saturating_add(c.size_gb)),
+                skipped: sub.skipped.len(),
+                refused: sub.refused.len(),
+                restore: plan.summary.restore,
+            };
+            (project, sub)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -500,7 +500,19 @@ pub fn uuid_from(n: u64, salt: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::{Share, scan::scan};
+    use crate::share::scan::{IndexOptions, ShareIndex, index};
+    use crate::share::{BackupEntry, Share};
+
+    /// The whole share, walked into its index, each backup loaded in full.
+    fn whole(share: &Share) -> (ShareIndex, Vec<BackupEntry>) {
+        let ix = index(share, IndexOptions::default()).unwrap();
+        let all = ix
+            .backups
+            .iter()
+            .map(|b| ix.load(share, b).unwrap())
+            .collect();
+        (ix, all)
+    }
 
     fn spec(id: u64, parent: Option<(String, Vec<[u8; 32]>)>) -> SynthBackup {
         SynthBackup {
@@ -525,21 +537,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         tiny::write_share(dir.path(), 25, &|_| {}).unwrap();
         let share = Share::open(dir.path()).unwrap();
-        let s = scan(&share).unwrap();
-        assert_eq!(s.backups.len(), 25);
+        let (s, loaded) = whole(&share);
+        assert_eq!(loaded.len(), 25);
         assert!(s.findings.is_empty(), "{:?}", s.findings);
-        let incr: Vec<_> = s
-            .backups
-            .iter()
-            .filter(|b| b.parent_id().is_some())
-            .collect();
+        let incr: Vec<_> = loaded.iter().filter(|b| b.parent_id().is_some()).collect();
         assert_eq!(incr.len(), 2, "backups 9 and 19 are incrementals");
-        let all: Vec<_> = s.backups.iter().collect();
+        let all: Vec<_> = loaded.iter().collect();
         let opts = crate::verify::VerifyOptions {
             deep: true,
             ..Default::default()
         };
-        let r = crate::verify::verify(&share, &s, &all, &opts, &crate::progress::NoProgress);
+        let r = crate::verify::verify(
+            &share,
+            &s.on(&share),
+            &all,
+            &opts,
+            &crate::progress::NoProgress,
+        );
         assert!(r.ok, "{:?}", r.findings);
         // A 4 KiB volume is not a whole number of GiB: one warning each,
         // nothing else.
@@ -591,21 +605,27 @@ mod tests {
         .unwrap();
         assert_eq!(inc.chunks, 1);
         let share = Share::open(dir.path()).unwrap();
-        let s = scan(&share).unwrap();
-        assert_eq!(s.backups.len(), 2);
+        let (s, loaded) = whole(&share);
+        assert_eq!(loaded.len(), 2);
         assert!(s.findings.is_empty(), "{:?}", s.findings);
-        let all: Vec<_> = s.backups.iter().collect();
+        let all: Vec<_> = loaded.iter().collect();
         let opts = crate::verify::VerifyOptions {
             deep: true,
             ..Default::default()
         };
-        let r = crate::verify::verify(&share, &s, &all, &opts, &crate::progress::NoProgress);
+        let r = crate::verify::verify(
+            &share,
+            &s.on(&share),
+            &all,
+            &opts,
+            &crate::progress::NoProgress,
+        );
         assert!(r.ok, "{:?}", r.findings);
         assert!(
             !r.findings.iter().any(|f| f.code != "size-mismatch"),
             "{:?}",
             r.findings
         );
-        assert!(s.backups[0].open_sha256(&share).unwrap().is_canonical());
+        assert!(loaded[0].open_sha256(&share).unwrap().is_canonical());
     }
 }

@@ -397,7 +397,7 @@ fn a_changed_sha256file_gets_its_chunks_checked_again_and_the_backup_is_not_fres
 
 #[test]
 fn a_chunk_swapped_between_look_and_read_is_recorded_as_the_file_read() {
-    use cbr::share::{ChunkObject, Share, scan::scan};
+    use cbr::share::{ChunkObject, Share, scan::index};
     use cbr::verify::{ChunkOutcome, FileId, VerifyHooks, VerifyOptions, verify_with};
     use std::os::unix::fs::MetadataExt;
     use std::sync::Mutex;
@@ -416,8 +416,9 @@ fn a_chunk_swapped_between_look_and_read_is_recorded_as_the_file_read() {
     let keep_bad = t.path().join("bad-copy");
     std::fs::hard_link(&chunk, &keep_bad).unwrap();
     let s = Share::open(&share).unwrap();
-    let found = scan(&s).unwrap();
-    let b = found.find(&id).unwrap();
+    let found = index(&s, Default::default()).unwrap();
+    let b = found.load(&s, found.find(&id).unwrap()).unwrap();
+    let b = &b;
     let swapped = AtomicBool::new(false);
     let skip = |_: &cbr::share::BackupEntry, o: &ChunkObject, _: Option<FileId>| {
         if o.name.ends_with("-00001") && !swapped.swap(true, Ordering::SeqCst) {
@@ -443,7 +444,14 @@ fn a_chunk_swapped_between_look_and_read_is_recorded_as_the_file_read() {
         sample: None,
         md5: false,
     };
-    verify_with(&s, &found, &[b], &opts, &cbr::progress::NoProgress, &hooks);
+    verify_with(
+        &s,
+        &found.on(&s),
+        &[b],
+        &opts,
+        &cbr::progress::NoProgress,
+        &hooks,
+    );
     assert!(swapped.load(Ordering::SeqCst));
     let rec = recorded.into_inner().unwrap();
     let (_, file, ok) = rec.iter().find(|r| r.0.ends_with("-00001")).unwrap();
@@ -480,12 +488,15 @@ fn a_backup_with_some_of_its_chunks_proven_is_partial_not_fresh() {
 
 #[test]
 fn rows_are_committed_on_time_while_a_slow_chunk_runs() {
-    use cbr::share::{Share, scan::scan};
+    use cbr::share::{Share, scan::index};
     use cbr::verify::{ChunkOutcome, FileId};
     let (t, share) = share_copy();
     let s = Share::open(&share).unwrap();
-    let found = scan(&s).unwrap();
-    let b = found.find(&id_of("full-zlib")).unwrap();
+    let found = index(&s, Default::default()).unwrap();
+    let b = found
+        .load(&s, found.find(&id_of("full-zlib")).unwrap())
+        .unwrap();
+    let b = &b;
     let j = t.path().join("j.sqlite");
     let journal = cbr::journal::Journal::open(&j, "s", None, false).unwrap();
     let none = cbr::findings::Findings::new();

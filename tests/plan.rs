@@ -1049,3 +1049,90 @@ fn a_restore_marked_started_is_sent_again_only_when_cinder_never_took_it() {
         assert!(!calls.contains("volume create"), "case {i}: {calls}");
     }
 }
+
+/// A plan keeps its steps' data in a scratch file: a TMPDIR inside the
+/// share is refused before any work (exit 2), and the share is untouched.
+#[test]
+fn plan_scratch_file_is_never_made_inside_the_share() {
+    let (_t, share) = share_copy();
+    let inside = share.join("scratch");
+    std::fs::create_dir(&inside).unwrap();
+    let before = tree_hash(&share);
+    let out = cbr()
+        .env("TMPDIR", &inside)
+        .args(["plan", "--share", share.to_str().unwrap(), "--from-share"])
+        .args(["--default-project", DST])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("scratch file") && err.contains("inside"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(tree_hash(&share), before);
+}
+
+/// The JSON plan is written a step at a time: it must still be exactly
+/// the one pretty document serde would print whole.
+#[test]
+fn streamed_json_plan_is_one_pretty_document() {
+    let (_t, share) = share_copy();
+    let (code, out, err) = run(&[
+        "plan",
+        "--format",
+        "json",
+        "--share",
+        share.to_str().unwrap(),
+        "--from-share",
+        "--default-project",
+        DST,
+    ]);
+    assert!(code == 0 || code == 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(serde_json::to_string_pretty(&v).unwrap() + "\n", out);
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["summary", "steps", "skipped", "refused"]);
+    assert_eq!(
+        v["summary"]["backups"],
+        v["steps"].as_array().unwrap().len()
+    );
+}
+
+/// Two backup directories with one id on the share (a copy kept within
+/// it): cbr cannot tell which to import, so both are refused and the
+/// rest is planned.
+#[test]
+fn plan_from_share_refuses_a_backup_copied_within_the_share() {
+    let (_t, share) = share_copy();
+    let id = id_of("full-bz2");
+    let meta = find_file(&share, &id, "_metadata");
+    let dir = meta.parent().unwrap();
+    let copy = share.join("kept-copy");
+    copy_tree(dir, &copy);
+    let (code, v, err) = plan_json(&[
+        "--share",
+        share.to_str().unwrap(),
+        "--from-share",
+        "--default-project",
+        DST,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let refused: Vec<&Value> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["backup_id"] == id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{v}");
+    for r in refused {
+        let why = r["reason"].as_str().unwrap();
+        assert!(
+            why.contains("2 backups with this id") && why.contains("kept-copy"),
+            "{why}"
+        );
+    }
+    assert!(!step_ids(&v).contains(&id));
+    assert_eq!(step_ids(&v).len(), 8, "{v}");
+}

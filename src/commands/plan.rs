@@ -7,10 +7,13 @@ use anyhow::{Context, Result, bail};
 use cbr::escape::terminal;
 use cbr::escape::terminal as t;
 use cbr::mapping::{MapLine, bad_id, merge};
-use cbr::plan::{Listed, Mapping, RestoreMode, Target, make, parse_target_backups, per_project};
-use cbr::record::{Decoded, Era, Source, SourceFormat};
-use cbr::share::ShareScan;
-use cbr::share::scan::BackupEntry;
+use cbr::plan::{
+    Listed, Mapping, Records, Recovering, RestoreMode, Target, make, parse_target_backups,
+    per_project,
+};
+use cbr::record::Decoded;
+use cbr::share::scan::ShareIndex;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
@@ -46,43 +49,74 @@ pub fn run(g: &Global, args: PlanArgs) -> Result<Outcome> {
     if let Some(dir) = &args.per_project {
         gate.refuse_inside("--per-project", dir)?;
     }
-    let found = share.as_ref().map(cbr::share::scan::scan).transpose()?;
-    // The records: given, and/or recovered from the share.
-    let (mut records, mut origins) = given(&args)?;
-    if args.from_share
-        && let (Some(s), Some(f)) = (&share, &found)
-    {
-        recovered(g, &args, s, f, &mut records, &mut origins);
-    }
-    super::refuse_duplicate_keys(&records)?;
-    filter(&args, since.as_deref(), &mut records, &mut origins);
+    // The plan's scratch file, outside every share: made first, so that
+    // a TMPDIR inside the share is refused before any work.
+    let spill = cbr::spill::Spill::new(&gate)?;
+    let index = share
+        .as_ref()
+        .map(|s| cbr::share::scan::index(s, Default::default()))
+        .transpose()?;
+    // The records: given, and/or recovered from the share (one at a time,
+    // as the plan is decided: never all at once).
+    let (mut given, mut origins) = given(&args)?;
+    super::refuse_duplicate_keys(&given)?;
+    // A backup given as a record is planned from it, not recovered (even
+    // when --id, --project or --since leave its record out).
+    let given_ids: HashSet<String> = given
+        .iter()
+        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
+        .collect();
+    filter(&args, since.as_deref(), &mut given, &mut origins);
+    let recovering = match (&share, &index) {
+        (Some(s), Some(ix)) if args.from_share => {
+            Some(recovering(g, &args, since.as_deref(), s, ix, &given_ids))
+        }
+        _ => None,
+    };
+    let records = Records {
+        given,
+        origins,
+        recovering,
+    };
     // One record per backup id: the same one twice is a note, two
     // different ones an error (the order of the inputs would decide).
-    for note in cbr::plan::same_ids(&records, &origins)? {
+    for note in cbr::plan::same_ids(&records.given, &records.origins)? {
         if !g.quiet {
             eprintln!("cbr: plan: note: {}", terminal(&note));
         }
     }
     let excluded = exclusions(&args, &records, g)?;
-    let target = target(&args, listed, share_path, found.as_ref(), excluded);
-    if let Some(f) = &found
+    let target = target(&args, listed, share_path, excluded);
+    if let Some(ix) = &index
         && !g.quiet
     {
-        warn_root_suspect(f);
+        warn_root_suspect(ix);
     }
-    let target = match (&share, &found) {
-        (Some(s), Some(f)) if args.deep => Target {
-            damaged: deep_verify(g, &args, s, f, &records, &target)?,
+    let target = match (&share, &index) {
+        (Some(s), Some(ix)) if args.deep => Target {
+            damaged: deep_verify(g, &args, s, ix, &records, &target)?,
             ..target
         },
         _ => target,
     };
-    let plan = make(&records, &map, &target, share.as_ref().zip(found.as_ref()))?;
+    let unrecovered = |id: &str, why: &str| {
+        if !g.quiet {
+            eprintln!("cbr: plan: backup {} not recovered: {}", t(id), t(why));
+        }
+    };
+    let plan = make(
+        &records,
+        &map,
+        &target,
+        share.as_ref().zip(index.as_ref()),
+        spill,
+        &unrecovered,
+    )?;
     write_plan(g, &args, &plan, &gate)?;
     if !g.quiet {
-        render_summary(&plan, share.is_none());
+        render_summary(&plan, share.is_none())?;
     }
-    Ok(if plan.refused.is_empty() {
+    Ok(if plan.summary.refused == 0 {
         Outcome::Ok
     } else {
         Outcome::Problems
@@ -97,7 +131,7 @@ fn since_key(s: &str) -> Result<String> {
 }
 
 /// A --share one level off: said before every record is refused.
-fn warn_root_suspect(found: &ShareScan) {
+fn warn_root_suspect(found: &ShareIndex) {
     for w in found
         .findings
         .iter()
@@ -170,62 +204,28 @@ fn given(args: &PlanArgs) -> Result<(Vec<Decoded>, Vec<String>)> {
     Ok((records, origins))
 }
 
-/// `--from-share`: a record recovered for every backup of the share not
-/// given as a record already (those given are planned).
-fn recovered(
+/// `--from-share`: every backup of the share not given as a record
+/// already (those given are planned), to be recovered as the plan is
+/// decided. `--id` picks by the share's ids; `--project` and `--since`
+/// read the records, so each is recovered once here to pick it.
+fn recovering<'a>(
     g: &Global,
     args: &PlanArgs,
-    s: &cbr::share::Share,
-    f: &ShareScan,
-    records: &mut Vec<Decoded>,
-    origins: &mut Vec<String>,
-) {
-    let given: HashSet<String> = records
-        .iter()
-        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
-        .collect();
-    let opts = cbr::recover::RecoverOptions {
-        project_id: None,
-        user_id: None,
-        service: args.target_service.clone(),
-    };
+    since: Option<&str>,
+    s: &'a cbr::share::Share,
+    ix: &'a ShareIndex,
+    given: &HashSet<String>,
+) -> Recovering<'a> {
+    use rayon::prelude::*;
     let mut kept_given = 0;
-    // Children per parent, counted once (not a scan of the share per backup).
-    let mut children: HashMap<&str, usize> = HashMap::new();
-    for b in &f.backups {
-        if let Some(p) = b.parent_id() {
-            *children.entry(p).or_default() += 1;
-        }
-    }
-    for b in &f.backups {
-        if given.contains(&b.id.to_lowercase()) {
+    let mut positions = Vec::new();
+    for (p, b) in ix.backups.iter().enumerate() {
+        if !given.is_empty() && given.contains(&b.id().to_lowercase()) {
             kept_given += 1;
             continue;
         }
-        let dependants = children.get(b.id.as_str()).copied().unwrap_or(0);
-        match cbr::recover::recover(s, dependants, b, &opts) {
-            Ok(r) => {
-                origins.push(format!("recovered from the share ({})", b.id));
-                records.push(Decoded {
-                    backup_service: Some(args.target_service.clone()),
-                    record: r.record,
-                    source: Source {
-                        format: SourceFormat::RecordJson,
-                        wrapped: false,
-                        era: Era::Current,
-                    },
-                    json: None,
-                    wrap: None,
-                    line: 0,
-                    duplicate_keys: Vec::new(),
-                });
-            }
-            Err(e) if !g.quiet => eprintln!(
-                "cbr: plan: backup {} not recovered: {}",
-                t(&b.id),
-                t(&e.to_string())
-            ),
-            Err(_) => {}
+        if args.ids.is_empty() || args.ids.iter().any(|x| b.id().starts_with(x.as_str())) {
+            positions.push(u32::try_from(p).unwrap_or(u32::MAX));
         }
     }
     if kept_given > 0 && !g.quiet {
@@ -234,6 +234,26 @@ fn recovered(
              the given records are planned, not the recovered ones"
         );
     }
+    let mut r = Recovering {
+        share: s,
+        index: ix,
+        positions,
+        opts: cbr::recover::RecoverOptions {
+            project_id: None,
+            user_id: None,
+            service: args.target_service.clone(),
+        },
+    };
+    if !args.projects.is_empty() || since.is_some() {
+        // A backup that cannot be recovered is kept: the plan says why.
+        let keep: Vec<bool> = (0..r.positions.len())
+            .into_par_iter()
+            .map(|k| r.record(k).map_or(true, |d| keeps(args, since, &d)))
+            .collect();
+        let mut k = keep.iter();
+        r.positions.retain(|_| k.next().copied().unwrap_or(false));
+    }
+    r
 }
 
 /// `--id`, `--project`, `--since`: the records kept (origins stay aligned
@@ -244,35 +264,34 @@ fn filter(
     records: &mut Vec<Decoded>,
     origins: &mut Vec<String>,
 ) {
-    let keep: Vec<bool> = records
-        .iter()
-        .map(|d| {
-            let field = |k: &str| d.record.get(k).and_then(|v| v.as_str());
-            let id = field("id").unwrap_or("");
-            (args.ids.is_empty() || args.ids.iter().any(|p| id.starts_with(p.as_str())))
-                && (args.projects.is_empty()
-                    || field("project_id").is_some_and(|p| args.projects.iter().any(|x| x == p)))
-                && since.is_none_or(|s| {
-                    field("created_at")
-                        .or_else(|| field("data_timestamp"))
-                        .and_then(date_key)
-                        .is_some_and(|c| c.as_str() >= s)
-                })
-        })
-        .collect();
+    let keep: Vec<bool> = records.iter().map(|d| keeps(args, since, d)).collect();
     let mut k = keep.iter();
     records.retain(|_| k.next().copied().unwrap_or(false));
     let mut k = keep.iter();
     origins.retain(|_| k.next().copied().unwrap_or(false));
 }
 
-/// The target as the arguments and the share describe it (not yet what
-/// `--deep` found damaged).
+/// Whether `--id`, `--project` and `--since` keep record `d`.
+fn keeps(args: &PlanArgs, since: Option<&str>, d: &Decoded) -> bool {
+    let field = |k: &str| d.record.get(k).and_then(|v| v.as_str());
+    let id = field("id").unwrap_or("");
+    (args.ids.is_empty() || args.ids.iter().any(|p| id.starts_with(p.as_str())))
+        && (args.projects.is_empty()
+            || field("project_id").is_some_and(|p| args.projects.iter().any(|x| x == p)))
+        && since.is_none_or(|s| {
+            field("created_at")
+                .or_else(|| field("data_timestamp"))
+                .and_then(date_key)
+                .is_some_and(|c| c.as_str() >= s)
+        })
+}
+
+/// The target as the arguments describe it (not yet what `--deep` found
+/// damaged).
 fn target(
     args: &PlanArgs,
     listed: HashMap<String, Listed>,
     share_path: Option<String>,
-    found: Option<&ShareScan>,
     excluded: HashSet<String>,
 ) -> Target {
     let existing: HashSet<String> = listed
@@ -294,44 +313,56 @@ fn target(
         volume_name: Some(args.volume_name.clone()),
         state: args.state.clone(),
         listed,
-        on_share: found
-            .iter()
-            .flat_map(|f| f.backups.iter().map(|b| b.id.to_lowercase()))
-            .collect(),
         damaged: Default::default(),
         deep: args.deep,
         excluded,
     }
 }
 
-/// The plan in its format: on stdout, or one script per project.
+/// The plan in its format: on stdout, or one script per project; each
+/// step read back from the plan's spill as it is written.
 fn write_plan(
     g: &Global,
     args: &PlanArgs,
     plan: &cbr::plan::Plan,
     gate: &cbr::share::out::Gate,
 ) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     match (&args.format, &args.per_project) {
         (PlanFormat::Sh, Some(dir)) => write_per_project(g, plan, gate, dir)?,
-        (PlanFormat::Sh, None) => {
-            let steps: Vec<_> = plan.steps.iter().collect();
-            let mut out = std::io::stdout().lock();
-            out.write_all(cbr::plan::render_sh(plan, &steps).as_bytes())?;
-            out.flush()?;
+        (PlanFormat::Sh, None) => cbr::plan::render_sh(plan, &mut out)?,
+        (PlanFormat::Json, _) => {
+            let mut doc = super::JsonDoc::open(&mut out)?;
+            doc.field("summary", &plan.summary)?;
+            doc.array("steps")?;
+            for x in plan.steps() {
+                doc.item(&x?)?;
+            }
+            doc.close_array()?;
+            for (key, list) in [("skipped", false), ("refused", true)] {
+                doc.array(key)?;
+                let lefts: Box<dyn Iterator<Item = _>> = if list {
+                    Box::new(plan.refused())
+                } else {
+                    Box::new(plan.skipped())
+                };
+                for l in lefts {
+                    doc.item(&l?)?;
+                }
+                doc.close_array()?;
+            }
+            doc.close()?;
         }
-        (PlanFormat::Json, _) => super::print_json(plan)?,
-        (PlanFormat::Md, _) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(cbr::plan::render_md(plan).as_bytes())?;
-            out.flush()?;
-        }
+        (PlanFormat::Md, _) => cbr::plan::render_md(plan, &mut out)?,
     }
+    out.flush()?;
     Ok(())
 }
 
 /// `--per-project DIR`: each file its project's steps, skips and refusals
 /// only. Every script's path is vetted (a link planted there into the
-/// share is refused) before any is written.
+/// share is refused) before any is written; each is written as it goes
+/// beside its name and renamed onto it when whole.
 fn write_per_project(
     g: &Global,
     plan: &cbr::plan::Plan,
@@ -347,14 +378,14 @@ fn write_per_project(
     }
     gate.create_dir_all("--per-project", dir)?;
     for (path, sub) in scripts {
-        let steps: Vec<_> = sub.steps.iter().collect();
-        let text = cbr::plan::render_sh(&sub, &steps);
-        gate.replace("--per-project", &path, text.as_bytes())?;
+        gate.replace_with("--per-project", &path, &mut |w| {
+            cbr::plan::render_sh(&sub, w).map_err(std::io::Error::other)
+        })?;
         if !g.quiet {
             eprintln!(
                 "cbr: plan: wrote {} ({} backup(s))",
                 t(&path.display().to_string()),
-                steps.len()
+                sub.summary.backups
             );
         }
     }
@@ -363,16 +394,18 @@ fn write_per_project(
 
 /// The summary on stderr: counts, every refusal and skip, and a word when
 /// no share was checked.
-fn render_summary(plan: &cbr::plan::Plan, no_share: bool) {
+fn render_summary(plan: &cbr::plan::Plan, no_share: bool) -> Result<()> {
     let s = &plan.summary;
     eprintln!(
         "cbr: plan: {} backup(s) into {} project(s), {} GiB; {} skipped; {} refused",
         s.backups, s.projects, s.gib, s.skipped, s.refused
     );
-    for l in &plan.refused {
+    for l in plan.refused() {
+        let l = l?;
         eprintln!("  refused {}: {}", t(&l.backup_id), t(&l.reason));
     }
-    for l in &plan.skipped {
+    for l in plan.skipped() {
+        let l = l?;
         eprintln!(
             "  skipped {}: {}",
             terminal(&l.backup_id),
@@ -385,6 +418,7 @@ fn render_summary(plan: &cbr::plan::Plan, no_share: bool) {
              CBR_SHARE or --cinder-conf to check each one as `cbr check` does)"
         );
     }
+    Ok(())
 }
 
 fn want_share(args: &PlanArgs) -> bool {
@@ -461,7 +495,7 @@ fn mapping(args: &PlanArgs) -> Result<Mapping> {
 /// The backups left out by hand (`--exclude`, `--exclude-from`), as ids of
 /// the records; an exclusion matching none of them is said.
 #[allow(clippy::disallowed_methods)] // the operator's list, not the share
-fn exclusions(args: &PlanArgs, records: &[Decoded], g: &Global) -> Result<HashSet<String>> {
+fn exclusions(args: &PlanArgs, records: &Records<'_>, g: &Global) -> Result<HashSet<String>> {
     let mut wanted: Vec<(String, String)> = args
         .exclude
         .iter()
@@ -478,11 +512,17 @@ fn exclusions(args: &PlanArgs, records: &[Decoded], g: &Global) -> Result<HashSe
             wanted.push((w.to_lowercase(), format!("{} line {}", f.display(), i + 1)));
         }
     }
-    let ids: Vec<String> = records
-        .iter()
-        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
-        .collect();
     let mut out = HashSet::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    // The ids planned, sorted: those an exclusion is a prefix of are a range.
+    let mut ids: Vec<Cow<'_, str>> = (0..records.len())
+        .filter_map(|i| records.id(i))
+        .map(lower)
+        .collect();
+    ids.sort();
+    ids.dedup();
     for (w, origin) in wanted {
         if w.is_empty() || !w.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             bail!(
@@ -490,40 +530,65 @@ fn exclusions(args: &PlanArgs, records: &[Decoded], g: &Global) -> Result<HashSe
                 terminal(&w)
             );
         }
-        let hits: HashSet<&String> = ids.iter().filter(|i| i.starts_with(&w)).collect();
+        let from = ids.partition_point(|i| i.as_ref() < w.as_str());
+        let hits: Vec<&Cow<'_, str>> = ids[from..]
+            .iter()
+            .take_while(|i| i.starts_with(w.as_str()))
+            .collect();
         match hits.len() {
             0 if !g.quiet => eprintln!(
                 "cbr: plan: warning: {origin}: {w} is none of the backups planned (nothing excluded by it)"
             ),
             0 => {}
-            1 => out.extend(hits.into_iter().cloned()),
+            1 => out.extend(hits.into_iter().map(|i| i.to_string())),
             n => bail!("{origin}: {w} is a prefix of {n} backups: give more of the id"),
         }
     }
     Ok(out)
 }
 
+/// An id in lower case, borrowed when it already is.
+fn lower(id: &str) -> Cow<'_, str> {
+    if id.chars().any(char::is_uppercase) {
+        Cow::Owned(id.to_lowercase())
+    } else {
+        Cow::Borrowed(id)
+    }
+}
+
 /// `--deep`: verify every chunk of every backup that may be planned, as
-/// `verify --deep` does (with the journal's proofs when given). Returns
-/// the damaged ones, each with its findings.
+/// `verify --deep` does (with the journal's proofs when given), a window
+/// of backups at a time. Returns the damaged ones, each with why.
 fn deep_verify(
     g: &Global,
     args: &PlanArgs,
     share: &cbr::share::Share,
-    found: &ShareScan,
-    records: &[Decoded],
+    index: &ShareIndex,
+    records: &Records<'_>,
     target: &Target,
 ) -> Result<HashMap<String, String>> {
-    let wanted: HashSet<String> = records
-        .iter()
-        .filter_map(|d| cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase))
-        .filter(|id| !target.existing.contains(id) && !target.excluded.contains(id))
-        .collect();
-    let selected: Vec<&BackupEntry> = found
-        .backups
-        .iter()
-        .filter(|b| wanted.contains(&b.id.to_lowercase()))
-        .collect();
+    let wanted = |id: &str| !target.existing.contains(id) && !target.excluded.contains(id);
+    let mut positions: Vec<usize> = Vec::new();
+    for d in &records.given {
+        if let Some(id) = cbr::record::lint::id_field(&d.record, "id").map(str::to_lowercase)
+            && wanted(&id)
+        {
+            positions.extend(index.positions_of(&id));
+        }
+    }
+    if let Some(r) = &records.recovering {
+        positions.extend(
+            r.positions
+                .iter()
+                .map(|&p| p as usize)
+                .filter(|&p| wanted(&lower(index.backups[p].id()))),
+        );
+    }
+    positions.sort_unstable();
+    positions.dedup();
+    let selected: Vec<&cbr::share::scan::Summary> =
+        positions.iter().map(|&p| &index.backups[p]).collect();
+    drop(positions);
     let opts = cbr::verify::VerifyOptions {
         deep: true,
         jobs: args
@@ -544,9 +609,29 @@ fn deep_verify(
     let path = super::journal::path_of(&args.journal);
     let journal = Journaled::open(share, path.as_deref(), None, false, older)?;
     let progress = super::progress::make(crate::cli::ProgressKind::Auto, g.quiet);
+    // Each damaged backup's errors (only the errors are kept).
+    let mut errors: HashMap<String, Vec<String>> = HashMap::new();
     let report = journal.with_hooks(None, |hooks| {
-        cbr::verify::verify_with(share, found, &selected, &opts, progress.as_ref(), hooks)
-    });
+        cbr::verify::verify_stream(
+            share,
+            index,
+            &selected,
+            &opts,
+            progress.as_ref(),
+            hooks,
+            &mut |found| {
+                for f in found.errors() {
+                    if let Some(id) = &f.backup_id {
+                        errors
+                            .entry(id.to_lowercase())
+                            .or_default()
+                            .push(format!("{}: {}", f.code, f.message));
+                    }
+                }
+                Ok(())
+            },
+        )
+    })?;
     journal.finish_run(true)?;
     if !g.quiet {
         eprintln!(
@@ -563,25 +648,16 @@ fn deep_verify(
             }
         );
     }
-    Ok(damaged(&report, share))
+    Ok(damaged(errors, share))
 }
 
 /// The backups with an error finding, each with why it is refused (its
 /// first three findings).
 fn damaged(
-    report: &cbr::verify::VerifyReport,
+    errors: HashMap<String, Vec<String>>,
     share: &cbr::share::Share,
 ) -> HashMap<String, String> {
-    let mut damaged: HashMap<String, Vec<String>> = HashMap::new();
-    for f in report.findings.errors() {
-        if let Some(id) = &f.backup_id {
-            damaged
-                .entry(id.to_lowercase())
-                .or_default()
-                .push(format!("{}: {}", f.code, f.message));
-        }
-    }
-    damaged
+    errors
         .into_iter()
         .map(|(id, mut why)| {
             why.dedup();

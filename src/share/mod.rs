@@ -25,7 +25,7 @@ pub mod source;
 
 pub use handle::{Share, ShareDir, ShareFile};
 pub use metadata::{BackupMetadata, ChunkObject, Compression};
-pub use scan::{BackupEntry, ShareScan};
+pub use scan::BackupEntry;
 pub use sha256file::Sha256File;
 pub use source::{AccessError, FileId};
 

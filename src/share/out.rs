@@ -358,6 +358,18 @@ impl Gate {
     /// Write `bytes` to `path`, replacing a file there (written beside it,
     /// renamed over it: a link there is replaced, never written through).
     pub fn replace(&self, what: &str, path: &Path, bytes: &[u8]) -> Result<(), OutError> {
+        self.replace_with(what, path, &mut |w| w.write_all(bytes))
+    }
+
+    /// [`Gate::replace`], the content written by `write` as it comes (a
+    /// runbook of a million steps is never held whole). Nothing is left
+    /// at `path` when `write` fails: the file beside it is removed.
+    pub fn replace_with(
+        &self,
+        what: &str,
+        path: &Path,
+        write: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), OutError> {
         use std::io::Write;
         self.refuse_inside(what, path)?;
         let (dir, name) = self.split(what, path)?;
@@ -373,7 +385,11 @@ impl Gate {
             }
         }
         let mut f = dir.create_temp(&name)?;
-        f.file.write_all(bytes).map_err(|source| OutError::Io {
+        let written = {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut f.file);
+            write(&mut w).and_then(|()| w.flush())
+        };
+        written.map_err(|source| OutError::Io {
             what: what.to_string(),
             path: f.path.display().to_string(),
             step: "write",
@@ -493,6 +509,44 @@ impl Gate {
 }
 
 impl OutDir {
+    /// A file with no name in this directory, for scratch data a run
+    /// reads back (a plan's spill): `O_TMPFILE` where the file system has
+    /// it, else a new temporary name unlinked at once. Gone when closed,
+    /// whatever ends the run; never an existing file, never through a link.
+    pub fn anonymous(&self) -> Result<File, OutError> {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY;
+        match rustix::fs::openat(
+            &*self.fd,
+            ".",
+            flags | OFlags::TMPFILE,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => return Ok(File::from(fd)),
+            Err(
+                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
+            ) => {}
+            Err(e) => return Err(io(&self.what, &self.path, "create a scratch file in")(e)),
+        }
+        let tmp = format!(
+            ".cbr-scratch-{}-{}",
+            std::process::id(),
+            SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let fd = rustix::fs::openat(
+            &*self.fd,
+            tmp.as_str(),
+            flags | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io(
+            &self.what,
+            &self.path.join(&tmp),
+            "create a scratch file",
+        ))?;
+        let _ = rustix::fs::unlinkat(&*self.fd, tmp.as_str(), AtFlags::empty());
+        Ok(File::from(fd))
+    }
+
     /// Create a new temporary file for `name` in this directory
     /// (`O_EXCL | O_NOFOLLOW`: never an existing file, never through a link).
     pub fn create_temp(&self, name: &str) -> Result<NewFile, OutError> {
@@ -545,6 +599,9 @@ impl Drop for NewFile {
         }
     }
 }
+
+/// Scratch files made by this process ([`OutDir::anonymous`]).
+static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `file:` URI of a path (for SQLite's `immutable` parameter).
 fn uri(path: &Path) -> String {

@@ -13,7 +13,7 @@ use super::source::{Entry, join};
 use super::{AccessError, FileId, Share};
 use crate::findings::{Finding, Findings};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
@@ -92,13 +92,6 @@ impl BackupEntry {
             .clone()
             .unwrap_or_else(|| self.rel(&format!("{}_sha256file", self.prefix)));
         super::Sha256File::open(share, &rel)
-    }
-    /// The children of this backup on the share (backups whose parent it is).
-    pub fn dependants<'a>(&self, scan: &'a ShareScan) -> Vec<&'a BackupEntry> {
-        scan.backups
-            .iter()
-            .filter(|b| b.parent_id() == Some(self.id.as_str()))
-            .collect()
     }
     /// Bytes on disk of the chunk files the metadata lists.
     pub fn stored_bytes(&self) -> u64 {
@@ -208,24 +201,6 @@ pub trait Backups: Sync {
     }
 }
 
-impl Backups for ShareScan {
-    fn get(&self, id: &str) -> Option<Arc<BackupEntry>> {
-        ShareScan::get(self, id).map(|b| Arc::new(b.clone()))
-    }
-    fn link(&self, id: &str) -> Option<Link> {
-        ShareScan::get(self, id).map(Link::of)
-    }
-}
-
-/// Everything found on a share.
-#[derive(Debug, Default)]
-pub struct ShareScan {
-    pub backups: Vec<BackupEntry>,
-    pub findings: Findings,
-    /// backup id -> index in `backups` (the first, if ids repeat).
-    index: HashMap<String, usize>,
-}
-
 /// Whether `name` is a chunk object name of `prefix`: `<prefix>-<digits>`.
 pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
     name.strip_prefix(prefix)
@@ -236,15 +211,6 @@ pub fn is_chunk_of(name: &str, prefix: &str) -> bool {
 /// A `_metadata` file parsed, with the identity of the handle read; or
 /// the finding that refused it.
 type Parsed = Result<(BackupMetadata, FileId), Finding>;
-
-/// One directory as the walk saw it, already worked on: its entry list
-/// is dropped as soon as its backups are made.
-struct DirDone {
-    rel: String,
-    backups: Vec<BackupEntry>,
-    /// What its backups' files and its unclaimed files say.
-    findings: Findings,
-}
 
 /// What one directory holds: its backups in full, the findings its
 /// backups and unclaimed files make (`own`), the findings of the walk
@@ -339,49 +305,6 @@ fn sort_backups(backups: &mut [BackupEntry]) {
     });
 }
 
-/// Walk one directory (by its share-relative path), then its subdirectories
-/// in parallel. Only one handle is open per task.
-fn walk<'s>(
-    share: &'s Share,
-    rel: String,
-    depth: usize,
-    scope: &rayon::Scope<'s>,
-    out: &'s Mutex<Vec<DirDone>>,
-    findings: &'s Mutex<Findings>,
-) {
-    let push = |f: Vec<Finding>| match findings.lock() {
-        Ok(mut g) => g.extend(f),
-        Err(p) => p.into_inner().extend(f),
-    };
-    let dir = match share.open_dir(&rel) {
-        Ok(d) => d,
-        Err(e) => return push(vec![Finding::error(e.code(), e.to_string()).path(rel)]),
-    };
-    let w = match work_dir(&dir, depth) {
-        Ok(w) => w,
-        Err(e) => return push(vec![Finding::error("read-failed", e.to_string()).path(rel)]),
-    };
-    drop(dir);
-    for path in w.subdirs {
-        scope.spawn(move |s| walk(share, path, depth + 1, s, out, findings));
-    }
-    if !w.walk.is_empty() {
-        push(w.walk);
-    }
-    if w.backups.is_empty() && w.own.is_empty() {
-        return;
-    }
-    let d = DirDone {
-        rel,
-        backups: w.backups,
-        findings: w.own,
-    };
-    match out.lock() {
-        Ok(mut g) => g.push(d),
-        Err(p) => p.into_inner().push(d),
-    }
-}
-
 fn read_metadata(dir: &ShareDir, name: &str) -> Parsed {
     let path = join(&dir.rel, name);
     super::metadata::read_in_with_id(dir, name).map_err(|e| match e {
@@ -425,41 +348,6 @@ fn link_finding(dir: &ShareDir, e: &Entry, path: String) -> Finding {
         )
         .path(path)
     }
-}
-
-/// Walk the share and build the model. Never follows symbolic links and
-/// never writes; what cannot be read becomes a finding.
-pub fn scan(share: &Share) -> Result<ShareScan, ScanError> {
-    // The root must be readable: that is an error of the run, not a finding.
-    share.root_dir()?.entries()?;
-    let out = Mutex::new(Vec::new());
-    let found = Mutex::new(Findings::new());
-    walk_pool(share).scope(|s| walk(share, String::new(), 0, s, &out, &found));
-    let mut dirs = out.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut findings = found.into_inner().unwrap_or_else(|p| p.into_inner());
-    dirs.sort_by(|a, b| a.rel.cmp(&b.rel));
-    findings.0.sort_by(|a, b| a.path.cmp(&b.path));
-
-    let mut backups = Vec::new();
-    for d in dirs {
-        backups.extend(d.backups);
-        findings.extend(d.findings.0);
-    }
-    sort_backups(&mut backups);
-    findings.extend(root_hints(share, || {
-        backups
-            .iter()
-            .map(|b| (b.id.as_str(), Cow::Borrowed(b.container.as_str())))
-    }));
-    let mut index = HashMap::with_capacity(backups.len());
-    for (i, b) in backups.iter().enumerate() {
-        index.entry(b.id.clone()).or_insert(i);
-    }
-    Ok(ShareScan {
-        backups,
-        findings,
-        index,
-    })
 }
 
 /// The walk's own pool, sized by the share's source
@@ -745,72 +633,6 @@ pub fn chunk_prefix(name: &str) -> Option<&str> {
     let (prefix, num) = name.rsplit_once('-')?;
     (num.len() >= 5 && num.bytes().all(|b| b.is_ascii_digit()) && !prefix.is_empty())
         .then_some(prefix)
-}
-
-impl ShareScan {
-    /// The backup with exactly this id.
-    pub fn get(&self, id: &str) -> Option<&BackupEntry> {
-        self.index.get(id).and_then(|&i| self.backups.get(i))
-    }
-
-    /// The backup with this id, or the only one whose id starts with it.
-    pub fn find(&self, id: &str) -> Result<&BackupEntry, ScanError> {
-        if let Some(b) = self.get(id) {
-            return Ok(b);
-        }
-        let matches: Vec<&BackupEntry> = self
-            .backups
-            .iter()
-            .filter(|b| b.id.starts_with(id))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => {
-                // A backup whose metadata the scan refused names its id in
-                // the finding's path (container or object prefix).
-                let refused = self
-                    .findings
-                    .errors()
-                    .find(|f| id.len() >= 8 && f.path.as_deref().is_some_and(|p| p.contains(id)));
-                Err(match refused {
-                    Some(f) => ScanError::Refused {
-                        id: id.to_string(),
-                        why: format!("{} [{}]", f.message, f.code),
-                    },
-                    None => ScanError::NotFound(id.to_string()),
-                })
-            }
-            many => Err(ScanError::Ambiguous {
-                id: id.to_string(),
-                matches: many
-                    .iter()
-                    .map(|b| b.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
-    }
-
-    /// The chain of a backup, full backup first, the backup itself last.
-    /// Stops (returning what it has) when a parent is missing or on a cycle;
-    /// the caller compares the first entry's parent_id to None.
-    pub fn chain<'a>(&'a self, backup: &'a BackupEntry) -> Vec<&'a BackupEntry> {
-        let mut chain = vec![backup];
-        let mut seen = std::collections::HashSet::from([backup.id.as_str()]);
-        let mut cur = backup;
-        while let Some(pid) = cur.parent_id() {
-            match self.get(pid) {
-                Some(p) if !seen.contains(p.id.as_str()) => {
-                    seen.insert(p.id.as_str());
-                    chain.push(p);
-                    cur = p;
-                }
-                _ => break,
-            }
-        }
-        chain.reverse();
-        chain
-    }
 }
 
 // ---------------------------------------------------------------------
@@ -1142,6 +964,27 @@ impl ShareIndex {
             .take_while(move |b| b.parent_id() == Some(id))
     }
 
+    /// The positions of every backup with exactly this id.
+    pub fn positions_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = usize> + 'a {
+        let from = self
+            .by_id
+            .partition_point(|&p| self.backups[p as usize].id() < id);
+        self.by_id[from..]
+            .iter()
+            .map(|&p| p as usize)
+            .take_while(move |&p| self.backups[p].id() == id)
+    }
+
+    /// The positions of backups whose id another backup has too (a
+    /// backup directory copied within the share).
+    pub fn repeated_ids(&self) -> std::collections::HashSet<u32> {
+        self.by_id
+            .windows(2)
+            .filter(|w| self.backups[w[0] as usize].id() == self.backups[w[1] as usize].id())
+            .flat_map(|w| [w[0], w[1]])
+            .collect()
+    }
+
     /// The backup with this id, or the only one whose id starts with it.
     pub fn find(&self, id: &str) -> Result<&Summary, ScanError> {
         if let Some(b) = self.summary(id) {
@@ -1269,6 +1112,17 @@ mod tests {
     use super::*;
     use crate::synth::{SynthBackup, uuid_from, write_backup};
 
+    /// The whole share, walked into its index, each backup loaded in full.
+    fn whole(share: &Share) -> (ShareIndex, Vec<BackupEntry>) {
+        let ix = index(share, IndexOptions::default()).unwrap();
+        let all = ix
+            .backups
+            .iter()
+            .map(|b| ix.load(share, b).unwrap())
+            .collect();
+        (ix, all)
+    }
+
     fn tiny(n: u64, container: Option<&str>) -> SynthBackup {
         SynthBackup {
             id: uuid_from(n, 7),
@@ -1304,11 +1158,10 @@ mod tests {
         std::fs::create_dir(one.join("sub")).unwrap();
 
         let share = Share::open(root).unwrap();
-        let whole = scan(&share).unwrap();
+        let (ix, loaded) = whole(&share);
         let (backups, findings) = backups_in_dir(&share, "c/one").unwrap();
         let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
-        let walked: Vec<&str> = whole
-            .backups
+        let walked: Vec<&str> = loaded
             .iter()
             .filter(|b| b.container == "c/one")
             .map(|b| b.id.as_str())
@@ -1316,7 +1169,7 @@ mod tests {
         assert_eq!(ids, walked);
         assert_eq!(ids.len(), 2);
         for b in &backups {
-            let w = whole.get(&b.id).unwrap();
+            let w = loaded.iter().find(|w| w.id == b.id).unwrap();
             assert_eq!(b.chunk_files, w.chunk_files);
             assert_eq!(b.sha256_path, w.sha256_path);
         }
@@ -1325,7 +1178,7 @@ mod tests {
                 .as_deref()
                 .is_some_and(|p| p.starts_with("c/one/") && !p["c/one/".len()..].contains('/'))
         };
-        let walked: Vec<&Finding> = whole.findings.iter().filter(of_dir).collect();
+        let walked: Vec<&Finding> = ix.findings.iter().filter(of_dir).collect();
         let mine: Vec<&Finding> = findings.iter().collect();
         assert_eq!(format!("{mine:?}"), format!("{walked:?}"));
         for code in [
@@ -1355,8 +1208,9 @@ mod tests {
         inc.parent = Some((uuid_from(1, 7), full.sha256s.clone()));
         write_backup(root, &inc, &mut |_, b| b.fill(2)).unwrap();
         let share = Share::open(root).unwrap();
-        let s = scan(&share).unwrap();
-        let all: &dyn Backups = &s;
+        let ix = index(&share, IndexOptions::default()).unwrap();
+        let on = ix.on(&share);
+        let all: &dyn Backups = &on;
         let top = all.get(&uuid_from(2, 7)).unwrap();
         let chain: Vec<String> = all.chain(top).iter().map(|b| b.id.clone()).collect();
         assert_eq!(chain, [uuid_from(1, 7), uuid_from(2, 7)]);
