@@ -500,19 +500,8 @@ pub fn uuid_from(n: u64, salt: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::scan::{IndexOptions, ShareIndex, index};
-    use crate::share::{BackupEntry, Share};
-
-    /// The whole share, walked into its index, each backup loaded in full.
-    fn whole(share: &Share) -> (ShareIndex, Vec<BackupEntry>) {
-        let ix = index(share, IndexOptions::default()).unwrap();
-        let all = ix
-            .backups
-            .iter()
-            .map(|b| ix.load(share, b).unwrap())
-            .collect();
-        (ix, all)
-    }
+    use crate::share::Share;
+    use crate::share::scan::whole;
 
     fn spec(id: u64, parent: Option<(String, Vec<[u8; 32]>)>) -> SynthBackup {
         SynthBackup {

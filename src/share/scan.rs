@@ -1107,21 +1107,23 @@ pub fn load_backup(
     ))
 }
 
+/// The whole share, walked into its index, each backup loaded in full
+/// (for tests that compare a part with the whole).
+#[cfg(test)]
+pub(crate) fn whole(share: &Share) -> (ShareIndex, Vec<BackupEntry>) {
+    let ix = index(share, IndexOptions::default()).expect("the share walks");
+    let all = ix
+        .backups
+        .iter()
+        .map(|b| ix.load(share, b).expect("each backup loads"))
+        .collect();
+    (ix, all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synth::{SynthBackup, uuid_from, write_backup};
-
-    /// The whole share, walked into its index, each backup loaded in full.
-    fn whole(share: &Share) -> (ShareIndex, Vec<BackupEntry>) {
-        let ix = index(share, IndexOptions::default()).unwrap();
-        let all = ix
-            .backups
-            .iter()
-            .map(|b| ix.load(share, b).unwrap())
-            .collect();
-        (ix, all)
-    }
 
     fn tiny(n: u64, container: Option<&str>) -> SynthBackup {
         SynthBackup {
