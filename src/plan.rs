@@ -739,17 +739,20 @@ enum LeftRef {
     /// A candidate refused: its reason in the spill, the projects it
     /// concerns from its chain.
     Cand(u32),
-    /// Left out before planning: the whole [`Left`] in the spill, its id
-    /// and projects (indices into the plan's projects) kept to sort and
-    /// to split the plan by project.
-    Own {
-        id: Box<str>,
-        at: At,
-        projects: [u32; 2],
-    },
+    /// Left out before planning: the whole [`Left`] in the spill.
+    Own(Box<Own>),
 }
 
-/// No project (in [`LeftRef::Own`]'s projects, [`Cand::up`]).
+/// A backup left out before planning: its id and projects (indices into
+/// the plan's projects) kept to sort and to split the plan by project.
+#[derive(Debug, Clone)]
+struct Own {
+    id: Box<str>,
+    at: At,
+    projects: [u32; 2],
+}
+
+/// No project (in [`Own`]'s projects, [`Cand::up`]).
 const NONE: u32 = u32::MAX;
 
 fn serialize_arc_str<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
@@ -765,18 +768,18 @@ pub fn sh_quote(s: &str) -> String {
 /// (the step's data, or the reason it is refused) is in the spill.
 #[derive(Debug)]
 struct Cand {
-    /// `created_at`, NUL, the id (lowercase): the order of steps within
-    /// one project and depth.
-    key: Box<str>,
-    /// Where the id starts in `key`.
-    id_at: u32,
+    /// Its record ([`Records`]): where its id and creation time are read
+    /// while the plan is decided (not copied here: a million of them
+    /// would be a hundred MB).
+    rec: u32,
     /// The parent's id (lowercase).
     parent: Option<Box<str>>,
     /// The parent when it is a candidate too (set by [`chains`]; else [`NONE`]).
     up: u32,
     /// The target (project, user): an index into the plan's projects.
     target: u32,
-    /// The step's data ([`StepData`] as JSON) or, when refused, the reason.
+    /// The step's data ([`StepData`] as JSON) or, when refused, its
+    /// [`Refusal`] (as JSON).
     at: At,
     refused: bool,
     /// Restored into a volume of its own (`--restore`).
@@ -784,10 +787,52 @@ struct Cand {
     size_gb: u64,
 }
 
-impl Cand {
-    fn id(&self) -> &str {
-        self.key.get(self.id_at as usize..).unwrap_or("")
+/// Why a candidate is refused, as the spill keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Refusal {
+    backup_id: String,
+    reason: String,
+}
+
+impl Refusal {
+    fn put(backup_id: &str, reason: &str, spill: &Spill) -> Result<At, PlanError> {
+        let r = Refusal {
+            backup_id: backup_id.to_string(),
+            reason: reason.to_string(),
+        };
+        Ok(spill.put(&serde_json::to_vec(&r).map_err(|e| PlanError::Spill(e.to_string()))?)?)
     }
+
+    fn get(at: At, spill: &Spill) -> Result<Refusal, PlanError> {
+        serde_json::from_slice(&spill.get(at)?).map_err(|e| PlanError::Spill(e.to_string()))
+    }
+}
+
+/// A record's `created_at` as plan order compares it: the record's own
+/// text, or (recovered) the one [`crate::recover::export_datetime`] gives.
+enum Created<'a> {
+    Text(&'a str),
+    Export([u8; 20]),
+}
+
+impl Created<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Created::Text(t) => t.as_bytes(),
+            Created::Export(b) => b,
+        }
+    }
+}
+
+/// [`crate::recover::export_datetime`] of `s`, without allocating.
+fn export_key(s: &str) -> Option<[u8; 20]> {
+    let b = s.trim().as_bytes();
+    let mut k = [0u8; 20];
+    for (slot, &c) in k.iter_mut().zip(b.get(..19)?) {
+        *slot = if c == b' ' { b'T' } else { c };
+    }
+    k[19] = b'Z';
+    (k[10] == b'T' && std::str::from_utf8(&k).is_ok()).then_some(k)
 }
 
 /// What a step is made of, as the spill keeps it: everything that came
@@ -884,6 +929,35 @@ impl Records<'_> {
             .map_err(|why| (r.id(k).to_string(), why))
     }
 
+    /// The id of record `i` as the plan keys it (lower case).
+    fn plan_id(&self, i: usize) -> Cow<'_, str> {
+        let id = self.id(i).unwrap_or("");
+        if id.chars().any(char::is_uppercase) {
+            Cow::Owned(id.to_lowercase())
+        } else {
+            Cow::Borrowed(id)
+        }
+    }
+
+    /// The `created_at` of record `i`.
+    fn created(&self, i: usize) -> Created<'_> {
+        match self.given.get(i) {
+            Some(d) => Created::Text(
+                d.record
+                    .get("created_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(""),
+            ),
+            None => self
+                .recovering
+                .as_ref()
+                .and_then(|r| r.summary(i - self.given.len()))
+                .and_then(|s| s.created_at())
+                .and_then(export_key)
+                .map_or(Created::Text(""), Created::Export),
+        }
+    }
+
     /// The id of record `i` as it was given or as the share has it.
     pub fn id(&self, i: usize) -> Option<&str> {
         match self.given.get(i) {
@@ -976,7 +1050,7 @@ pub fn make(
     let mut d = Decided::default();
     candidates(records, map, target, share, &spill, unrecovered, &mut d)?;
     let on_share = |p: &str| share.is_some_and(|(_, ix)| ix.summary(p).is_some());
-    let depth = chains(&mut d, target, &on_share, &spill)?;
+    let depth = chains(&mut d, records, target, &on_share, &spill)?;
     let Decided {
         mut cands,
         projects,
@@ -984,6 +1058,9 @@ pub fn make(
         mut refused,
         ..
     } = d;
+    // Exact sizes: a vector that doubles holds its old and new buffers
+    // at once, which at a million backups is tens of MB at the peak.
+    refused.reserve_exact(cands.iter().filter(|c| c.refused).count());
     refused.extend(
         cands
             .iter()
@@ -993,9 +1070,9 @@ pub fn make(
     );
     // Whatever order the inputs came in, the lists read the same.
     for l in [&mut skipped, &mut refused] {
-        sort_lefts(l, &cands, &spill)?;
+        sort_lefts(l, &cands, records, &spill)?;
     }
-    let steps = ordered_steps(&cands, &projects, &depth);
+    let steps = ordered_steps(&cands, &projects, &depth, records);
     drop(depth);
     choose_restores(&mut cands, &steps, target.restore);
     let mut plan = Plan {
@@ -1042,11 +1119,11 @@ impl Decided {
             *slot = self.project((p.clone(), None));
         }
         let json = serde_json::to_vec(&left).map_err(|e| PlanError::Spill(e.to_string()))?;
-        let r = LeftRef::Own {
+        let r = LeftRef::Own(Box::new(Own {
             id: left.backup_id.into_boxed_str(),
             at: spill.put(&json)?,
             projects,
-        };
+        }));
         if refuse {
             self.refused.push(r);
         } else {
@@ -1074,7 +1151,6 @@ enum Prepared {
 }
 
 struct Prep {
-    created: String,
     parent: Option<String>,
     size_gb: u64,
     /// Why it is refused on its own (else its step data).
@@ -1114,12 +1190,6 @@ fn prepare(
                 .is_none()
                 .then(|| step_data(&d, &id, parent.clone(), tgt, target));
             Some(Box::new(Prep {
-                created: d
-                    .record
-                    .get("created_at")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_string(),
                 parent,
                 size_gb: d.record.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
                 refused,
@@ -1154,6 +1224,7 @@ fn candidates(
     // recovered ones only add an informational note: not a refusal).
     let batch = Batch::of(records.given.iter().map(|d| &d.record));
     let mut seen: HashSet<String> = HashSet::new();
+    d.cands.reserve_exact(records.len());
     // A backup id on the share twice: which one is the backup cannot be told.
     let again = records.recovering.as_ref().map(|r| r.index.repeated_ids());
     let n = records.len();
@@ -1236,16 +1307,14 @@ fn candidates(
                 (Ok(_), None) => continue,
             };
             let at = match (&c.refused, &c.step) {
-                (Some(why), _) => spill.put(why.as_bytes())?,
+                (Some(why), _) => Refusal::put(&id, why, spill)?,
                 (None, Some(s)) => spill
                     .put(&serde_json::to_vec(s).map_err(|e| PlanError::Spill(e.to_string()))?)?,
                 (None, None) => continue,
             };
             let target_ix = d.project(tgt);
-            let key = format!("{}\0{id}", c.created);
             d.cands.push(Cand {
-                id_at: u32::try_from(c.created.len() + 1).unwrap_or(u32::MAX),
-                key: key.into_boxed_str(),
+                rec: u32::try_from(i).unwrap_or(u32::MAX),
                 parent: c.parent.map(String::into_boxed_str),
                 up: NONE,
                 target: target_ix,
@@ -1287,18 +1356,37 @@ fn unmapped_error(unmapped: BTreeMap<Option<String>, Vec<String>>) -> PlanError 
 
 /// Sort a list of backups left out by id, then reason (reasons read back
 /// only where ids repeat).
-fn sort_lefts(list: &mut [LeftRef], cands: &[Cand], spill: &Spill) -> Result<(), PlanError> {
-    fn id_of<'a>(l: &'a LeftRef, cands: &'a [Cand]) -> &'a str {
-        match l {
-            LeftRef::Cand(i) => cands[*i as usize].id(),
-            LeftRef::Own { id, .. } => id,
-        }
+fn sort_lefts(
+    list: &mut [LeftRef],
+    cands: &[Cand],
+    records: &Records<'_>,
+    spill: &Spill,
+) -> Result<(), PlanError> {
+    list.sort_by(|a, b| left_id(a, cands, records).cmp(&left_id(b, cands, records)));
+    sort_ties(list, cands, records, spill)
+}
+
+/// The id of a backup left out.
+fn left_id<'a>(l: &'a LeftRef, cands: &[Cand], records: &'a Records<'_>) -> Cow<'a, str> {
+    match l {
+        LeftRef::Cand(i) => records.plan_id(cands[*i as usize].rec as usize),
+        LeftRef::Own(o) => Cow::Borrowed(&*o.id),
     }
-    list.sort_by(|a, b| id_of(a, cands).cmp(id_of(b, cands)));
+}
+
+/// Within runs of one id, the order by reason (read back from the spill).
+fn sort_ties(
+    list: &mut [LeftRef],
+    cands: &[Cand],
+    records: &Records<'_>,
+    spill: &Spill,
+) -> Result<(), PlanError> {
     let mut start = 0;
     while start < list.len() {
         let mut end = start + 1;
-        while end < list.len() && id_of(&list[end], cands) == id_of(&list[start], cands) {
+        while end < list.len()
+            && left_id(&list[end], cands, records) == left_id(&list[start], cands, records)
+        {
             end += 1;
         }
         if end - start > 1 {
@@ -1319,9 +1407,9 @@ fn sort_lefts(list: &mut [LeftRef], cands: &[Cand], spill: &Spill) -> Result<(),
 /// The reason a backup is left out, read back from the spill.
 fn reason_of(l: &LeftRef, cands: &[Cand], spill: &Spill) -> Result<String, PlanError> {
     Ok(match l {
-        LeftRef::Cand(i) => spill.text(cands[*i as usize].at)?,
-        LeftRef::Own { at, .. } => {
-            let left: Left = serde_json::from_slice(&spill.get(*at)?)
+        LeftRef::Cand(i) => Refusal::get(cands[*i as usize].at, spill)?.reason,
+        LeftRef::Own(o) => {
+            let left: Left = serde_json::from_slice(&spill.get(o.at)?)
                 .map_err(|e| PlanError::Spill(e.to_string()))?;
             left.reason
         }
@@ -1330,14 +1418,23 @@ fn reason_of(l: &LeftRef, cands: &[Cand], spill: &Spill) -> Result<String, PlanE
 
 /// The planned candidates in plan order: by target project, parents
 /// before children, then by creation and id.
-fn ordered_steps(cands: &[Cand], projects: &[(String, Option<String>)], depth: &[u32]) -> Vec<u32> {
+fn ordered_steps(
+    cands: &[Cand],
+    projects: &[(String, Option<String>)],
+    depth: &[u32],
+    records: &Records<'_>,
+) -> Vec<u32> {
     let name = |c: &Cand| projects.get(c.target as usize).map_or("", |p| p.0.as_str());
     let mut steps: Vec<u32> = (0..cands.len() as u32)
         .filter(|&i| !cands[i as usize].refused)
         .collect();
     steps.sort_by(|&a, &b| {
         let (x, y) = (&cands[a as usize], &cands[b as usize]);
-        (name(x), depth[a as usize], &x.key).cmp(&(name(y), depth[b as usize], &y.key))
+        let (xr, yr) = (x.rec as usize, y.rec as usize);
+        (name(x), depth[a as usize])
+            .cmp(&(name(y), depth[b as usize]))
+            .then_with(|| records.created(xr).bytes().cmp(records.created(yr).bytes()))
+            .then_with(|| records.plan_id(xr).cmp(&records.plan_id(yr)))
     });
     steps
 }
@@ -1532,6 +1629,7 @@ fn problems(
 /// 16,000 links, refused at its root, is one walk).
 fn chains(
     d: &mut Decided,
+    records: &Records<'_>,
     target: &Target,
     on_share: &dyn Fn(&str) -> bool,
     spill: &Spill,
@@ -1547,15 +1645,16 @@ fn chains(
     let cands = &mut d.cands;
     let projects = &d.projects;
     // Candidates by id (ids are unique among them), searched by parent id.
+    let id = |c: &Cand| records.plan_id(c.rec as usize);
     let mut by_id: Vec<u32> = (0..cands.len() as u32).collect();
-    by_id.sort_by(|&a, &b| cands[a as usize].id().cmp(cands[b as usize].id()));
+    by_id.sort_by(|&a, &b| id(&cands[a as usize]).cmp(&id(&cands[b as usize])));
     for i in 0..cands.len() {
         let Some(p) = cands[i].parent.as_deref() else {
             continue;
         };
-        let at = by_id.partition_point(|&j| cands[j as usize].id() < p);
+        let at = by_id.partition_point(|&j| *id(&cands[j as usize]) < *p);
         if let Some(&j) = by_id.get(at)
-            && cands[j as usize].id() == p
+            && *id(&cands[j as usize]) == *p
         {
             cands[i].up = j;
         }
@@ -1594,7 +1693,7 @@ fn chains(
             if loops {
                 // On the loop, or leading into it: the whole chain.
                 looped[i] = true;
-                cands[i].at = spill.put(LOOPS.as_bytes())?;
+                cands[i].at = Refusal::put(&id(&cands[i]), LOOPS, spill)?;
                 cands[i].refused = true;
                 continue;
             }
@@ -1603,7 +1702,7 @@ fn chains(
             if !cands[i].refused
                 && let Some(why) = chain_refusal(cands, projects, i, parent, target, on_share)
             {
-                cands[i].at = spill.put(why.as_bytes())?;
+                cands[i].at = Refusal::put(&id(&cands[i]), &why, spill)?;
                 cands[i].refused = true;
             }
         }
@@ -1695,14 +1794,14 @@ impl Plan {
         match l {
             LeftRef::Cand(i) => {
                 let i = *i as usize;
-                let c = &self.cands[i];
+                let r = Refusal::get(self.cands[i].at, &self.spill)?;
                 Ok(Left {
-                    backup_id: c.id().to_string(),
-                    reason: self.spill.text(c.at)?,
+                    backup_id: r.backup_id,
+                    reason: r.reason,
                     target_projects: concerned(&self.cands, &self.projects, i),
                 })
             }
-            LeftRef::Own { at, .. } => serde_json::from_slice(&self.spill.get(*at)?)
+            LeftRef::Own(o) => serde_json::from_slice(&self.spill.get(o.at)?)
                 .map_err(|e| PlanError::Spill(e.to_string())),
         }
     }
@@ -2155,7 +2254,8 @@ pub fn per_project(plan: &Plan) -> BTreeMap<String, Plan> {
     let concerns = |l: &LeftRef| -> Vec<String> {
         match l {
             LeftRef::Cand(i) => concerned(&plan.cands, &plan.projects, *i as usize),
-            LeftRef::Own { projects, .. } => projects
+            LeftRef::Own(o) => o
+                .projects
                 .iter()
                 .filter(|&&p| p != NONE)
                 .map(|&p| name(p))
@@ -2250,6 +2350,26 @@ mod tests {
             "{\"error\": {\"code\": 401}}",
         ] {
             assert!(parse_target_backups(not, "f").is_err(), "{not:?}");
+        }
+    }
+
+    /// Plan order compares a recovered record's created_at without making
+    /// it: the key must be what `recover` writes, byte for byte.
+    #[test]
+    fn export_key_is_what_recover_writes() {
+        for s in [
+            "2026-11-24 05:53:19.265601+00:00",
+            "2026-11-24T05:53:19",
+            "  2026-11-24 05:53:19  ",
+            "2026-11-24 05:53",
+            "2026-11-24X05:53:19",
+            "2026-11-24 05:53:1é",
+            "",
+            "ééééééééééééééééééééé",
+        ] {
+            let want = crate::recover::export_datetime(s);
+            let got = export_key(s).map(|k| String::from_utf8(k.to_vec()).unwrap());
+            assert_eq!(got, want, "{s:?}");
         }
     }
 
