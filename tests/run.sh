@@ -21,7 +21,18 @@ if ! command -v shellcheck >/dev/null; then
   PATH="$PWD/$TOOLS/bin:$PATH"
   export PATH
 fi
+# The harnesses' Python venvs (Cinder, Keystone, the clients: pip, mostly
+# waiting on the network) are made while cargo compiles (the CPU); each
+# harness then finds its venv and reuses it, or makes it (or skips) itself.
+mkdir -p target
+PREP_LOG=target/prepare-venvs.log
+(
+  if [ -x tests/interop/run.sh ]; then bash tests/interop/run.sh prepare; fi
+  if [ -x tests/interop/runbook.sh ]; then bash tests/interop/runbook.sh prepare; fi
+) >"$PREP_LOG" 2>&1 &
+PREP=$!
 stage cargo test --locked --release
+wait "$PREP" || echo "run.sh: making the venvs failed (see $PREP_LOG): the harnesses try again"
 if [ -x tests/interop/run.sh ]; then
   stage bash tests/interop/run.sh
 fi

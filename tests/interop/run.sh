@@ -14,7 +14,11 @@ step() { case $STEPS in *" $1 "*) return 0 ;; esac; return 1; }
 CBR_COMPACT_HARD=${CBR_COMPACT_HARD:-1}
 FIX=$ROOT/fixtures/cinder-29
 skip() { echo "interop: SKIPPED: $*"; exit 0; }
-[ -x "$CBR" ] || cargo build --release --locked -q || { echo "interop: cannot build cbr"; exit 1; }
+# `run.sh prepare`: make the venv and stop (tests/run.sh does so while
+# cargo compiles).
+PREPARE=
+[ "${1:-}" = prepare ] && PREPARE=1
+[ -n "$PREPARE" ] || [ -x "$CBR" ] || cargo build --release --locked -q || { echo "interop: cannot build cbr"; exit 1; }
 command -v python3 >/dev/null || skip "no python3 on this machine"
 VENV=$ROOT/target/interop-venv
 if ! "$VENV/bin/python" -c 'import cinder, zstd, yaml' 2>/dev/null; then
@@ -23,7 +27,30 @@ if ! "$VENV/bin/python" -c 'import cinder, zstd, yaml' 2>/dev/null; then
   "$VENV/bin/pip" install -q cinder==29.0.0 zstd python-cinderclient cliff pyyaml \
     || skip "pip could not install cinder==29.0.0 (no package registry?)"
 fi
+[ -n "$PREPARE" ] && { echo "interop: venv ready"; exit 0; }
 PY=$VENV/bin/python
+# All steps (the default) run in two lanes at once, each a run of this
+# script with its own work directory: most of the time goes to starting
+# Python and Cinder for each import, and the steps share nothing but the
+# venv. Each lane's output is printed whole, then the totals.
+# CBR_INTEROP_LANES=1: one after the other.
+if [ -z "${CBR_INTEROP_STEPS:-}" ] && [ "${CBR_INTEROP_LANES:-2}" -gt 1 ]; then
+  LANES=$(mktemp -d)
+  trap 'rm -rf "$LANES"' EXIT
+  CBR_INTEROP_STEPS="1 2 3" bash "$LAB/run.sh" >"$LANES/a" 2>&1 &
+  A=$!
+  CBR_INTEROP_STEPS="4 5 6 7" bash "$LAB/run.sh" >"$LANES/b" 2>&1 &
+  B=$!
+  wait "$A"; ra=$?
+  wait "$B"; rb=$?
+  cat "$LANES/a" "$LANES/b"
+  # shellcheck disable=SC2016
+  totals=$(cat "$LANES/a" "$LANES/b" | awk '/^interop: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4; n++ }
+    END { printf "%d passed, %d failed, %d lane(s) finished", p, f, n }')
+  echo "interop: all steps: $totals"
+  [ "$ra" -eq 0 ] && [ "$rb" -eq 0 ]
+  exit
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0; fail=0; xfail=0; xpass=0

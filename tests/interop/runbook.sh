@@ -16,6 +16,8 @@
 #      CBR_RUNBOOK_FAULT_BATCH the batch of the fault and kill cases: one (default: full-zlib alone,
 #                              to fit CI's budget) or chain (full-zlib + incr1-zlib)
 #      CBR_RUNBOOK_KEEP=1      keep the work directory (logs, databases, volumes) and say where
+#      (argument `prepare`: make the venvs below and stop; tests/run.sh makes
+#      them so while cargo compiles)
 #      CBR_RUNBOOK_PATCH=FILE  SELF-TEST ONLY: a sed script applied to migrate.sh before it runs
 #                              (to prove the stack with a hand-fixed script); every result is
 #                              then marked "(patched)" and the last line says so
@@ -48,8 +50,11 @@ for c in $CASES; do
   case " $ALL_CASES " in *" $c "*) ;; *) say "unknown case '$c' (cases: $ALL_CASES)"; exit 2 ;; esac
 done
 
+PREPARE=
+[ "${1:-}" = prepare ] && PREPARE=1
+
 # -- cbr ---------------------------------------------------------------------
-if [ ! -x "$CBR" ]; then
+if [ -z "$PREPARE" ] && [ ! -x "$CBR" ]; then
   log "building cbr (cargo build --release --locked)"
   cargo build --release --locked -q || { say "cannot build cbr"; exit 1; }
 fi
@@ -89,6 +94,7 @@ mkvenv osc-current 'import importlib.metadata as m; assert m.version("python-ope
 if case_on old-client; then
   mkvenv osc-old "import importlib.metadata as m; assert m.version('python-openstackclient') == '${OSC_OLD_REQ##*==}'" "$OSC_OLD_REQ"
 fi
+[ -n "$PREPARE" ] && { log "venvs ready"; exit 0; }
 ver() { "$1/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$2" 2>/dev/null; }
 say "stack keystone $(ver "$VENVS/keystone" keystone), cinder $(ver "$CV" cinder), python-openstackclient $(ver "$VENVS/osc-current" python-openstackclient) (openstacksdk $(ver "$VENVS/osc-current" openstacksdk))"
 
