@@ -317,17 +317,29 @@ fn bench_ls(out: &mut impl Write, local: &str, control: &str, delay_ms: f64) {
         .unwrap_or(1);
     let seq = std::env::var("CBR_NFS_BENCH_SEQ").map_or(true, |v| v != "0");
     let delayed = |q: &str| format!("nfs://127.0.0.1:3049/export/ls?mountport=20048{q}");
-    let mut modes = vec![("concurrent (default, concurrency=16)", "", 16.0)];
+    let mut modes = vec![("concurrent (default, concurrency=16)", "", 16.0, false)];
     if seq {
-        modes.push(("sequential (concurrency=1)", "&concurrency=1", 1.0));
+        modes.push(("sequential (concurrency=1)", "&concurrency=1", 1.0, false));
     }
-    for (label, q, conc) in modes {
+    // ls --json also reads each backup's sha256file header.
+    modes.push((
+        "concurrent, --json (sha256file headers too)",
+        "",
+        16.0,
+        true,
+    ));
+    for (label, q, conc, json) in modes {
         let mut times = Vec::new();
         let mut calls = 0;
         let mut procs = String::new();
         for _ in 0..runs {
             let before = proxy_counts(control);
-            times.push(timed(&["ls", "--share", &delayed(q)], 0));
+            let share = delayed(q);
+            let mut args = vec!["ls", "--share", &share];
+            if json {
+                args.push("--json");
+            }
+            times.push(timed(&args, 0));
             let after = proxy_counts(control);
             calls = after["calls"] - before["calls"];
             procs = by_proc(&before, &after);

@@ -295,7 +295,7 @@ pub const SMALL_FILE: u64 = 64 << 10;
 enum Held {
     Nothing,
     /// The reader of the last sequential run, positioned where it ended.
-    Reader(NfsReader),
+    Reader(Box<NfsReader>),
     /// A small file, read whole (at most its size when opened).
     Whole(Vec<u8>),
 }
@@ -355,7 +355,7 @@ impl SourceFile for NfsSourceFile {
             }
             // Elsewhere: just what is asked (a random access).
             _ => {
-                let mut r = self.share.reader(&self.file, offset);
+                let mut r = Box::new(self.share.reader(&self.file, offset));
                 r.limit = Some(want_end);
                 r
             }
