@@ -114,6 +114,61 @@ fn ranges_read_as_the_local_file() {
     }
 }
 
+/// Through the share-source seam, a small file (read whole by its first
+/// read, then served from that copy) and a large one (a reader streaming
+/// or asked for a range) give the local bytes at any offset, in any order.
+#[test]
+fn files_read_through_the_source_as_the_local_file() {
+    use cbr::share::source::Source;
+    let (Some(url), Some(local)) = (env("CBR_NFS_URL"), env("CBR_NFS_LOCAL")) else {
+        return;
+    };
+    let src = cbr::share::nfs::NfsSource::open(&url).unwrap();
+    let mut small = 0;
+    let mut large = 0;
+    for e in walkdir::WalkDir::new(&local) {
+        let e = e.unwrap();
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(&local).unwrap().to_str().unwrap();
+        let whole = std::fs::read(e.path()).unwrap();
+        let size = whole.len();
+        if size as u64 <= cbr::share::nfs::source::SMALL_FILE {
+            small += 1;
+        } else {
+            large += 1;
+        }
+        let f = src.open_file(rel).unwrap();
+        // Backwards, sideways, past the end, then the whole file in order.
+        let mut reads = vec![
+            (size.saturating_sub(71), 71),
+            (0, 4096),
+            (size / 2, 100),
+            (size, 10),
+            (size + 5, 1),
+        ];
+        reads.extend((0..size.div_ceil(1 << 20)).map(|i| (i << 20, 1 << 20)));
+        for (off, len) in reads {
+            let mut buf = vec![0u8; len];
+            let mut got = 0;
+            while got < len {
+                match f.read_at(&mut buf[got..], (off + got) as u64).unwrap() {
+                    0 => break,
+                    k => got += k,
+                }
+            }
+            let end = (off + len).min(size);
+            let want = whole.get(off.min(size)..end).unwrap_or(&[]);
+            assert_eq!(&buf[..got], want, "{rel} at {off}+{len}");
+        }
+    }
+    assert!(
+        small > 10 && large > 0,
+        "{small} small files, {large} large"
+    );
+}
+
 #[test]
 fn links_and_special_files_are_refused_without_being_followed() {
     let Some(traps) = env("CBR_NFS_TRAPS") else {

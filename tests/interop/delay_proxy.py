@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """A TCP proxy that delays what it forwards, each way, by a fixed time.
 
+examples/delay_proxy.rs is the one the benchmark uses now (this one,
+under the GIL, was the bottleneck of a walk through it); this one stays
+for comparison: tests/interop/nfs.sh serve runs it with
+CBR_NFS_PROXY=python.
+
 `tc netem` is not available on these kernels; this stands in for a
 network with a round trip: every piece of data read on one side is
 written to the other side DELAY_MS after it was read (order kept; the

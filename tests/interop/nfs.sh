@@ -28,9 +28,12 @@
 # export squashes root) with the same Ganesha in a namespace of its own,
 # runs CMD in that namespace with CBR_NFS_URL=nfs://127.0.0.1/export, and
 # exits with CMD's status. With CBR_NFS_DELAY_MS=N it also starts
-# tests/interop/delay_proxy.py (N ms each way) in front of the NFS port:
+# examples/delay_proxy.rs (N ms each way; built here with cargo;
+# CBR_NFS_PROXY=python: tests/interop/delay_proxy.py, the slower one it
+# replaced) in front of the NFS port:
 # CBR_NFS_DELAYED_URL names the export through it, and
-# CBR_NFS_PROXY_CONTROL=HOST:PORT answers "calls N" (RPCs forwarded).
+# CBR_NFS_PROXY_CONTROL=HOST:PORT answers "calls N" (RPCs forwarded; the
+# Rust proxy adds a line per procedure, "READ N").
 #
 # Needs root (network namespaces, rpcbind on 111). Prints
 # "nfs: SKIPPED (reason)" and exits 0 where it cannot run (not root, no
@@ -179,7 +182,17 @@ start_ganesha
 if [ -n "$SERVE" ]; then
   export CBR_NFS_URL=nfs://127.0.0.1/export
   if [ -n "${CBR_NFS_DELAY_MS:-}" ]; then
-    ip netns exec "$NS" python3 "$ROOT/tests/interop/delay_proxy.py" 3049 2049 "$CBR_NFS_DELAY_MS" 3050 &
+    # A proxy in Rust: the Python one it replaced (GIL, ~60k records each
+    # way for 10,000 backups) was itself the bottleneck of the ls bench.
+    # CBR_NFS_PROXY=python runs the old one, for comparison.
+    if [ "${CBR_NFS_PROXY:-}" = python ]; then
+      PROXY=(python3 "$ROOT/tests/interop/delay_proxy.py")
+    else
+      CARGO_NET_OFFLINE=true cargo build --release --locked -q --example delay_proxy \
+        || { echo "nfs: FAIL building examples/delay_proxy.rs"; exit 1; }
+      PROXY=("${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/delay_proxy")
+    fi
+    ip netns exec "$NS" "${PROXY[@]}" 3049 2049 "$CBR_NFS_DELAY_MS" 3050 &
     PPID_PROXY=$!
     for _ in $(seq 1 50); do
       ip netns exec "$NS" ss -ltn 2>/dev/null | grep -q ':3050 ' && break

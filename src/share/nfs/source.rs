@@ -7,7 +7,7 @@
 //! attributes LOOKUP and READDIRPLUS return. A file read sequentially
 //! (chunks) keeps several READs in flight across calls of `read_at`; a
 //! read at another offset (a sha256file's random access) asks for just
-//! what it needs.
+//! what it needs; a small file ([`SMALL_FILE`]) is read whole, once.
 //!
 //! Everything above the seam opens directories and files by their
 //! share-relative path: the handles READDIRPLUS returned for the
@@ -278,9 +278,26 @@ impl SourceDir for NfsDir {
                 fileid: a.fileid,
                 mtime_ns: a.mtime_ns,
             },
-            reader: Mutex::new(None),
+            held: Mutex::new(Held::Nothing),
         }))
     }
+}
+
+/// Files up to this size are read whole by their first read, in one
+/// READ (of the usual rsize), and every later read of them is served from
+/// that copy: a `_metadata`, or a small sha256file whose header, trailer
+/// and first and last lines are four reads at three offsets, costs one
+/// round trip instead of one per read.
+pub const SMALL_FILE: u64 = 64 << 10;
+
+/// What a file keeps between reads.
+#[derive(Debug)]
+enum Held {
+    Nothing,
+    /// The reader of the last sequential run, positioned where it ended.
+    Reader(Box<NfsReader>),
+    /// A small file, read whole (at most its size when opened).
+    Whole(Vec<u8>),
 }
 
 /// A regular file of the export.
@@ -288,8 +305,7 @@ impl SourceDir for NfsDir {
 pub struct NfsSourceFile {
     share: NfsShare,
     file: super::NfsFile,
-    /// The reader of the last sequential run, positioned where it ended.
-    reader: Mutex<Option<NfsReader>>,
+    held: Mutex<Held>,
 }
 
 impl SourceFile for NfsSourceFile {
@@ -310,20 +326,36 @@ impl SourceFile for NfsSourceFile {
             return Ok(0);
         }
         let mut slot = self
-            .reader
+            .held
             .lock()
             .map_err(|_| std::io::Error::other("a reader of this file panicked"))?;
+        if self.file.size <= SMALL_FILE {
+            if !matches!(*slot, Held::Whole(_)) {
+                let mut r = self.share.reader(&self.file, 0);
+                r.limit = Some(self.file.size);
+                let mut whole = Vec::with_capacity(self.file.size as usize);
+                r.read_to_end(&mut whole)?;
+                *slot = Held::Whole(whole);
+            }
+            let Held::Whole(whole) = &*slot else {
+                return Ok(0);
+            };
+            let from = usize::try_from(offset).map_or(whole.len(), |o| o.min(whole.len()));
+            let n = buf.len().min(whole.len() - from);
+            buf[..n].copy_from_slice(&whole[from..from + n]);
+            return Ok(n);
+        }
         let want_end = offset.saturating_add(buf.len() as u64);
-        let mut r = match slot.take() {
+        let mut r = match std::mem::replace(&mut *slot, Held::Nothing) {
             // Going on from where the last read ended: stream (READs in
             // flight ahead of the reader).
-            Some(mut r) if r.position() == offset => {
+            Held::Reader(mut r) if r.position() == offset => {
                 r.limit = None;
                 r
             }
             // Elsewhere: just what is asked (a random access).
             _ => {
-                let mut r = self.share.reader(&self.file, offset);
+                let mut r = Box::new(self.share.reader(&self.file, offset));
                 r.limit = Some(want_end);
                 r
             }
@@ -337,7 +369,7 @@ impl SourceFile for NfsSourceFile {
                 Err(e) => return Err(e),
             }
         }
-        *slot = Some(r);
+        *slot = Held::Reader(r);
         Ok(n)
     }
 }
