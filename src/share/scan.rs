@@ -861,29 +861,29 @@ fn walk_index<'s>(
         Ok(w) => w,
         Err(e) => return push(vec![Finding::error("read-failed", e.to_string()).path(rel)]),
     };
-    drop(dir);
     for path in w.subdirs {
         scope.spawn(move |s| walk_index(share, path, depth + 1, opts, s, out, findings));
     }
     if !w.walk.is_empty() {
         push(w.walk);
     }
+    // A sha256file in this directory is opened through its handle (over
+    // nfs:// a round trip fewer than a lookup from the root).
+    let header = |b: &BackupEntry| -> Option<(u64, u64)> {
+        let p = b.sha256_path.as_deref()?;
+        let s = match p.rsplit_once('/') {
+            Some((d, name)) if d == dir.rel => super::Sha256File::open_in(&dir, name),
+            None if dir.rel.is_empty() => super::Sha256File::open_in(&dir, p),
+            _ => b.open_sha256(share),
+        };
+        s.ok().map(|s| (s.block_size(), s.covered_bytes()))
+    };
     let summaries: Vec<Summary> = w
         .backups
         .iter()
-        .map(|b| {
-            let sha = opts
-                .sha_header
-                .then(|| {
-                    b.sha256_path
-                        .as_ref()
-                        .and_then(|_| b.open_sha256(share).ok())
-                })
-                .flatten()
-                .map(|s| (s.block_size(), s.covered_bytes()));
-            Summary::of(b, sha)
-        })
+        .map(|b| Summary::of(b, opts.sha_header.then(|| header(b)).flatten()))
         .collect();
+    drop(dir);
     drop(w.backups);
     if summaries.is_empty() && w.own.is_empty() {
         return;

@@ -93,7 +93,17 @@ impl Sha256File {
     /// Open the sha256file at `rel` on the share; memory use is bounded
     /// whatever its size.
     pub fn open(share: &crate::share::Share, rel: &str) -> Result<Self, Sha256Error> {
-        let f = share.open_file(rel)?;
+        Self::opened(share.open_file(rel)?)
+    }
+
+    /// Open the sha256file `name` in the share directory `dir` (already
+    /// open: no lookup from the root).
+    pub fn open_in(dir: &crate::share::ShareDir, name: &str) -> Result<Self, Sha256Error> {
+        Self::opened(dir.open_file(name)?)
+    }
+
+    /// A sha256file opened on the share, with the identity of its handle.
+    fn opened(f: ShareFile) -> Result<Self, Sha256Error> {
         let id = f.id();
         let path = PathBuf::from(&f.rel);
         let mut s = Self::from_share_file(f, &path)?;
