@@ -255,6 +255,9 @@ same "ls --json" 0 ls --json
 same "show --json" 0 show "$FULL" --json
 same "check --json" 0 check fixtures/cinder-29/records/full-zlib.cinderclient.txt --json
 same "verify --deep --json" 0 verify --deep --json
+# plan's runbook names the share in its cbr check steps: the URL as given,
+# never made a local path ($PWD/nfs:/...).
+same "plan --from-share (the runbook)" 0 plan --from-share --default-project 0123456789abcdef0123456789abcdef
 
 # 10,000 backups listed over nfs:// (issue 24), as locally: every row of
 # ls --json (the sha256file header of each read too).
