@@ -317,9 +317,10 @@ pub enum PlanFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ShareArgs {
     /// The share root (the directory the backup driver mounts or writes to), or
-    /// nfs://HOST[:PORT]/EXPORT[/PATH][?uid=N&gid=N&nfsport=N&mountport=N&privileged=1] to read it
-    /// straight from an NFSv3 server, without mounting it (read-only; NFSv4-only servers and
-    /// Kerberos are not supported)
+    /// nfs://HOST[:PORT]/EXPORT[/PATH][?uid=N&gid=N&nfsport=N&mountport=N&privileged=1&timeout=S&concurrency=N]
+    /// to read it straight from an NFSv3 server, without mounting it (read-only; timeout: each
+    /// network step, default 30 s; concurrency: directories walked at once, default 16;
+    /// NFSv4-only servers and Kerberos are not supported)
     #[arg(long, env = "CBR_SHARE", value_name = "DIR")]
     pub share: Option<PathBuf>,
 

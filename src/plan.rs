@@ -1075,6 +1075,8 @@ pub fn make(
     let steps = ordered_steps(&cands, &projects, &depth, records);
     drop(depth);
     choose_restores(&mut cands, &steps, target.restore);
+    // Every piece on disk before a byte of the plan is written out.
+    spill.flush()?;
     let mut plan = Plan {
         summary: Summary::default(),
         steps,

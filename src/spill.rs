@@ -17,7 +17,7 @@ use thiserror::Error;
 pub enum SpillError {
     #[error(transparent)]
     Out(#[from] OutError),
-    #[error("the scratch file in {dir}: {step}: {source}")]
+    #[error("the scratch file in {dir}: {step}: {source}{}", room_hint(source))]
     Io {
         dir: String,
         step: &'static str,
@@ -26,6 +26,17 @@ pub enum SpillError {
     },
     #[error("a piece of {0} bytes is too large for the scratch file")]
     TooLarge(usize),
+}
+
+/// What to do when the scratch file's directory is full.
+fn room_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            " (set TMPDIR to a directory with room: the scratch file grows to about the size \
+             of the plan's output)"
+        }
+        _ => "",
+    }
 }
 
 /// Where a piece lies in the spill.
@@ -84,6 +95,13 @@ impl Spill {
         w.0.write_all(bytes).map_err(self.io("write"))?;
         w.1 = off.saturating_add(u64::from(len));
         Ok(At { off, len })
+    }
+
+    /// Write out what is buffered: a full disk is found here, before
+    /// anything is read back (and before a plan is written anywhere).
+    pub fn flush(&self) -> Result<(), SpillError> {
+        let mut w = self.w.lock().unwrap_or_else(|p| p.into_inner());
+        w.0.flush().map_err(self.io("write"))
     }
 
     /// The bytes put at `at`.

@@ -1136,3 +1136,51 @@ fn plan_from_share_refuses_a_backup_copied_within_the_share() {
     assert!(!step_ids(&v).contains(&id));
     assert_eq!(step_ids(&v).len(), 8, "{v}");
 }
+
+/// A TMPDIR too small for the plan's scratch file: exit 2 naming the
+/// fix, and not a byte of a half plan on stdout (the spill is written out
+/// before the plan is). Needs root for a tiny tmpfs (CI runs as root);
+/// says so and does nothing otherwise.
+#[test]
+fn a_full_tmpdir_is_exit_2_with_no_half_plan_written() {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("SKIPPED: needs root to mount a 4 KiB tmpfs");
+        return;
+    }
+    let (_t, share) = share_copy();
+    let tiny = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4k", "tmpfs"])
+        .arg(tiny.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: mount -t tmpfs failed (no mount namespace rights?)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(tiny.path());
+    let out = cbr()
+        .env("TMPDIR", tiny.path())
+        .args(["plan", "--share", share.to_str().unwrap(), "--from-share"])
+        .args(["--default-project", DST])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty(), "a half plan was written");
+    assert!(
+        err.contains("No space left") && err.contains("TMPDIR"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(tiny.path()).unwrap().count(), 0);
+}
