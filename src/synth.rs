@@ -500,8 +500,28 @@ pub fn uuid_from(n: u64, salt: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::Share;
-    use crate::share::scan::whole;
+    use crate::share::scan::{ShareIndex, whole};
+    use crate::share::{BackupEntry, Share};
+
+    /// verify --deep of every backup loaded.
+    fn verify_deep(
+        share: &Share,
+        ix: &ShareIndex,
+        loaded: &[BackupEntry],
+    ) -> crate::verify::VerifyReport {
+        let all: Vec<_> = loaded.iter().collect();
+        let opts = crate::verify::VerifyOptions {
+            deep: true,
+            ..Default::default()
+        };
+        crate::verify::verify(
+            share,
+            &ix.on(share),
+            &all,
+            &opts,
+            &crate::progress::NoProgress,
+        )
+    }
 
     fn spec(id: u64, parent: Option<(String, Vec<[u8; 32]>)>) -> SynthBackup {
         SynthBackup {
@@ -531,18 +551,7 @@ mod tests {
         assert!(s.findings.is_empty(), "{:?}", s.findings);
         let incr: Vec<_> = loaded.iter().filter(|b| b.parent_id().is_some()).collect();
         assert_eq!(incr.len(), 2, "backups 9 and 19 are incrementals");
-        let all: Vec<_> = loaded.iter().collect();
-        let opts = crate::verify::VerifyOptions {
-            deep: true,
-            ..Default::default()
-        };
-        let r = crate::verify::verify(
-            &share,
-            &s.on(&share),
-            &all,
-            &opts,
-            &crate::progress::NoProgress,
-        );
+        let r = verify_deep(&share, &s, &loaded);
         assert!(r.ok, "{:?}", r.findings);
         // A 4 KiB volume is not a whole number of GiB: one warning each,
         // nothing else.
@@ -597,18 +606,7 @@ mod tests {
         let (s, loaded) = whole(&share);
         assert_eq!(loaded.len(), 2);
         assert!(s.findings.is_empty(), "{:?}", s.findings);
-        let all: Vec<_> = loaded.iter().collect();
-        let opts = crate::verify::VerifyOptions {
-            deep: true,
-            ..Default::default()
-        };
-        let r = crate::verify::verify(
-            &share,
-            &s.on(&share),
-            &all,
-            &opts,
-            &crate::progress::NoProgress,
-        );
+        let r = verify_deep(&share, &s, &loaded);
         assert!(r.ok, "{:?}", r.findings);
         assert!(
             !r.findings.iter().any(|f| f.code != "size-mismatch"),
